@@ -1,0 +1,56 @@
+"""Packaging for musenet-hf: MuseNet for the Hugging Face ecosystem."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+setup(
+    name="musenet-hf",
+    version="0.1.0",
+    description="MuseNet (OpenAI, 2019) as a Transformers model: MIDI tokenizer, sparse-attention model, training and generation.",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    package_dir={"": "src"},
+    packages=find_packages("src"),
+    package_data={"musenet_hf": ["resources/*.json"]},
+    install_requires=[
+        "torch>=2.4",
+        "transformers>=5.0",
+        "accelerate>=1.0",
+        "tokenizers>=0.20",
+        "datasets>=3.0",
+        "mido>=1.3",
+        "numpy>=1.24",
+        "tqdm>=4.60",
+        "safetensors>=0.4",
+        "pyyaml>=6.0",
+    ],
+    extras_require={
+        # xformers wheels are built against one torch release: install it to match your torch.
+        "xformers": ["xformers>=0.0.28"],
+        "fast": ["symusic>=0.5"],
+        "corpus": ["music21>=9.0"],
+        "audio": ["matplotlib>=3.7"],
+        "peft": ["peft>=0.10"],
+        "eval": ["scikit-learn>=1.3"],
+        "dev": [
+            "pytest>=8.0",
+            "pytest-timeout>=2.2",
+            "symusic>=0.5",
+            "music21>=9.0",
+            "matplotlib>=3.7",
+            "peft>=0.10",
+            "scikit-learn>=1.3",
+        ],
+    },
+    entry_points={"console_scripts": ["musenet=musenet_hf.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Multimedia :: Sound/Audio :: MIDI",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
