@@ -1,0 +1,442 @@
+"""Sparse Transformer attention: block layouts, their dense masks, and the attention backends.
+
+Layouts (Child et al., 2019), defined on blocks of `block_size` tokens so kernels can skip empty
+blocks; `L = stride / block_size` is the stride in blocks, `qb`/`kb` the query/key block:
+
+- `full`: every key j <= i.
+- `strided`: pattern A, the previous L blocks (`qb - L < kb <= qb`); pattern B, every L-th block
+  back (`(qb - kb) mod L == 0`).
+- `fixed`: pattern A, the same stride block (`qb // L == kb // L`); pattern B, the last
+  `c / block_size` blocks of every stride block (the "summary" blocks) plus the query's own block.
+
+Every pattern is also causal at the token level (j <= i) and always contains the query's own
+block, so no row is ever empty. A layer combines the two patterns by `alternate` (even layers A,
+odd layers B), `split_heads` (first half of the heads A, second half B) or `union` (A or B).
+Padding (keys whose attention mask is 0) is removed from every row except the key at the query's
+own position, which keeps rows of padding queries finite.
+
+Backends, all computing the same function:
+
+- `sdpa`: `torch.nn.functional.scaled_dot_product_attention` with the dense boolean mask (the
+  reference); `is_causal=True` for `full` without padding; masks cached per shape and device.
+- `flex`: FlexAttention with a `BlockMask` that skips empty blocks (compiled on CUDA; on the CPU
+  it runs eagerly and has no backward, so training there falls back to `sdpa`).
+- `xformers`: `memory_efficient_attention` (CUDA only, used only when its compiled kernels load;
+  imported lazily with its logger silenced).
+- `auto`: on CUDA, `flex` (else `xformers`) for sparse layouts and `sdpa` (flash) for `full`; `sdpa`
+  on the CPU.
+
+Decoding with a KV cache (fewer queries than keys) always uses `sdpa` with the mask rows of the new
+queries, so cached decoding sees exactly the layout of a full forward.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import warnings
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from transformers.utils import logging as hf_logging
+
+logger = hf_logging.get_logger(__name__)
+
+PATTERNS = ("causal", "A", "B", "AB")
+
+
+@dataclass(frozen=True)
+class SparseLayout:
+    """A Sparse Transformer attention layout (hashable, so masks can be cached by it).
+
+    Attributes:
+        kind: `"full"`, `"strided"` or `"fixed"`.
+        block_size: block size in tokens.
+        stride: stride l in tokens (a multiple of `block_size`).
+        c: `fixed` only: summary tokens at the end of each stride block (a multiple of `block_size`).
+        combine: `"alternate"`, `"split_heads"` or `"union"`.
+    """
+
+    kind: str = "full"
+    block_size: int = 64
+    stride: int = 256
+    c: int = 64
+    combine: str = "split_heads"
+
+    @classmethod
+    def from_config(cls, config) -> "SparseLayout":
+        return cls(
+            kind=config.attention_layout,
+            block_size=config.attention_block_size,
+            stride=config.attention_stride,
+            c=config.attention_c,
+            combine=config.attention_combine,
+        )
+
+    @property
+    def stride_blocks(self) -> int:
+        return self.stride // self.block_size
+
+    @property
+    def c_blocks(self) -> int:
+        return max(1, self.c // self.block_size)
+
+    def head_patterns(self, layer_idx: int, num_heads: int) -> list[tuple[int, int, str]]:
+        """The head groups of one layer as `(first_head, end_head, pattern)`, pattern in `PATTERNS`."""
+        if self.kind == "full":
+            return [(0, num_heads, "causal")]
+        if self.combine == "alternate":
+            return [(0, num_heads, "A" if layer_idx % 2 == 0 else "B")]
+        if self.combine == "union":
+            return [(0, num_heads, "AB")]
+        half = (num_heads + 1) // 2
+        groups = [(0, half, "A")]
+        if half < num_heads:
+            groups.append((half, num_heads, "B"))
+        return groups
+
+
+def _block_rule(layout: SparseLayout, pattern: str, qb: torch.Tensor, kb: torch.Tensor) -> torch.Tensor:
+    """Whether query block `qb` may attend to key block `kb` (broadcasting; causality not included).
+
+    Written with plain tensor arithmetic so FlexAttention can trace it as a `mask_mod`.
+    """
+    L, cb = layout.stride_blocks, layout.c_blocks
+    d = qb - kb
+    if layout.kind == "strided":
+        a = d < L
+        b = torch.remainder(d, L) == 0
+    else:  # fixed
+        a = torch.div(qb, L, rounding_mode="floor") == torch.div(kb, L, rounding_mode="floor")
+        # summary blocks, plus the own block so queries before the first summary block see something
+        b = (torch.remainder(kb, L) >= L - cb) | (d == 0)
+    if pattern == "A":
+        return a
+    if pattern == "B":
+        return b
+    return a | b
+
+
+def pattern_mask(layout: SparseLayout, pattern: str, q_positions: torch.Tensor, k_len: int) -> torch.Tensor:
+    """Dense boolean mask of one pattern (True = attend).
+
+    Args:
+        q_positions: (Tq,) absolute positions of the queries (keys are positions 0 .. k_len-1).
+    Returns:
+        (Tq, Tk) bool.
+    """
+    k_positions = torch.arange(k_len, device=q_positions.device)
+    allowed = k_positions[None, :] <= q_positions[:, None]
+    if pattern != "causal":
+        bs = layout.block_size
+        allowed = allowed & _block_rule(layout, pattern, (q_positions // bs)[:, None], (k_positions // bs)[None, :])
+    return allowed
+
+
+def dense_mask(layout: SparseLayout, layer_idx: int, num_heads: int, q_positions: torch.Tensor, k_len: int) -> torch.Tensor:
+    """The dense boolean mask of every head of a layer: (H, Tq, Tk), True = attend.
+
+    `q_positions` are absolute query positions, so the rows of a KV-cache decoding step are
+    `dense_mask(..., torch.arange(past, past + new), past + new)`.
+    """
+    rows = []
+    for h0, h1, pattern in layout.head_patterns(layer_idx, num_heads):
+        rows.append(pattern_mask(layout, pattern, q_positions, k_len)[None].expand(h1 - h0, -1, -1))
+    return torch.cat(rows, dim=0)
+
+
+def block_layout(layout: SparseLayout, layer_idx: int, num_heads: int, num_blocks: int) -> torch.Tensor:
+    """The block layout of every head of a layer: (H, nb, nb) bool, True = the block is computed."""
+    blocks = torch.arange(num_blocks)
+    rows = []
+    for h0, h1, pattern in layout.head_patterns(layer_idx, num_heads):
+        active = blocks[None, :] <= blocks[:, None]
+        if pattern != "causal":
+            active = active & _block_rule(layout, pattern, blocks[:, None], blocks[None, :])
+        rows.append(active[None].expand(h1 - h0, -1, -1))
+    return torch.cat(rows, dim=0)
+
+
+def layout_density(layout: SparseLayout, layer_idx: int, num_heads: int, seq_len: int) -> float:
+    """Fraction of the causal (query, key) pairs that a layer attends to, averaged over heads."""
+    mask = dense_mask(layout, layer_idx, num_heads, torch.arange(seq_len), seq_len)
+    return mask.sum().item() / (num_heads * seq_len * (seq_len + 1) / 2)
+
+
+def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Plain softmax attention with a dense boolean mask, the reference the backends are tested against.
+
+    Args:
+        q: (B, H, Tq, D); k, v: (B, H, Tk, D); mask: broadcastable to (B, H, Tq, Tk), True = attend.
+    Returns:
+        (B, H, Tq, D)
+    """
+    scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+    scores = scores.masked_fill(~mask, float("-inf"))
+    return scores.softmax(dim=-1) @ v
+
+
+# ---------------------------------------------------------------------------------------------
+# Backends
+# ---------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_pattern_mask(layout: SparseLayout, pattern: str, q_start: int, q_len: int, k_len: int, device: torch.device):
+    # Training and prefill reuse the same few shapes, so the masks are built once, not every step.
+    return pattern_mask(layout, pattern, torch.arange(q_start, q_start + q_len, device=device), k_len)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_diagonal(q_start: int, q_len: int, k_len: int, device: torch.device) -> torch.Tensor:
+    q = torch.arange(q_start, q_start + q_len, device=device)
+    return torch.arange(k_len, device=device)[None, :] == q[:, None]
+
+
+def _flex_module():
+    try:
+        from torch.nn.attention import flex_attention as flex
+
+        return flex
+    except ImportError:
+        return None
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_flex_attention():
+    return torch.compile(_flex_module().flex_attention, dynamic=False)
+
+
+def _run_flex(q, k, v, block_mask):
+    flex = _flex_module()
+    if q.device.type == "cuda":
+        return _compiled_flex_attention()(q, k, v, block_mask=block_mask)
+    with warnings.catch_warnings():
+        # eager FlexAttention (the CPU path) warns that it is not fused: known, and only used for inference
+        warnings.filterwarnings("ignore", message=".*flex_attention called without torch.compile.*")
+        return flex.flex_attention(q, k, v, block_mask=block_mask)
+
+
+def _make_block_mask(layout: SparseLayout, pattern: str, seq_len: int, key_valid: torch.Tensor | None, device):
+    flex = _flex_module()
+    bs = layout.block_size
+
+    def mask_mod(b, h, q_idx, kv_idx):
+        keep = kv_idx <= q_idx
+        if pattern != "causal":
+            keep = keep & _block_rule(layout, pattern, q_idx // bs, kv_idx // bs)
+        if key_valid is not None:
+            keep = keep & (key_valid[b, kv_idx] | (kv_idx == q_idx))
+        return keep
+
+    batch = None if key_valid is None else key_valid.shape[0]
+    return flex.create_block_mask(mask_mod, batch, None, seq_len, seq_len, device=device)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_block_mask(layout: SparseLayout, pattern: str, seq_len: int, device: torch.device):
+    return _make_block_mask(layout, pattern, seq_len, None, device)
+
+
+def _import_xformers_ops():
+    """Import `xformers.ops` with its logger silenced: a wheel built for another torch logs warnings."""
+    xlogger = logging.getLogger("xformers")
+    level = xlogger.level
+    xlogger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import xformers.ops as xops
+        return xops
+    finally:
+        xlogger.setLevel(level)
+
+
+@functools.lru_cache(maxsize=None)
+def xformers_available(device_type: str, dtype: torch.dtype = torch.float16) -> bool:
+    """Whether xformers' compiled `memory_efficient_attention` runs on this device type and dtype."""
+    if device_type != "cuda" or not torch.cuda.is_available():
+        return False
+    try:
+        xops = _import_xformers_ops()
+        x = torch.zeros(1, 8, 1, 64, device="cuda", dtype=dtype)
+        xlogger = logging.getLogger("xformers")
+        level = xlogger.level
+        xlogger.setLevel(logging.ERROR)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                xops.memory_efficient_attention(x, x, x)
+        finally:
+            xlogger.setLevel(level)
+        return True
+    except Exception:  # no wheel, wrong torch build, no kernel for this GPU or dtype
+        return False
+
+
+def flex_available(device_type: str) -> bool:
+    """Whether FlexAttention can run (CUDA for training; the CPU runs it eagerly, forward only)."""
+    return _flex_module() is not None and device_type in ("cuda", "cpu")
+
+
+_LOGGED: set = set()
+
+
+def _log_once(key, level: str, message: str) -> None:
+    if key not in _LOGGED:
+        _LOGGED.add(key)
+        getattr(logger, level)(message)
+
+
+def resolve_backend(requested: str, layout_kind: str, device: torch.device, dtype: torch.dtype) -> str:
+    """Turn a requested backend into the one that runs on `device` (`auto` picks the fastest).
+
+    An explicit `xformers` or `flex` that cannot run here falls back to `sdpa` with a warning.
+    """
+    device = torch.device(device)
+    if requested == "sdpa":
+        return "sdpa"
+    if requested == "flex":
+        if flex_available(device.type):
+            return "flex"
+        _log_once(("fallback", "flex", device.type), "warning", f"FlexAttention is unavailable on {device.type}: using sdpa")
+        return "sdpa"
+    if requested == "xformers":
+        if xformers_available(device.type, dtype):
+            return "xformers"
+        _log_once(
+            ("fallback", "xformers", device.type, dtype),
+            "warning",
+            f"xformers' kernels do not run on {device.type} ({dtype}): using sdpa",
+        )
+        return "sdpa"
+    if requested != "auto":
+        raise ValueError(f"unknown attention backend {requested!r}")
+    choice = "sdpa"
+    if device.type == "cuda" and layout_kind != "full":
+        # sparse layouts: FlexAttention skips empty blocks; flash sdpa already is the best for `full`
+        if flex_available("cuda"):
+            choice = "flex"
+        elif xformers_available("cuda", dtype):
+            choice = "xformers"
+    _log_once(("auto", layout_kind, device.type, dtype), "info", f"attention backend auto -> {choice} ({device.type})")
+    return choice
+
+
+class AttentionPlan:
+    """What every layer of one forward pass shares: layout, backend, shapes, padding, built masks.
+
+    The model builds one plan per forward; each layer calls `attend`. Masks are built on first use
+    and reused by the later layers (and by the recompute of activation checkpointing).
+
+    Args:
+        layout: the attention layout.
+        backend: a resolved backend name (`sdpa`, `flex` or `xformers`).
+        q_len: number of new queries Tq; k_len: number of keys Tk (cached + new), queries sit at
+            positions Tk - Tq .. Tk - 1.
+        key_valid: (B, Tk) bool, False for padding keys; None when nothing is padded.
+        device: where the masks live.
+    """
+
+    def __init__(self, layout: SparseLayout, backend: str, q_len: int, k_len: int, key_valid, device):
+        self.layout = layout
+        self.backend = backend
+        self.q_len = q_len
+        self.k_len = k_len
+        self.q_start = k_len - q_len
+        self.key_valid = key_valid
+        self.device = torch.device(device)
+        self._masks: dict[str, torch.Tensor] = {}
+        self._block_masks: dict[str, object] = {}
+
+    def mask(self, pattern: str) -> torch.Tensor:
+        """The boolean mask of one pattern: (B or 1, 1, Tq, Tk)."""
+        if pattern not in self._masks:
+            base = _cached_pattern_mask(self.layout, pattern, self.q_start, self.q_len, self.k_len, self.device)
+            if self.key_valid is None:
+                mask = base[None, None]
+            else:
+                diagonal = _cached_diagonal(self.q_start, self.q_len, self.k_len, self.device)
+                mask = base[None, None] & (self.key_valid[:, None, None, :] | diagonal[None, None])
+            self._masks[pattern] = mask
+        return self._masks[pattern]
+
+    def block_mask(self, pattern: str):
+        """The FlexAttention `BlockMask` of one pattern (full-sequence forwards only)."""
+        if pattern not in self._block_masks:
+            if self.key_valid is None:
+                bm = _cached_block_mask(self.layout, pattern, self.k_len, self.device)
+            else:
+                bm = _make_block_mask(self.layout, pattern, self.k_len, self.key_valid, self.device)
+            self._block_masks[pattern] = bm
+        return self._block_masks[pattern]
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer_idx: int, dropout_p: float = 0.0):
+        """Attention of one layer.
+
+        Args:
+            q: (B, H, Tq, D); k, v: (B, H, Tk, D).
+        Returns:
+            (B, H, Tq, D)
+        """
+        groups = self.layout.head_patterns(layer_idx, q.shape[1])
+        outs = [self._attend_group(q[:, h0:h1], k[:, h0:h1], v[:, h0:h1], pattern, dropout_p) for h0, h1, pattern in groups]
+        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
+
+    def _attend_group(self, q, k, v, pattern: str, dropout_p: float) -> torch.Tensor:
+        backend = self.backend
+        if self.q_len != self.k_len:
+            backend = "sdpa"  # decoding: a few mask rows, nothing for a sparse kernel to skip
+        elif backend == "flex":
+            needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
+            if pattern == "causal" and self.key_valid is None:
+                backend = "sdpa"  # plain causal attention: flash sdpa is the fastest
+            elif dropout_p > 0.0 or (needs_grad and q.device.type != "cuda"):
+                _log_once(("flex-fallback", q.device.type), "warning", "flex cannot run this (dropout or CPU backward): using sdpa")
+                backend = "sdpa"
+        if backend == "flex":
+            return _run_flex(q, k, v, self.block_mask(pattern))
+        if backend == "xformers":
+            return self._xformers(q, k, v, pattern, dropout_p)
+        return self._sdpa(q, k, v, pattern, dropout_p)
+
+    def _sdpa(self, q, k, v, pattern: str, dropout_p: float) -> torch.Tensor:
+        if pattern == "causal" and self.key_valid is None:
+            if self.q_len == self.k_len:
+                return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+            if self.q_len == 1:  # the newest query sees every key
+                return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=self.mask(pattern), dropout_p=dropout_p)
+
+    def _xformers(self, q, k, v, pattern: str, dropout_p: float) -> torch.Tensor:
+        xops = _import_xformers_ops()
+        batch, heads, length, _ = q.shape
+        if pattern == "causal" and self.key_valid is None:
+            bias = xops.fmha.attn_bias.LowerTriangularMask()
+        else:
+            # An additive bias; its rows are allocated to a multiple of 16 keys, the alignment the kernels need.
+            mask = self.mask(pattern)
+            padded = -(-length // 16) * 16
+            storage = torch.zeros(mask.shape[0], 1, length, padded, device=q.device, dtype=q.dtype)
+            bias = storage[..., :length].masked_fill_(~mask, float("-inf")).expand(batch, heads, length, length)
+        out = xops.memory_efficient_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_bias=bias, p=dropout_p
+        )
+        return out.transpose(1, 2)
+
+
+__all__ = [
+    "PATTERNS",
+    "AttentionPlan",
+    "SparseLayout",
+    "block_layout",
+    "dense_mask",
+    "flex_available",
+    "layout_density",
+    "pattern_mask",
+    "reference_attention",
+    "resolve_backend",
+    "xformers_available",
+]

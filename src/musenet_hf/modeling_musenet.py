@@ -1,0 +1,555 @@
+"""MuseNet as a Transformers model: structural embeddings, sparse-attention blocks, LM and critic heads.
+
+The network is a pre-LN GPT-2 decoder. Its input embedding is the sum of the token, position,
+**time** (time since the window start, so every token at the same moment shares it), **chord**
+(n-th note since the last wait), **part** (which of 128 time slices of the whole piece) and
+**countdown** (time left to the end of the piece) embeddings. Time and chord come from the ids
+themselves (a wait-length and an is-note table over the vocabulary, then cumulative sums); part
+and countdown also need the piece's length `piece_seconds` and the window's start
+`time_offset_seconds`. All four can be passed explicitly (`time_ids`, ...), which the data
+pipeline does for `inputs_embeds` (mixup).
+
+Under `generate()` the indices are derived from the full sequence at every step (see
+`MuseNetForCausalLM.prepare_inputs_for_generation`), so they stay right with the KV cache, beam
+search and `num_return_sequences`. A plain forward with a non-empty cache has no history to
+derive them from and therefore needs them passed in.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.cache_utils import Cache, DynamicCache
+from transformers.generation import GenerationMixin
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
+from transformers.modeling_utils import PreTrainedModel, slice_logits_to_keep
+from transformers.utils import can_return_tuple, logging
+from transformers.utils.deprecation import deprecate_kwarg
+
+from .attention import AttentionPlan, SparseLayout, resolve_backend
+from .configuration_musenet import MuseNetConfig
+
+logger = logging.get_logger(__name__)
+
+STRUCTURE_KEYS = ("time_ids", "chord_ids", "part_ids", "countdown_ids")
+
+
+@dataclass
+class MuseNetCausalLMOutput(CausalLMOutputWithPast):
+    """`CausalLMOutputWithPast` plus the critic.
+
+    Args:
+        critic_logits: (B,) real-vs-generated logit per sequence (None without the critic head, and
+            in decoding steps with a non-empty cache).
+        lm_loss: the language-modelling part of `loss` (when `labels` were given).
+        critic_loss: the weighted critic part of `loss` (when `critic_labels` were given).
+    """
+
+    critic_logits: torch.Tensor | None = None
+    lm_loss: torch.Tensor | None = None
+    critic_loss: torch.Tensor | None = None
+
+
+def wait_units_table(config: MuseNetConfig) -> torch.Tensor:
+    """(V,) long: how many clock units each id waits (0 for everything but waits)."""
+    table = torch.zeros(config.vocab_size, dtype=torch.long)
+    first = config.first_wait_token_id
+    table[first : first + config.num_wait_tokens] = torch.arange(1, config.num_wait_tokens + 1)
+    return table
+
+
+def is_note_table(config: MuseNetConfig) -> torch.Tensor:
+    """(V,) bool: which ids are notes (note-on or note-off)."""
+    table = torch.zeros(config.vocab_size, dtype=torch.bool)
+    table[: config.num_note_tokens] = True
+    return table
+
+
+def _per_sequence(value, batch: int, device) -> torch.Tensor | None:
+    """A float, (B,) or (B, 1) tensor of seconds as a (B, 1) float64 tensor."""
+    if value is None:
+        return None
+    value = torch.as_tensor(value, dtype=torch.float64, device=device).reshape(-1, 1)
+    return value.expand(batch, 1) if value.shape[0] == 1 else value
+
+
+class MuseNetEmbeddings(nn.Module):
+    """Token + position + time + chord + part + countdown embeddings, then dropout."""
+
+    def __init__(self, config: MuseNetConfig):
+        super().__init__()
+        self.config = config
+        h = config.hidden_size
+        self.embed_tokens = nn.Embedding(config.vocab_size, h)
+        self.embed_positions = nn.Embedding(config.max_position_embeddings, h)
+        self.embed_time = nn.Embedding(config.max_time_positions, h) if config.use_time_embedding else None
+        self.embed_chord = nn.Embedding(config.num_chord_positions, h) if config.use_chord_embedding else None
+        self.embed_part = nn.Embedding(config.num_parts, h) if config.use_part_embedding else None
+        self.embed_countdown = nn.Embedding(config.num_countdown, h) if config.use_countdown_embedding else None
+        self.dropout = nn.Dropout(config.embd_dropout)
+        # Derived from the config, not learned: kept out of the checkpoint, refilled by `_init_weights`.
+        self.register_buffer("wait_units", wait_units_table(config), persistent=False)
+        self.register_buffer("is_note", is_note_table(config), persistent=False)
+
+    def needs_history(self, given: dict, piece_seconds) -> bool:
+        """Whether some enabled index would have to be derived from earlier tokens."""
+        c = self.config
+        return (
+            (c.use_time_embedding and given.get("time_ids") is None)
+            or (c.use_chord_embedding and given.get("chord_ids") is None)
+            or (
+                piece_seconds is not None
+                and (
+                    (c.use_part_embedding and given.get("part_ids") is None)
+                    or (c.use_countdown_embedding and given.get("countdown_ids") is None)
+                )
+            )
+        )
+
+    def structure_ids(
+        self,
+        input_ids: torch.LongTensor,
+        piece_seconds: torch.Tensor | float | None = None,
+        time_offset_seconds: torch.Tensor | float | None = None,
+    ) -> dict[str, torch.LongTensor]:
+        """Time, chord, part and countdown indices of every token of `input_ids`.
+
+        Args:
+            input_ids: (B, T), the window from its first token.
+            piece_seconds: (B,) or a float, the whole piece's length; None = unknown.
+            time_offset_seconds: (B,) or a float, absolute time of the window's first token (default 0).
+        Returns:
+            `time_ids`, `chord_ids`, `part_ids`, `countdown_ids`, each (B, T) long.
+        """
+        c = self.config
+        batch, _ = input_ids.shape
+        waits = self.wait_units[input_ids]  # (B, T) clock units waited by each token
+        elapsed = waits.cumsum(1) - waits  # (B, T) units before each token (exclusive cumsum)
+        time_ids = torch.div(elapsed, c.time_bucket_units, rounding_mode="floor").clamp_(max=c.max_time_positions - 1)
+
+        notes = self.is_note[input_ids]  # (B, T)
+        notes_so_far = notes.long().cumsum(1)  # inclusive count of notes
+        # notes counted up to the latest wait; a running max works because the count never decreases
+        at_last_wait = torch.where(waits > 0, notes_so_far, 0).cummax(1).values
+        chord_ids = torch.where(notes, notes_so_far - 1 - at_last_wait, 0).clamp_(max=c.num_chord_positions - 1)
+
+        piece = _per_sequence(piece_seconds, batch, input_ids.device)
+        if piece is None:
+            part_ids = torch.zeros_like(input_ids)
+            countdown_ids = torch.full_like(input_ids, c.num_countdown - 1)
+        else:
+            offset = _per_sequence(time_offset_seconds, batch, input_ids.device)
+            # float64: a token's part must not depend on how the sequence was cut into forward calls
+            seconds = elapsed.double() * c.wait_unit_seconds
+            if offset is not None:
+                seconds = seconds + offset
+            known = piece > 0
+            safe_piece = torch.where(known, piece, torch.ones_like(piece))
+            part = torch.floor(c.num_parts * seconds / safe_piece).clamp_(0, c.num_parts - 1)
+            left = torch.ceil((safe_piece - seconds) / c.countdown_step_seconds).clamp_(0, c.num_countdown - 1)
+            part_ids = torch.where(known, part, 0.0).long()
+            countdown_ids = torch.where(known, left, float(c.num_countdown - 1)).long()
+        return {"time_ids": time_ids, "chord_ids": chord_ids, "part_ids": part_ids, "countdown_ids": countdown_ids}
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None,
+        inputs_embeds: torch.Tensor | None,
+        position_ids: torch.LongTensor,
+        structure: dict[str, torch.LongTensor | None],
+        piece_seconds=None,
+        time_offset_seconds=None,
+    ) -> torch.Tensor:
+        """Sum of the embeddings: (B, T, hidden_size).
+
+        Args:
+            input_ids: (B, T) or None when `inputs_embeds` (B, T, hidden) are given.
+            position_ids: (B or 1, T).
+            structure: explicit `time_ids` / `chord_ids` / `part_ids` / `countdown_ids` (B, T) or None;
+                missing ones are derived from `input_ids` (or take neutral values without ids).
+        """
+        c = self.config
+        hidden = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
+        hidden = hidden + self.embed_positions(position_ids)
+        tables = (
+            ("time_ids", self.embed_time),
+            ("chord_ids", self.embed_chord),
+            ("part_ids", self.embed_part),
+            ("countdown_ids", self.embed_countdown),
+        )
+        wanted = [(key, table) for key, table in tables if table is not None]
+        if any(structure.get(key) is None for key, _ in wanted):
+            if input_ids is not None:
+                derived = self.structure_ids(input_ids, piece_seconds, time_offset_seconds)
+            else:
+                logger.warning_once("inputs_embeds without time/chord/part/countdown ids: using neutral indices")
+                zeros = torch.zeros(hidden.shape[:2], dtype=torch.long, device=hidden.device)
+                derived = {"time_ids": zeros, "chord_ids": zeros, "part_ids": zeros, "countdown_ids": zeros + c.num_countdown - 1}
+            structure = {key: derived[key] if structure.get(key) is None else structure[key] for key in STRUCTURE_KEYS}
+        for key, table in wanted:
+            hidden = hidden + table(structure[key])
+        return self.dropout(hidden)
+
+
+class MuseNetAttention(nn.Module):
+    """Multi-head self-attention with a Sparse Transformer layout (see `musenet_hf.attention`)."""
+
+    def __init__(self, config: MuseNetConfig, layer_idx: int):
+        super().__init__()
+        self.layer_idx = layer_idx
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.layout = SparseLayout.from_config(config)
+        self.requested_backend = config.attention_backend
+        self.attn_dropout = config.attn_dropout
+        self.c_attn = nn.Linear(config.hidden_size, 3 * config.hidden_size)
+        self.c_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.resid_dropout = nn.Dropout(config.resid_dropout)
+
+    def forward(self, hidden_states: torch.Tensor, plan: AttentionPlan, cache: Cache | None = None) -> torch.Tensor:
+        """(B, T, hidden) -> (B, T, hidden); `cache` gets this layer's keys and values appended."""
+        batch, length, width = hidden_states.shape
+        qkv = self.c_attn(hidden_states).view(batch, length, 3, self.num_heads, self.head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, T, D)
+        if cache is not None:
+            k, v = cache.update(k, v, self.layer_idx)  # (B, H, past + T, D)
+        out = plan.attend(q, k, v, self.layer_idx, self.attn_dropout if self.training else 0.0)
+        out = out.transpose(1, 2).reshape(batch, length, width)
+        return self.resid_dropout(self.c_proj(out))
+
+    def extra_repr(self) -> str:
+        weight = self.c_attn.weight
+        backend = self.requested_backend
+        if weight.device.type != "meta":
+            resolved = resolve_backend(backend, self.layout.kind, weight.device, weight.dtype)
+            backend = f"{backend} -> {resolved}" if resolved != backend else backend
+        groups = self.layout.head_patterns(self.layer_idx, self.num_heads)
+        patterns = ", ".join(f"heads {h0}-{h1 - 1}: {p}" for h0, h1, p in groups)
+        sparse = "" if self.layout.kind == "full" else f", block={self.layout.block_size}, stride={self.layout.stride}"
+        return f"layout={self.layout.kind}{sparse} ({patterns}), backend={backend}"
+
+
+class MuseNetMLP(nn.Module):
+    def __init__(self, config: MuseNetConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.act = ACT2FN[config.hidden_act]
+        self.c_proj = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.resid_dropout)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(self.act(self.c_fc(hidden_states))))
+
+
+class MuseNetBlock(GradientCheckpointingLayer):
+    """Pre-LN transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
+
+    def __init__(self, config: MuseNetConfig, layer_idx: int):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_epsilon)
+        self.attn = MuseNetAttention(config, layer_idx)
+        self.ln_2 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_epsilon)
+        self.mlp = MuseNetMLP(config)
+
+    def forward(self, hidden_states: torch.Tensor, plan: AttentionPlan, cache: Cache | None = None, **kwargs):
+        # hidden_states stays positional: the checkpointing wrapper recomputes from positional args
+        hidden_states = hidden_states + self.attn(self.ln_1(hidden_states), plan, cache)
+        return hidden_states + self.mlp(self.ln_2(hidden_states))
+
+
+class MuseNetCriticHead(nn.Module):
+    """Real-vs-generated score per sequence: masked mean of the final hidden states, then a small MLP."""
+
+    def __init__(self, config: MuseNetConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.critic_hidden_size)
+        self.act = ACT2FN[config.hidden_act]
+        self.out = nn.Linear(config.critic_hidden_size, 1)
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, hidden) and (B, T) mask (1 = real token) -> (B,) logits."""
+        if attention_mask is None:
+            pooled = hidden_states.mean(dim=1)
+        else:
+            weights = attention_mask[:, -hidden_states.shape[1] :].to(hidden_states.dtype).unsqueeze(-1)
+            pooled = (hidden_states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+        return self.out(self.act(self.dense(pooled))).squeeze(-1)
+
+
+class MuseNetPreTrainedModel(PreTrainedModel):
+    config: MuseNetConfig
+    config_class = MuseNetConfig
+    base_model_prefix = "model"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["MuseNetBlock"]
+    _supports_sdpa = True
+    _supports_flex_attn = True
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, MuseNetEmbeddings):
+            init.copy_(module.wait_units, wait_units_table(self.config))
+            init.copy_(module.is_note, is_note_table(self.config))
+        elif isinstance(module, (MuseNetAttention, MuseNetMLP)):
+            # GPT-2: residual projections scaled by 1/sqrt(2 * layers) so the residual stream stays O(1)
+            std = self.config.initializer_range / math.sqrt(2 * self.config.num_hidden_layers)
+            init.normal_(module.c_proj.weight, mean=0.0, std=std)
+
+
+class MuseNetModel(MuseNetPreTrainedModel):
+    """The decoder: embeddings, `num_hidden_layers` blocks, final LayerNorm."""
+
+    # a MuseNetForCausalLM checkpoint also holds the critic head, which the bare decoder does not use
+    _keys_to_ignore_on_load_unexpected = [r"^critic\."]
+
+    def __init__(self, config: MuseNetConfig):
+        super().__init__(config)
+        self.embeddings = MuseNetEmbeddings(config)
+        self.h = nn.ModuleList([MuseNetBlock(config, i) for i in range(config.num_hidden_layers)])
+        self.ln_f = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_epsilon)
+        self.layout = SparseLayout.from_config(config)
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embeddings.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embeddings.embed_tokens = value
+
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        time_ids: torch.LongTensor | None = None,
+        chord_ids: torch.LongTensor | None = None,
+        part_ids: torch.LongTensor | None = None,
+        countdown_ids: torch.LongTensor | None = None,
+        piece_seconds: torch.Tensor | float | None = None,
+        time_offset_seconds: torch.Tensor | float | None = None,
+        use_cache: bool | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPast:
+        r"""
+        Args:
+            input_ids: (B, T) token ids (only the new ones when `cache` holds the earlier ones).
+            attention_mask: (B, past + T), 1 for real tokens and 0 for padding.
+            position_ids: (B or 1, T); default past .. past + T - 1.
+            cache: a `Cache` (e.g. `DynamicCache`) with the keys/values of earlier tokens.
+            inputs_embeds: (B, T, hidden) instead of `input_ids` (e.g. mixup).
+            time_ids, chord_ids, part_ids, countdown_ids: (B, T) explicit structural indices.
+            piece_seconds: (B,) or float, length of the whole piece (for part and countdown).
+            time_offset_seconds: (B,) or float, absolute time of the window's first token.
+        """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids and inputs_embeds")
+        source = input_ids if input_ids is not None else inputs_embeds
+        batch, length = source.shape[:2]
+        device = source.device
+        if use_cache is None:
+            use_cache = self.config.use_cache and not self.training
+        if use_cache and cache is None:
+            cache = DynamicCache(config=self.config)
+        past = cache.get_seq_length() if cache is not None else 0
+
+        structure = {"time_ids": time_ids, "chord_ids": chord_ids, "part_ids": part_ids, "countdown_ids": countdown_ids}
+        if past > 0 and self.embeddings.needs_history(structure, piece_seconds):
+            raise ValueError(
+                "a forward with a non-empty cache cannot derive the time/chord/part/countdown indices of the new "
+                "tokens from them alone: pass them (MuseNetForCausalLM.structure_ids on the full sequence, last rows) "
+                "or use generate()"
+            )
+        if position_ids is None:
+            position_ids = torch.arange(past, past + length, device=device).unsqueeze(0)
+        hidden_states = self.embeddings(input_ids, inputs_embeds, position_ids, structure, piece_seconds, time_offset_seconds)
+
+        key_valid = None
+        if attention_mask is not None:
+            if attention_mask.dim() != 2 or attention_mask.shape[1] != past + length:
+                raise ValueError(f"attention_mask must be (batch, past + new) = ({batch}, {past + length})")
+            if not bool(attention_mask.all()):
+                key_valid = attention_mask.bool()
+        backend = resolve_backend(self.config.attention_backend, self.layout.kind, device, hidden_states.dtype)
+        plan = AttentionPlan(self.layout, backend, length, past + length, key_valid, device)
+
+        all_hidden = [] if output_hidden_states else None
+        for block in self.h:
+            if all_hidden is not None:
+                all_hidden.append(hidden_states)
+            hidden_states = block(hidden_states, plan=plan, cache=cache)
+        hidden_states = self.ln_f(hidden_states)
+        if all_hidden is not None:
+            all_hidden.append(hidden_states)
+        return BaseModelOutputWithPast(
+            last_hidden_state=hidden_states,
+            cache=cache if use_cache else None,
+            hidden_states=tuple(all_hidden) if all_hidden is not None else None,
+        )
+
+
+class MuseNetForCausalLM(MuseNetPreTrainedModel, GenerationMixin):
+    """MuseNet with the tied language-model head and the critic head."""
+
+    _tied_weights_keys = {"lm_head.weight": "model.embeddings.embed_tokens.weight"}
+
+    def __init__(self, config: MuseNetConfig):
+        super().__init__(config)
+        self.model = MuseNetModel(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.critic = MuseNetCriticHead(config) if config.use_critic else None
+        self.post_init()
+
+    def structure_ids(self, input_ids, piece_seconds=None, time_offset_seconds=None) -> dict[str, torch.LongTensor]:
+        """Time, chord, part and countdown indices (each (B, T)) the model derives for `input_ids`."""
+        return self.model.embeddings.structure_ids(input_ids, piece_seconds, time_offset_seconds)
+
+    @can_return_tuple
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        critic_labels: torch.Tensor | None = None,
+        time_ids: torch.LongTensor | None = None,
+        chord_ids: torch.LongTensor | None = None,
+        part_ids: torch.LongTensor | None = None,
+        countdown_ids: torch.LongTensor | None = None,
+        piece_seconds: torch.Tensor | float | None = None,
+        time_offset_seconds: torch.Tensor | float | None = None,
+        use_cache: bool | None = None,
+        output_hidden_states: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs,
+    ) -> MuseNetCausalLMOutput:
+        r"""
+        Args (besides those of `MuseNetModel.forward`):
+            labels: (B, T) next-token targets (shifted inside; -100 is ignored).
+            critic_labels: (B,) 1.0 for real music, 0.0 for generated; adds
+                `critic_loss_weight * BCEWithLogits(critic_logits, critic_labels)` to the loss.
+            logits_to_keep: compute logits only for the last n positions (0 = all).
+        Returns:
+            `MuseNetCausalLMOutput`: loss, logits (B, T, V), cache, hidden_states, critic_logits (B,),
+            lm_loss, critic_loss.
+        """
+        past = cache.get_seq_length() if cache is not None else 0
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            inputs_embeds=inputs_embeds,
+            time_ids=time_ids,
+            chord_ids=chord_ids,
+            part_ids=part_ids,
+            countdown_ids=countdown_ids,
+            piece_seconds=piece_seconds,
+            time_offset_seconds=time_offset_seconds,
+            use_cache=use_cache,
+            output_hidden_states=output_hidden_states,
+        )
+        hidden_states = outputs.last_hidden_state
+        logits = self.lm_head(slice_logits_to_keep(hidden_states, logits_to_keep))
+
+        # The critic scores whole sequences: skipped in decoding steps, which only see the new tokens.
+        critic_logits = self.critic(hidden_states, attention_mask) if self.critic is not None and past == 0 else None
+
+        lm_loss = critic_loss = None
+        if labels is not None:
+            lm_loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
+        if critic_labels is not None:
+            if critic_logits is None:
+                raise ValueError("critic_labels need the critic head (use_critic=True) and a forward without cache")
+            bce = F.binary_cross_entropy_with_logits(critic_logits.float(), critic_labels.to(critic_logits.device).float())
+            critic_loss = self.config.critic_loss_weight * bce
+        losses = [x for x in (lm_loss, critic_loss) if x is not None]
+        loss = sum(losses) if losses else None
+
+        return MuseNetCausalLMOutput(
+            loss=loss,
+            logits=logits,
+            cache=outputs.cache,
+            hidden_states=outputs.hidden_states,
+            critic_logits=critic_logits,
+            lm_loss=lm_loss,
+            critic_loss=critic_loss,
+        )
+
+    def prepare_inputs_for_generation(
+        self,
+        input_ids: torch.LongTensor,
+        next_sequence_length: int | None = None,
+        cache: Cache | None = None,
+        attention_mask: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        is_first_iteration: bool | None = False,
+        piece_seconds: torch.Tensor | float | None = None,
+        time_offset_seconds: torch.Tensor | float | None = None,
+        **kwargs,
+    ):
+        """The standard inputs plus the structural indices of the new tokens.
+
+        `input_ids` here is always the full sequence of every row (also after beam reordering and
+        `num_return_sequences` expansion), so the indices are derived from it and only the rows of
+        the tokens this step feeds are kept.
+        """
+        model_inputs = super().prepare_inputs_for_generation(
+            input_ids,
+            next_sequence_length=next_sequence_length,
+            cache=cache,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            is_first_iteration=is_first_iteration,
+            **kwargs,
+        )
+        fed = model_inputs.get("input_ids")
+        if fed is None:
+            if self.model.embeddings.needs_history({}, piece_seconds):
+                raise ValueError("generate() from inputs_embeds cannot derive the structural indices: pass input_ids")
+            return model_inputs
+        past = cache.get_seq_length() if cache is not None else 0
+        if past + fed.shape[1] != input_ids.shape[1]:
+            raise ValueError(
+                "MuseNet derives its structural indices from the whole sequence, which this step does not see "
+                "(chunked prefill?): generate without prefill_chunk_size"
+            )
+        structure = self.structure_ids(input_ids, piece_seconds, time_offset_seconds)
+        for key, value in structure.items():
+            model_inputs[key] = value[:, -fed.shape[1] :]
+        model_inputs.pop("piece_seconds", None)
+        model_inputs.pop("time_offset_seconds", None)
+        return model_inputs
+
+
+def register_auto_classes() -> None:
+    """Register `musenet` with AutoConfig, AutoModel and AutoModelForCausalLM (safe to call twice)."""
+    AutoConfig.register("musenet", MuseNetConfig, exist_ok=True)
+    AutoModel.register(MuseNetConfig, MuseNetModel, exist_ok=True)
+    AutoModelForCausalLM.register(MuseNetConfig, MuseNetForCausalLM, exist_ok=True)
+
+
+__all__ = [
+    "MuseNetCausalLMOutput",
+    "MuseNetEmbeddings",
+    "MuseNetForCausalLM",
+    "MuseNetModel",
+    "MuseNetPreTrainedModel",
+    "register_auto_classes",
+]

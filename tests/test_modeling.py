@@ -1,0 +1,499 @@
+"""MuseNetConfig / MuseNetForCausalLM: structural indices, cached decoding, generate(), save/load, critic."""
+
+import functools
+import math
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, LogitsProcessor, LogitsProcessorList
+from transformers.generation.streamers import BaseStreamer
+
+from musenet_hf.configuration_musenet import MuseNetConfig
+from musenet_hf.modeling_musenet import MuseNetForCausalLM, register_auto_classes
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs"
+MIDI = REPO.parent / "shared" / "midi"
+SONG = MIDI / "valid" / "miditok" / "tests_MIDIs_multitrack_Funkytown.mid"
+START, END, PAD = 4096, 4097, 4098
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small ops on two shared cores: a second thread only adds contention (10-20x slower under load)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+
+LAYOUTS = {
+    "full": dict(attention_layout="full"),
+    **{f"strided-{c}": dict(attention_layout="strided", attention_combine=c) for c in ("alternate", "split_heads", "union")},
+    **{f"fixed-{c}": dict(attention_layout="fixed", attention_combine=c) for c in ("alternate", "split_heads", "union")},
+}
+
+
+def tiny_config(**overrides) -> MuseNetConfig:
+    config = MuseNetConfig.from_json_file(CONFIGS / "musenet-tiny.json")
+    base = dict(attention_block_size=16, attention_stride=32, attention_c=16)
+    for key, value in {**base, **overrides}.items():
+        setattr(config, key, value)
+    config.validate()
+    return config
+
+
+def tiny_model(seed: int = 0, **overrides) -> MuseNetForCausalLM:
+    torch.manual_seed(seed)
+    return MuseNetForCausalLM(tiny_config(**overrides)).eval()
+
+
+@functools.lru_cache(maxsize=4)
+def midi_tokens(path: Path) -> tuple[list[int], float]:
+    """A plain MuseNet-preset encoding of a real MIDI file (test helper, independent of the tokenizer).
+
+    Piano-style note tokens `slot * 128 + pitch` (slot 0 = off, 1-13 = volume), drums 3840 + pitch,
+    waits 3968 + units - 1 on a 10 ms clock. Returns the tokens (after `start`) and the length in seconds.
+    """
+    mido = pytest.importorskip("mido")
+    if not path.exists():
+        pytest.skip("../shared/midi is absent")
+    song = mido.MidiFile(path)
+    tokens, now, clock = [START], 0.0, 0
+    for msg in song:
+        now += msg.time
+        if msg.type not in ("note_on", "note_off"):
+            continue
+        units = round(now / 0.01) - clock
+        clock += units
+        while units > 0:
+            step = min(units, 128)
+            tokens.append(3968 + step - 1)
+            units -= step
+        on = msg.type == "note_on" and msg.velocity > 0
+        if msg.channel == 9:
+            if on:
+                tokens.append(3840 + msg.note)
+        else:
+            slot = min(13, max(1, round((msg.velocity - 24) / 8) + 1)) if on else 0
+            tokens.append(slot * 128 + msg.note)
+    return tokens, song.length  # cached: callers only slice it
+
+
+def loop_structure(tokens: list[int], config: MuseNetConfig, piece: float | None, offset: float) -> dict:
+    """The structural indices computed token by token, the way the issue defines them."""
+    out = {"time_ids": [], "chord_ids": [], "part_ids": [], "countdown_ids": []}
+    units, chord = 0, 0
+    for tok in tokens:
+        seconds = units * config.wait_unit_seconds + offset
+        is_note = tok < config.num_note_tokens
+        out["time_ids"].append(min(units // config.time_bucket_units, config.max_time_positions - 1))
+        out["chord_ids"].append(min(chord, config.num_chord_positions - 1) if is_note else 0)
+        if piece is None:
+            out["part_ids"].append(0)
+            out["countdown_ids"].append(config.num_countdown - 1)
+        else:
+            out["part_ids"].append(min(max(math.floor(config.num_parts * seconds / piece), 0), config.num_parts - 1))
+            left = math.ceil((piece - seconds) / config.countdown_step_seconds)
+            out["countdown_ids"].append(min(max(left, 0), config.num_countdown - 1))
+        if is_note:
+            chord += 1
+        first = config.first_wait_token_id
+        if first <= tok < first + config.num_wait_tokens:
+            units += tok - first + 1
+            chord = 0
+    return {key: torch.tensor([values]) for key, values in out.items()}
+
+
+# --------------------------------------------------------------------------------------------- configs
+
+
+def test_configs_load_and_sizes():
+    sizes = {}
+    for name in ("tiny", "small", "full"):
+        config = MuseNetConfig.from_json_file(CONFIGS / f"musenet-{name}.json")
+        assert config.model_type == "musenet" and config.vocab_size == 4836
+        with torch.device("meta"):
+            sizes[name] = MuseNetForCausalLM(config).num_parameters()
+    print(f"parameters: {sizes}")
+    assert sizes["tiny"] < 1_000_000
+    assert 10_000_000 <= sizes["small"] <= 25_000_000
+
+
+def test_full_config_instantiates_on_meta_device():
+    config = MuseNetConfig.from_json_file(CONFIGS / "musenet-full.json")
+    assert (config.num_hidden_layers, config.num_attention_heads, config.max_position_embeddings) == (72, 24, 4096)
+    assert config.attention_layout == "full"
+    with torch.device("meta"):
+        model = MuseNetForCausalLM(config)
+    count = model.num_parameters()
+    print(f"musenet-full.json: {count:,} parameters")
+    assert all(p.device.type == "meta" for p in model.parameters())
+    assert 1.5e9 < count < 2.5e9
+    assert model.lm_head.weight is model.model.embeddings.embed_tokens.weight
+
+
+def test_config_rejects_bad_layouts():
+    with pytest.raises(ValueError):
+        MuseNetConfig(attention_layout="dense")
+    with pytest.raises(ValueError):
+        MuseNetConfig(attention_layout="fixed", attention_block_size=64, attention_stride=96)
+    with pytest.raises(ValueError):
+        MuseNetConfig(hidden_size=100, num_attention_heads=3)
+
+
+# ------------------------------------------------------------------------------------ structural ids
+
+
+def test_structure_ids_of_a_hand_written_sequence():
+    model = tiny_model()
+    # start, C4 on, E4 on, wait 3, C4 off, wait 32, G4 on, drum, end
+    ids = torch.tensor([[START, 10 * 128 + 60, 10 * 128 + 64, 3970, 60, 3999, 10 * 128 + 67, 3840 + 36, END]])
+    got = model.structure_ids(ids, piece_seconds=torch.tensor([0.5]), time_offset_seconds=torch.tensor([0.1]))
+    assert got["time_ids"].tolist() == [[0, 0, 0, 0, 0, 0, 3, 3, 3]]  # units before: 0,0,0,0,3,3,35,35,35
+    assert got["chord_ids"].tolist() == [[0, 0, 1, 0, 0, 0, 0, 1, 0]]
+    # absolute seconds 0.1, 0.13, 0.45 -> parts floor(128 t / 0.5) = 25, 33, 115
+    assert got["part_ids"].tolist() == [[25, 25, 25, 25, 33, 33, 115, 115, 115]]
+    assert got["countdown_ids"].tolist() == [[1] * 9]
+    unknown = model.structure_ids(ids)
+    assert unknown["part_ids"].eq(0).all() and unknown["countdown_ids"].eq(127).all()
+
+
+def test_structure_ids_of_real_music_match_a_token_loop():
+    tokens, length = midi_tokens(SONG)
+    config = tiny_config(num_chord_positions=16, max_time_positions=64)
+    model = MuseNetForCausalLM(config)
+    window_start = 3000
+    offset = loop_structure(tokens[:window_start], config, None, 0.0)  # elapsed units before the window
+    units_before = sum(t - 3967 for t in tokens[:window_start] if 3968 <= t < 4096)
+    offset_seconds = units_before * config.wait_unit_seconds
+    window = tokens[window_start : window_start + 2000]
+    expected = loop_structure(window, config, length, offset_seconds)
+    got = model.structure_ids(torch.tensor([window]), torch.tensor([length]), torch.tensor([offset_seconds]))
+    for key in expected:
+        assert torch.equal(got[key], expected[key]), key
+    # real music exercises every index: chords, many time buckets, parts across the piece
+    assert got["chord_ids"].max() >= 3 and got["time_ids"].max() == config.max_time_positions - 1
+    assert got["part_ids"].unique().numel() > 10 and offset["part_ids"].eq(0).all()
+
+
+def test_explicit_ids_and_inputs_embeds_match_derived():
+    model = tiny_model()
+    tokens, length = midi_tokens(SONG)
+    ids = torch.tensor([tokens[100:180], tokens[400:480]])
+    piece = torch.tensor([length, 20.0])
+    with torch.no_grad():
+        derived = model(ids, piece_seconds=piece).logits
+        structure = model.structure_ids(ids, piece)
+        explicit = model(ids, **structure).logits
+        embeds = model.get_input_embeddings()(ids)
+        from_embeds = model(inputs_embeds=embeds, **structure).logits
+        no_piece = model(ids).logits
+    assert torch.equal(derived, explicit)
+    assert (from_embeds - derived).abs().max().item() < 1e-6
+    assert (no_piece - derived).abs().max().item() > 1e-3  # part and countdown do reach the logits
+
+
+# -------------------------------------------------------------------------------- cached decoding
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS), ids=list(LAYOUTS))
+def test_cached_decoding_matches_full_forward(layout):
+    model = tiny_model(**LAYOUTS[layout])
+    tokens, length = midi_tokens(SONG)
+    ids = torch.tensor([tokens[1000:1150], tokens[2000:2150]])
+    piece, offset = torch.tensor([length, 60.0]), torch.tensor([30.0, 1.0])
+    structure = model.structure_ids(ids, piece, offset)
+    with torch.no_grad():
+        full = model(ids, piece_seconds=piece, time_offset_seconds=offset).logits
+        out = model(ids[:, :70], piece_seconds=piece, time_offset_seconds=offset, use_cache=True)
+        pieces, cache = [out.logits], out.cache
+        steps = [(i, i + 1) for i in range(70, 100)] + [(100, 117)] + [(i, i + 1) for i in range(117, 150)]
+        for start, stop in steps:  # one token at a time, and one chunk of 17 new tokens
+            rows = {key: value[:, start:stop] for key, value in structure.items()}
+            out = model(ids[:, start:stop], cache=cache, use_cache=True, **rows)
+            pieces.append(out.logits)
+    assert (torch.cat(pieces, dim=1) - full).abs().max().item() < 1e-5
+
+
+def test_cached_decoding_with_padding_matches_full_forward():
+    model = tiny_model(**LAYOUTS["fixed-split_heads"])
+    tokens, _ = midi_tokens(SONG)
+    ids = torch.tensor([[PAD] * 9 + tokens[500:591], tokens[700:800]])
+    mask = torch.ones_like(ids)
+    mask[0, :9] = 0
+    structure = model.structure_ids(ids, 100.0)
+    with torch.no_grad():
+        full = model(ids, attention_mask=mask, piece_seconds=100.0).logits
+        out = model(ids[:, :40], attention_mask=mask[:, :40], piece_seconds=100.0, use_cache=True)
+        pieces, cache = [out.logits], out.cache
+        for i in range(40, 100):
+            rows = {key: value[:, i : i + 1] for key, value in structure.items()}
+            out = model(ids[:, i : i + 1], attention_mask=mask[:, : i + 1], cache=cache, use_cache=True, **rows)
+            pieces.append(out.logits)
+    assert (torch.cat(pieces, dim=1) - full)[:, 9:].abs().max().item() < 1e-5
+
+
+def test_forward_with_cache_needs_structure_ids():
+    model = tiny_model()
+    ids = torch.tensor([[START, 1300, 3970, 1304, 3975]])
+    cache = model(ids[:, :3], use_cache=True).cache
+    with pytest.raises(ValueError, match="cannot derive"):
+        model(ids[:, 3:], cache=cache)
+    # without derived embeddings there is nothing to derive: plain cached decoding works
+    plain = tiny_model(use_time_embedding=False, use_chord_embedding=False)
+    cache = plain(ids[:, :3], use_cache=True).cache
+    with torch.no_grad():
+        step = plain(ids[:, 3:], cache=cache).logits
+        full = plain(ids).logits
+    assert (step - full[:, 3:]).abs().max().item() < 1e-5
+
+
+def test_left_padding_leaves_real_tokens_unchanged():
+    model = tiny_model(**LAYOUTS["full"])
+    tokens, _ = midi_tokens(SONG)
+    short, long = tokens[300:340], tokens[600:660]
+    ids = torch.tensor([[PAD] * 20 + short, long])
+    mask = (torch.arange(60) >= torch.tensor([[20], [0]])).long()
+    position_ids = (mask.cumsum(1) - 1).clamp(min=0)
+    with torch.no_grad():
+        batched = model(ids, attention_mask=mask, position_ids=position_ids, piece_seconds=50.0).logits
+        alone = model(torch.tensor([short]), piece_seconds=50.0).logits
+    assert (batched[0, 20:] - alone[0]).abs().max().item() < 1e-5
+
+
+# ------------------------------------------------------------------------------------- generate()
+
+
+def _record_structure(model):
+    seen = []
+
+    def hook(module, args):
+        seen.append({key: value.clone() for key, value in args[3].items()})
+
+    return seen, model.model.embeddings.register_forward_pre_hook(hook)
+
+
+@pytest.mark.parametrize("layout", ["strided-split_heads", "fixed-alternate"])
+def test_generate_sees_the_indices_of_the_finished_sequence(layout):
+    model = tiny_model(**LAYOUTS[layout])
+    tokens, length = midi_tokens(SONG)
+    prompts = torch.tensor([tokens[-45:], tokens[5000:5045]])
+    piece = torch.tensor([length, 75.0])
+    offset = torch.tensor([length - 1.5, 60.0])
+    seen, handle = _record_structure(model)
+    torch.manual_seed(1)
+    out = model.generate(
+        prompts,
+        piece_seconds=piece,
+        time_offset_seconds=offset,
+        do_sample=True,
+        top_k=200,
+        top_p=0.95,
+        num_return_sequences=3,
+        max_new_tokens=40,
+        min_new_tokens=40,
+        output_logits=True,
+        return_dict_in_generate=True,
+    )
+    handle.remove()
+    sequences = out.sequences
+    assert sequences.shape == (6, 85)
+    assert len(seen) == 40 and seen[0]["time_ids"].shape == (6, 45) and seen[1]["time_ids"].shape == (6, 1)
+    fed = sequences[:, :-1]  # the last token is sampled but never fed back
+    expected = model.structure_ids(fed, piece.repeat_interleave(3), offset.repeat_interleave(3))
+    for key in expected:
+        assert torch.equal(torch.cat([step[key] for step in seen], dim=1), expected[key]), key
+    # time moves forward only: parts never decrease and countdowns never increase along a row
+    assert expected["part_ids"].diff(dim=1).ge(0).all() and expected["countdown_ids"].diff(dim=1).le(0).all()
+    assert expected["countdown_ids"][:3].max() <= 2  # rows 0-2 sit in the last seconds of their piece
+    # the logits generate() acted on are those of a full forward over the finished sequence
+    with torch.no_grad():
+        full = model(fed, piece_seconds=piece.repeat_interleave(3), time_offset_seconds=offset.repeat_interleave(3)).logits
+    generated_logits = torch.stack(out.logits, dim=1)
+    assert (generated_logits - full[:, 44:]).abs().max().item() < 1e-4
+
+
+class RecordIds(LogitsProcessor):
+    def __init__(self):
+        self.seen = []
+
+    def __call__(self, input_ids, scores):
+        self.seen.append(input_ids.clone())
+        return scores
+
+
+def test_beam_search_sees_the_indices_of_each_running_beam():
+    model = tiny_model(**LAYOUTS["strided-alternate"])
+    tokens, length = midi_tokens(SONG)
+    prompts = torch.tensor([tokens[800:830], tokens[900:930]])
+    piece = torch.tensor([length, 40.0])
+    seen, handle = _record_structure(model)
+    recorder = RecordIds()
+    out = model.generate(
+        prompts,
+        piece_seconds=piece,
+        num_beams=3,
+        num_return_sequences=2,
+        max_new_tokens=25,
+        min_new_tokens=25,
+        logits_processor=LogitsProcessorList([recorder]),
+    )
+    handle.remove()
+    assert out.shape == (4, 55)
+    assert len(seen) == len(recorder.seen) == 25
+    for step, (structure, running) in enumerate(zip(seen, recorder.seen)):
+        assert running.shape == (6, 30 + step)
+        expected = model.structure_ids(running, piece.repeat_interleave(3))
+        width = structure["time_ids"].shape[1]
+        for key in expected:
+            assert torch.equal(structure[key], expected[key][:, -width:]), (step, key)
+    # the returned beams begin with their prompt
+    assert torch.equal(out[:, :30], prompts.repeat_interleave(2, dim=0))
+
+
+class OnlyNotes(LogitsProcessor):
+    def __call__(self, input_ids, scores):
+        scores[:, 3968:] = float("-inf")
+        return scores
+
+
+class CountingStreamer(BaseStreamer):
+    def __init__(self):
+        self.chunks, self.ended = [], False
+
+    def put(self, value):
+        self.chunks.append(value.clone())
+
+    def end(self):
+        self.ended = True
+
+
+def test_generate_modes_streamer_and_logits_processor():
+    model = tiny_model()
+    prompt = torch.tensor([[START, 1300, 1304, 3980, 1307]])
+    greedy = model.generate(prompt, max_new_tokens=12, do_sample=False)
+    assert torch.equal(greedy, model.generate(prompt, max_new_tokens=12, do_sample=False))
+
+    streamer = CountingStreamer()
+    streamed = model.generate(prompt, max_new_tokens=12, do_sample=False, streamer=streamer)
+    assert streamer.ended and len(streamer.chunks) == 13  # the prompt, then one chunk per new token
+    assert torch.equal(torch.cat([c.view(1, -1) for c in streamer.chunks], dim=1), streamed)
+
+    notes_only = model.generate(prompt, max_new_tokens=30, do_sample=True, logits_processor=LogitsProcessorList([OnlyNotes()]))
+    assert notes_only[0, 5:].lt(3968).all()
+
+    torch.manual_seed(3)
+    a = model.generate(prompt, max_new_tokens=20, do_sample=True, top_k=20, top_p=0.9, num_return_sequences=4)
+    torch.manual_seed(3)
+    b = model.generate(prompt, max_new_tokens=20, do_sample=True, top_k=20, top_p=0.9, num_return_sequences=4)
+    assert a.shape == (4, 25) and torch.equal(a, b)
+
+    without_cache = model.generate(prompt, max_new_tokens=12, do_sample=False, use_cache=False)
+    assert torch.equal(without_cache, greedy)
+
+
+# ------------------------------------------------------------------------------ save / load / train
+
+
+def test_save_and_load_through_auto_classes_in_a_fresh_process(tmp_path):
+    model = tiny_model(seed=7, **LAYOUTS["fixed-union"])
+    model.save_pretrained(tmp_path / "model")
+    assert (tmp_path / "model" / "model.safetensors").exists()
+    ids = torch.tensor([[START, 1300, 1304, 3980, 1307, 60, 3990, 1310, 64, 3968]])
+    torch.save(ids, tmp_path / "ids.pt")
+    script = textwrap.dedent(
+        f"""
+        import torch
+        from transformers import AutoModelForCausalLM
+        from musenet_hf.modeling_musenet import register_auto_classes
+        register_auto_classes()
+        torch.set_num_threads({torch.get_num_threads()})  # same reduction order as this process
+        model = AutoModelForCausalLM.from_pretrained({str(tmp_path / "model")!r}).eval()
+        ids = torch.load({str(tmp_path / "ids.pt")!r})
+        with torch.no_grad():
+            out = model(ids, piece_seconds=3.0)
+        torch.save({{"logits": out.logits, "critic": out.critic_logits, "cls": type(model).__name__}}, {str(tmp_path / "out.pt")!r})
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    loaded = torch.load(tmp_path / "out.pt")
+    with torch.no_grad():
+        out = model(ids, piece_seconds=3.0)
+    assert loaded["cls"] == "MuseNetForCausalLM"
+    assert torch.equal(loaded["logits"], out.logits)
+    # the critic's 1-row matmul may take another SIMD path on the loaded (memory-mapped) weights
+    assert (loaded["critic"] - out.critic_logits).abs().max().item() < 1e-6
+
+
+def test_auto_classes_know_musenet():
+    register_auto_classes()
+    register_auto_classes()  # twice is fine
+    config = AutoConfig.for_model("musenet", hidden_size=32, num_attention_heads=2, num_hidden_layers=1)
+    assert type(config) is MuseNetConfig
+    assert type(AutoModelForCausalLM.from_config(config)) is MuseNetForCausalLM
+
+
+def test_activation_checkpointing_gives_identical_gradients():
+    tokens, _ = midi_tokens(SONG)
+    ids = torch.tensor([tokens[1200:1300], tokens[1300:1400]])
+    labels = ids.clone()
+    critic_labels = torch.tensor([1.0, 0.0])
+
+    def gradients(model):
+        model.train()
+        model.zero_grad()
+        model(ids, labels=labels, critic_labels=critic_labels, piece_seconds=90.0).loss.backward()
+        return {name: p.grad.clone() for name, p in model.named_parameters()}
+
+    model = tiny_model(**LAYOUTS["strided-split_heads"])
+    plain = gradients(model)
+    calls = []
+    model.model.h[0].attn.register_forward_hook(lambda *args: calls.append(1))
+    model.activation_checkpointing_enable()
+    assert all(block.gradient_checkpointing for block in model.model.h)
+    checkpointed = gradients(model)
+    assert len(calls) == 2  # the forward, and its recompute in the backward pass
+    assert plain.keys() == checkpointed.keys()
+    for name in plain:
+        assert (plain[name] - checkpointed[name]).abs().max().item() < 1e-6, name
+
+
+def test_critic_loss_adds_to_the_lm_loss():
+    model = tiny_model()
+    tokens, _ = midi_tokens(SONG)
+    ids = torch.tensor([tokens[10:40], tokens[50:80], tokens[90:120]])
+    critic_labels = torch.tensor([1.0, 0.0, 1.0])
+    out = model(ids, labels=ids, critic_labels=critic_labels)
+    assert out.critic_logits.shape == (3,)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(out.critic_logits, critic_labels)
+    lm = torch.nn.functional.cross_entropy(out.logits[:, :-1].reshape(-1, 4836), ids[:, 1:].reshape(-1))
+    assert out.lm_loss.item() == pytest.approx(lm.item(), rel=1e-5)
+    assert out.critic_loss.item() == pytest.approx(0.1 * bce.item(), rel=1e-5)
+    assert out.loss.item() == pytest.approx(lm.item() + 0.1 * bce.item(), rel=1e-5)
+    critic_only = model(ids, critic_labels=critic_labels)
+    assert critic_only.loss.item() == pytest.approx(0.1 * bce.item(), rel=1e-5)
+    assert model(ids).loss is None
+
+    # the critic pools real tokens only: right padding does not change a sequence's score
+    padded = torch.tensor([tokens[10:40] + [PAD] * 10])
+    mask = torch.tensor([[1] * 30 + [0] * 10])
+    with torch.no_grad():
+        alone = model(ids[:1]).critic_logits
+        with_padding = model(padded, attention_mask=mask).critic_logits
+    assert (alone - with_padding).abs().item() < 1e-6
+
+    no_critic = tiny_model(use_critic=False)
+    assert no_critic.critic is None and no_critic(ids).critic_logits is None
+    with pytest.raises(ValueError):
+        no_critic(ids, critic_labels=critic_labels)
+
+
+def test_repr_names_layout_and_backend():
+    text = repr(tiny_model(**LAYOUTS["fixed-split_heads"]))
+    assert "layout=fixed, block=16, stride=32 (heads 0-1: A, heads 2-3: B), backend=auto -> sdpa" in text
