@@ -1,0 +1,575 @@
+"""MIDI folders -> ``datasets``, training windows with structural positions, and the collator.
+
+Three steps, each small:
+
+1. :func:`load_midi_folder` reads a folder of MIDI files (recursively) into a
+   ``datasets.DatasetDict`` with ``train`` and ``validation`` splits: one row per piece with its
+   conditioning prefix, its body ids, its length in seconds and (for augmentation) its notes.
+   Labels (composer/style) come from sub-folder names, a metadata CSV/JSON file, a mapping or a
+   function. Encoding runs in ``Dataset.map(batched=True, num_proc=N)``; the result is cached
+   under ``cache_dir`` (never ``~/.cache``); unreadable files are reported and skipped. The split
+   is decided by a hash of each file's bytes, so it is stable across runs and machines and a
+   piece stored twice lands in one split only.
+2. :class:`MuseNetWindows` cuts pieces into context-length windows on the fly (numpy slicing):
+   every window starts with the piece's prefix (``[composer] [instrumentation] start``), then a
+   slice of the body; only a piece's last window holds ``end``. Each window carries
+   ``piece_seconds`` and ``time_offset_seconds``, from which the model derives the part and
+   countdown positions of the whole piece. Training windows take random offsets and
+   augmentation drawn from ``(seed, epoch, index)``; validation windows tile each piece.
+3. :class:`MuseNetCollator` pads a list of windows into a batch.
+
+:class:`TrainBatches` is the sampler of the Accelerate loop: the data of optimizer step ``s``,
+micro-batch ``m`` and process ``r`` is a pure function of those numbers, so a resumed run
+sees exactly the data an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .augmentation import END, NOTE_COLUMNS, START, AugmentationConfig, array_to_note_arrays, augment, notes_to_array
+from .errors import MidiReadError
+from .tokenization_musenet import MIDI_SUFFIXES, MuseNetTokenizer
+from .vocabulary import MuseNetVocabulary
+
+# Bump when the stored columns or their meaning change: old caches are then not reused.
+DATA_FORMAT_VERSION = 1
+METADATA_FILES = ("metadata.csv", "metadata.json", "metadata.jsonl")
+LabelSource = str | os.PathLike | Mapping[str, str] | Callable[[Path], str | None] | None
+
+
+# ---------------------------------------------------------------------- files and labels
+def list_midi_files(folder: str | os.PathLike) -> list[Path]:
+    """Every MIDI file under ``folder`` (recursively), sorted by path."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
+
+
+def _read_metadata(path: Path, root: Path) -> dict[str, str]:
+    """``relative path -> label`` from a CSV (columns ``path``, ``label``) or JSON file.
+
+    JSON may be a mapping ``{path: label}`` or a list of ``{"path": ..., "label": ...}``; JSON
+    lines hold one such object per line. Paths may be absolute or relative to ``root``.
+    """
+    if path.suffix == ".csv":
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = [(r["path"], r["label"]) for r in csv.DictReader(f)]
+    elif path.suffix == ".jsonl":
+        rows = [(d["path"], d["label"]) for d in map(json.loads, path.read_text("utf-8").splitlines()) if d]
+    else:
+        data = json.loads(path.read_text("utf-8"))
+        rows = list(data.items()) if isinstance(data, dict) else [(d["path"], d["label"]) for d in data]
+    out = {}
+    for p, label in rows:
+        p = Path(p)
+        rel = p.relative_to(root) if p.is_absolute() else p
+        out[rel.as_posix()] = label
+    return out
+
+
+def resolve_labels(root: str | os.PathLike, files: Sequence[Path], labels: LabelSource = "auto") -> list[str | None]:
+    """The composer/style label of each file.
+
+    Args:
+        root: the folder the files were found in.
+        files: the files (under ``root``).
+        labels: ``"auto"`` (a ``metadata.csv``/``.json``/``.jsonl`` in ``root`` if there is one,
+            else the first sub-folder name, else no label); ``"folder"`` (sub-folder names only);
+            a path to a metadata file; a mapping from relative path (or file name) to label; a
+            function of the file path; or ``None`` (no labels).
+    """
+    root = Path(root)
+    rel = [f.relative_to(root).as_posix() for f in files]
+    if labels is None:
+        return [None] * len(files)
+    if callable(labels):
+        return [labels(f) for f in files]
+    if isinstance(labels, Mapping):
+        return [labels.get(r, labels.get(Path(r).name)) for r in rel]
+    if labels == "auto":
+        meta = next((root / m for m in METADATA_FILES if (root / m).is_file()), None)
+        if meta is not None:
+            return resolve_labels(root, files, meta)
+        labels = "folder"
+    if labels == "folder":
+        return [r.split("/")[0] if "/" in r else None for r in rel]
+    table = _read_metadata(Path(labels), root)
+    return [table.get(r, table.get(Path(r).name)) for r in rel]
+
+
+def split_of(digest: str, validation_fraction: float) -> str:
+    """``"validation"`` or ``"train"`` from a file's SHA-1 hex digest (stable everywhere)."""
+    return "validation" if int(digest[:8], 16) / 2**32 < validation_fraction else "train"
+
+
+# ---------------------------------------------------------------------- encoding (Dataset.map)
+_TOKENIZERS: dict[str, MuseNetTokenizer] = {}
+
+
+def _tokenizer_from(vocab_json: str) -> MuseNetTokenizer:
+    """One tokenizer per vocabulary and process (map workers rebuild it from plain JSON)."""
+    if vocab_json not in _TOKENIZERS:
+        _TOKENIZERS[vocab_json] = MuseNetTokenizer(vocabulary=MuseNetVocabulary.from_dict(json.loads(vocab_json)))
+    return _TOKENIZERS[vocab_json]
+
+
+def _encode_batch(batch: dict[str, list], vocab_json: str, validation_fraction: float, sustain: bool,
+                  keep_notes: bool) -> dict[str, list]:
+    """``Dataset.map`` function: read, hash, split and encode a batch of files."""
+    from .midi_io import read_midi_arrays
+
+    tok = _tokenizer_from(vocab_json)
+    v = tok.vocabulary
+    out: dict[str, list] = {k: [] for k in ("split", "composer", "instruments", "prefix", "body", "num_tokens",
+                                           "piece_seconds", "notes", "tempos", "error")}
+    for path, composer in zip(batch["file"], batch["composer"]):
+        row: dict[str, Any] = {"split": "", "composer": composer, "instruments": "", "prefix": [], "body": [],
+                               "num_tokens": 0, "piece_seconds": 0.0, "notes": [], "tempos": [], "error": ""}
+        try:
+            digest = hashlib.sha1(Path(path).read_bytes()).hexdigest()
+            row["split"] = split_of(digest, validation_fraction)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # recoverable damage: the notes are kept
+                score = read_midi_arrays(path, sustain=sustain)
+            body, tempo = tok.encode_notes(score)
+            if not body:
+                raise MidiReadError(path, "no notes")
+            groups = tok.instruments_of(score)
+            row["instruments"] = "_".join(groups)
+            row["prefix"] = tok.prefix_ids(composer or None, groups or None, tempo)
+            row["body"] = body
+            row["num_tokens"] = len(body)
+            row["piece_seconds"] = float(v.wait_units[np.asarray(body)].sum() * v.wait_unit_seconds)
+            if keep_notes:
+                row["notes"] = notes_to_array(score).ravel().tolist()
+                row["tempos"] = [x for tb in (score.tempos or [(0.0, 120.0)]) for x in tb]
+        except MidiReadError as err:
+            row["error"] = err.reason
+        except Exception as err:  # a bug must not lose the rest of the batch: report it per file
+            row["error"] = f"unexpected {type(err).__name__}: {err}"
+        for k in out:
+            out[k].append(row[k])
+    return out
+
+
+@dataclass
+class EncodedFolder:
+    """The result of :func:`load_midi_folder`.
+
+    Attributes:
+        dataset: ``DatasetDict`` with ``train`` and ``validation``; columns ``file`` (path
+            relative to the folder), ``label``, ``composer`` (the label when it is a composer
+            token of the vocabulary, else ``""``), ``instruments``, ``split``, ``prefix``,
+            ``body`` (note/wait ids; no prefix, no ``end``), ``num_tokens``, ``piece_seconds``,
+            ``notes`` (the flattened ``(N, 8)`` note array of :mod:`musenet_hf.augmentation`),
+            ``tempos`` (flattened ``(seconds, bpm)`` pairs).
+        failed: the reason per relative path for every file that was skipped.
+        cache_path: where the encoded folder is cached (``None``: not cached).
+    """
+
+    dataset: Any
+    failed: dict[str, str] = field(default_factory=dict)
+    cache_path: str | None = None
+
+    def report(self, show_failed: int = 20) -> str:
+        """Pieces, minutes of music and tokens per split and per label, then the skipped files
+        (the first ``show_failed`` of them with their reasons)."""
+        lines, per_label = [], {}
+        for name, ds in self.dataset.items():
+            cols = ds.select_columns(["label", "piece_seconds", "num_tokens"]).to_dict()
+            lines.append(f"{name}: {len(ds)} pieces, {sum(cols['piece_seconds']) / 60:.1f} min of music, "
+                         f"{sum(cols['num_tokens'])} tokens")
+            for label, secs, n in zip(cols["label"], cols["piece_seconds"], cols["num_tokens"]):
+                c = per_label.setdefault(label or "(no label)", [0, 0.0, 0])
+                c[0], c[1], c[2] = c[0] + 1, c[1] + secs, c[2] + n
+        lines += [f"  {label}: {c[0]} pieces, {c[1] / 60:.1f} min, {c[2]} tokens"
+                  for label, c in sorted(per_label.items())]
+        lines.append(f"skipped {len(self.failed)} files")
+        failed = sorted(self.failed.items())
+        lines += [f"  {p}: {r}" for p, r in failed[:show_failed]]
+        if len(failed) > show_failed > 0:
+            lines.append(f"  ... and {len(failed) - show_failed} more")
+        return "\n".join(lines)
+
+
+def load_midi_folder(
+    folder: str | os.PathLike,
+    tokenizer: MuseNetTokenizer,
+    *,
+    labels: LabelSource = "auto",
+    unknown_labels: str = "ignore",
+    validation_fraction: float = 0.05,
+    num_proc: int = 1,
+    cache_dir: str | os.PathLike | None = None,
+    keep_notes: bool = True,
+    sustain: bool = True,
+) -> EncodedFolder:
+    """Encode every MIDI file under ``folder`` into a train/validation ``DatasetDict``.
+
+    Args:
+        folder: the root folder (searched recursively for .mid/.midi/.kar/.rmi).
+        tokenizer: the tokenizer whose vocabulary the ids use.
+        labels: where composer/style labels come from (see :func:`resolve_labels`).
+        unknown_labels: what to do with a label that is not a composer token of the vocabulary:
+            ``"ignore"`` (keep it in the ``label`` column, leave the prefix without a composer),
+            ``"add"`` (append it to ``tokenizer.vocabulary``; the model's vocabulary must grow
+            with it) or ``"error"``.
+        validation_fraction: share of files (by content hash) in the validation split.
+        num_proc: worker processes for ``Dataset.map``.
+        cache_dir: folder for the encoded dataset; a second call with the same files,
+            vocabulary and options loads it from there. ``None``: no cache.
+        keep_notes: store the note arrays (needed for augmentation).
+        sustain: extend notes held by the sustain pedal.
+
+    Returns:
+        An :class:`EncodedFolder` (the splits, the skipped files and the cache path).
+    """
+    from datasets import Dataset, Features, List, Value, load_from_disk
+
+    root = Path(folder).resolve()
+    files = list_midi_files(root)
+    if not files:
+        raise FileNotFoundError(f"no MIDI files under {root}")
+    raw_labels = resolve_labels(root, files, labels)
+    vocab = tokenizer.vocabulary
+    if unknown_labels == "add":
+        vocab.add_composers(sorted({lb for lb in raw_labels if lb}))
+    composers = []
+    for lb in raw_labels:
+        try:
+            composers.append(vocab.tokens[vocab.composer_id(lb)] if lb else "")
+        except KeyError:
+            if unknown_labels == "error":
+                raise
+            composers.append("")
+    vocab_json = json.dumps(vocab.to_dict(), sort_keys=True)
+    rel = [f.relative_to(root).as_posix() for f in files]
+
+    cache_path = None
+    if cache_dir is not None:
+        stats = [(r, f.stat().st_size, f.stat().st_mtime_ns) for r, f in zip(rel, files)]
+        key = json.dumps([DATA_FORMAT_VERSION, str(root), stats, raw_labels, composers, vocab_json,
+                          validation_fraction, keep_notes, sustain])
+        cache_path = Path(cache_dir) / f"midi-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
+        if (cache_path / "failed.json").is_file() and (cache_path / "pieces").is_dir():  # failed.json is written last
+            failed = json.loads((cache_path / "failed.json").read_text("utf-8"))
+            return EncodedFolder(_split(load_from_disk(str(cache_path / "pieces"))), failed, str(cache_path))
+
+    table = Dataset.from_dict({"file": [str(f) for f in files], "rel": rel,
+                               "label": [lb or "" for lb in raw_labels], "composer": composers})
+    features = Features({
+        "file": Value("string"), "rel": Value("string"), "label": Value("string"), "composer": Value("string"),
+        "split": Value("string"), "instruments": Value("string"), "prefix": List(Value("int32")),
+        "body": List(Value("int32")), "num_tokens": Value("int32"), "piece_seconds": Value("float64"),
+        "notes": List(Value("float64")), "tempos": List(Value("float64")), "error": Value("string"),
+    })
+    encoded = table.map(
+        _encode_batch, batched=True, batch_size=16, num_proc=num_proc if num_proc > 1 else None,
+        fn_kwargs={"vocab_json": vocab_json, "validation_fraction": validation_fraction,
+                   "sustain": sustain, "keep_notes": keep_notes},
+        features=features, desc="encoding MIDI",
+    )
+    errors = encoded.select_columns(["rel", "error"]).to_dict()
+    failed = {r: e for r, e in zip(errors["rel"], errors["error"]) if e}
+    if len(failed) == len(files):
+        reasons = "; ".join(f"{k}: {v}" for k, v in list(failed.items())[:5])
+        raise ValueError(f"no readable MIDI file under {root}: {reasons}")
+    ok = encoded.filter(lambda e: not e, input_columns="error").remove_columns(["file", "error"])
+    ok = ok.rename_column("rel", "file").flatten_indices()
+    if cache_path is not None:
+        ok.save_to_disk(str(cache_path / "pieces"))
+        (cache_path / "failed.json").write_text(json.dumps(failed, indent=1), "utf-8")
+        ok = load_from_disk(str(cache_path / "pieces"))  # memory-mapped, like a cache hit
+    return EncodedFolder(_split(ok), failed, None if cache_path is None else str(cache_path))
+
+
+def _split(pieces: Any) -> Any:
+    """``DatasetDict`` with the ``train`` and ``validation`` rows of ``pieces`` (either may be empty)."""
+    from datasets import DatasetDict
+
+    splits = pieces["split"]
+    return DatasetDict({name: pieces.select([i for i, s in enumerate(splits) if s == name])
+                        for name in ("train", "validation")})
+
+
+# ---------------------------------------------------------------------- windows
+def _ragged(table: Any, column: str, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A list column of an Arrow table as (flat values, offsets ``(P + 1,)``)."""
+    col = table.column(column).combine_chunks()
+    return col.values.to_numpy(zero_copy_only=False).astype(dtype, copy=False), col.offsets.to_numpy().astype(np.int64)
+
+
+class MuseNetWindows(torch.utils.data.Dataset):
+    """Context-length windows of encoded pieces, cut on the fly.
+
+    A window is ``prefix + body_with_end[o : o + span]`` with ``span = context_length -
+    len(prefix)``: the conditioning prefix, then a slice of the piece, so only the piece's last
+    window holds ``end``. Any token boundary is a valid cut (as in MuseNet); a window may open
+    with the note-off of a note struck before it.
+
+    Training (``train=True``): a piece with ``W`` windows' worth of tokens appears ``W`` times
+    per epoch; each appearance takes a random offset and (if configured) random augmentation,
+    drawn from ``(seed, epoch, index)``. Validation: the windows tile each piece, no
+    augmentation.
+
+    Items are dicts: ``input_ids`` ``(T,)`` int64, ``labels`` ``(T,)`` (-100 on the prefix, which
+    is given, not predicted), ``piece_seconds`` (length of the whole piece, as the model's clock
+    counts it) and ``time_offset_seconds`` (the piece time at the window's first body token).
+
+    An index is an ``int`` (uses :attr:`epoch` and :attr:`progress`, set them with
+    :meth:`set_epoch`) or a tuple ``(index, epoch, progress)`` as :class:`TrainBatches` yields.
+    """
+
+    def __init__(
+        self,
+        pieces: Any,
+        tokenizer: MuseNetTokenizer,
+        context_length: int,
+        *,
+        train: bool,
+        seed: int = 0,
+        augmentation: AugmentationConfig | None = None,
+        max_windows_per_piece: int | None = None,
+    ):
+        self.tokenizer = tokenizer
+        self.vocab = tokenizer.vocabulary
+        self.context_length = context_length
+        self.train = train
+        self.seed = seed
+        self.augmentation = augmentation if (train and augmentation is not None and augmentation.enabled) else None
+        self.epoch = 0
+        self.progress = 0.0
+        table = pieces.with_format("arrow")[:]
+        self.body, self.body_offsets = _ragged(table, "body", np.int64)
+        prefix, prefix_offsets = _ragged(table, "prefix", np.int64)
+        self.prefixes = [prefix[a:b] for a, b in zip(prefix_offsets[:-1], prefix_offsets[1:])]
+        self.composers = table.column("composer").to_pylist()
+        self.instruments = table.column("instruments").to_pylist()
+        self.files = table.column("file").to_pylist()
+        if self.augmentation is not None:
+            if "notes" not in table.column_names or not len(table) or not len(table.column("notes")[0]):
+                raise ValueError("augmentation needs the note arrays: load the folder with keep_notes=True")
+            notes, off = _ragged(table, "notes", np.float64)
+            self.notes, self.notes_offsets = notes, off
+            tempos, toff = _ragged(table, "tempos", np.float64)
+            self.tempos = [list(zip(tempos[a:b:2].tolist(), tempos[a + 1:b:2].tolist()))
+                           for a, b in zip(toff[:-1], toff[1:])]
+        lengths = np.diff(self.body_offsets) + 1  # + end
+        spans = np.array([context_length - len(p) for p in self.prefixes], dtype=np.int64)
+        if len(spans) and spans.min() < 1:
+            raise ValueError(f"context_length {context_length} leaves no room after a prefix")
+        per_piece = np.maximum(1, -(-lengths // np.maximum(spans, 1))) if len(spans) else np.zeros(0, np.int64)
+        if max_windows_per_piece is not None:
+            per_piece = np.minimum(per_piece, max_windows_per_piece)
+        self.piece_of = np.repeat(np.arange(len(per_piece)), per_piece)
+        self.window_of = np.arange(len(self.piece_of)) - np.repeat(np.cumsum(per_piece) - per_piece, per_piece)
+
+    def __len__(self) -> int:
+        return len(self.piece_of)
+
+    @property
+    def num_pieces(self) -> int:
+        return len(self.prefixes)
+
+    def set_epoch(self, epoch: int, progress: float | None = None) -> None:
+        """Choose the epoch (and training progress, for the transposition schedule) of int indices."""
+        self.epoch = int(epoch)
+        if progress is not None:
+            self.progress = float(progress)
+
+    def piece_body(self, piece: int) -> np.ndarray:
+        """The stored body ids of a piece ``(N,)`` (no prefix, no ``end``)."""
+        return self.body[self.body_offsets[piece]:self.body_offsets[piece + 1]]
+
+    def piece_seconds(self, piece: int) -> float:
+        """The length of a piece as the model's clock counts it (its wait tokens)."""
+        return float(self.vocab.wait_units[self.piece_body(piece)].sum() * self.vocab.wait_unit_seconds)
+
+    def __getitem__(self, index: int | tuple[int, int, float]) -> dict[str, Any]:
+        if isinstance(index, tuple):
+            index, epoch, progress = index
+        else:
+            epoch, progress = self.epoch, self.progress
+        index = int(index)
+        piece = int(self.piece_of[index])
+        prefix, body = self.prefixes[piece], self.piece_body(piece)
+        span = self.context_length - len(prefix)
+        if not self.train:
+            return self.window(prefix, body, int(self.window_of[index]) * span)
+        rng = np.random.default_rng([self.seed, int(epoch), index])
+        offset = int(rng.integers(0, max(0, len(body) + 1 - span) + 1))
+        if self.augmentation is None:
+            return self.window(prefix, body, offset)
+        return self._augmented_window(piece, offset, rng, progress)
+
+    def _notes(self, piece: int) -> np.ndarray:
+        """The stored ``(N, 8)`` note array of a piece."""
+        a, b = self.notes_offsets[piece], self.notes_offsets[piece + 1]
+        return self.notes[a:b].reshape(-1, len(NOTE_COLUMNS))
+
+    def _augmented_window(self, piece: int, offset: int, rng: np.random.Generator, progress: float) -> dict[str, Any]:
+        """The training window at body position ``offset`` of the augmented piece, encoded by the tokenizer.
+
+        Seconds clock: only the notes that start inside the window's time span (plus a margin)
+        are encoded, so the cost follows the window, not the piece. Notes struck before the
+        window are left out (their note-offs with them): an augmented window reads as music
+        that starts at its time offset. Beats clock: the whole piece is re-encoded (its tempo
+        changes must go through the tokenizer) and cut at ``offset``.
+        """
+        v, tok = self.vocab, self.tokenizer
+        prefix, body = self.prefixes[piece], self.piece_body(piece)
+        span = self.context_length - len(prefix)
+        notes = self._notes(piece)
+        arr, tempos, drawn = augment(notes, self.tempos[piece], rng, self.augmentation, v, progress)
+        if v.config.clock == "beats":
+            ids, tempo = tok.encode_notes(array_to_note_arrays(arr, tempos))
+            prefix = np.asarray(tok.prefix_ids(self.composers[piece] or None, self.instruments[piece] or None, tempo))
+            body = np.asarray(ids, dtype=np.int64)
+            span = self.context_length - len(prefix)
+            return self.window(prefix, body, min(offset, max(0, len(body) + 1 - span)))
+        unit, st = v.wait_unit_seconds, drawn["stretch"]
+        cum = np.cumsum(v.wait_units[body])  # (N,) clock units elapsed after each body token
+        t0 = int(cum[offset - 1]) if offset > 0 else 0
+        t1 = int(cum[min(offset + span, len(body)) - 1])
+        hi = t1 + (t1 - t0) // 4 + 100  # a margin: the augmented window may need more time to fill up
+        onset = np.rint(notes[:, START] / unit)  # original onsets in clock units
+        keep = (onset >= t0) & (onset <= hi)
+        sub = arr[keep]
+        shift = t0 * unit * st
+        sub[:, START] = np.maximum(sub[:, START] - shift, 0.0)
+        sub[:, END] = np.maximum(sub[:, END] - shift, sub[:, START])
+        ids = np.asarray(tok.encode_notes(array_to_note_arrays(sub, tempos))[0], dtype=np.int64)[:span]
+        if len(ids) < span and not (onset > hi).any():  # the slice holds the rest of the piece
+            ids = np.append(ids, v.end_id)
+        return {
+            "input_ids": np.concatenate([prefix, ids]).astype(np.int64),
+            "labels": np.concatenate([np.full(len(prefix), -100), ids]).astype(np.int64),
+            "piece_seconds": float(v.wait_units[body].sum() * unit * st),
+            "time_offset_seconds": float(shift),
+        }
+
+    def window(self, prefix: np.ndarray, body: np.ndarray, offset: int) -> dict[str, Any]:
+        """The window of ``body`` (+ ``end``) starting at body position ``offset``, after ``prefix``."""
+        v = self.vocab
+        span = self.context_length - len(prefix)
+        part = body[offset:offset + span]
+        if len(part) < span and offset + span > len(body):  # the slice reaches the end
+            part = np.append(part, v.end_id)
+        ids = np.concatenate([prefix, part]).astype(np.int64)
+        labels = ids.copy()
+        labels[:len(prefix)] = -100
+        waits = v.wait_units
+        return {
+            "input_ids": ids,
+            "labels": labels,
+            "piece_seconds": float(waits[body].sum() * v.wait_unit_seconds),
+            "time_offset_seconds": float(waits[body[:offset]].sum() * v.wait_unit_seconds),
+        }
+
+
+# ---------------------------------------------------------------------- batching
+class MuseNetCollator:
+    """Pads windows into a batch: ``input_ids`` and ``labels`` ``(B, T)``, ``attention_mask``
+    ``(B, T)``, and ``piece_seconds``/``time_offset_seconds`` ``(B,)`` when the windows have them.
+
+    Padding goes on the right with ``pad_token_id``; padded label positions are -100. Features
+    without ``labels`` get ``labels = input_ids``. Any other per-window number (e.g.
+    ``critic_labels``) is stacked into a ``(B,)`` float tensor.
+    """
+
+    def __init__(self, pad_token_id: int, pad_to_multiple_of: int | None = None):
+        self.pad_token_id = pad_token_id
+        self.pad_to_multiple_of = pad_to_multiple_of
+
+    def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+        lengths = [len(f["input_ids"]) for f in features]
+        t = max(lengths)
+        if self.pad_to_multiple_of:
+            t = -(-t // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        b = len(features)
+        input_ids = torch.full((b, t), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((b, t), -100, dtype=torch.long)
+        mask = torch.zeros((b, t), dtype=torch.long)
+        for i, f in enumerate(features):
+            n = lengths[i]
+            input_ids[i, :n] = torch.as_tensor(np.asarray(f["input_ids"]), dtype=torch.long)
+            labels[i, :n] = torch.as_tensor(np.asarray(f.get("labels", f["input_ids"])), dtype=torch.long)
+            mask[i, :n] = 1
+        batch = {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+        for key in features[0]:
+            if key not in batch and np.isscalar(features[0][key]):
+                batch[key] = torch.tensor([float(f[key]) for f in features], dtype=torch.float32)
+        return batch
+
+
+class TrainBatches(torch.utils.data.Sampler):
+    """Batches of window indices for the Accelerate loop, a pure function of the step.
+
+    Global sample ``k`` (counting over steps, micro-batches, processes and batch rows, in that
+    order) is window ``perm_e[k mod n]`` of epoch ``e = k // n``, where ``perm_e`` is a
+    permutation seeded by ``(seed, e)``. Each yielded batch is a list of
+    ``(window index, epoch, progress)`` tuples for :class:`MuseNetWindows`, with
+    ``progress = step / max_steps`` driving the augmentation schedule.
+
+    Args:
+        num_windows: ``len(dataset)``.
+        batch_size: windows per micro-batch and process.
+        accumulation: micro-batches per optimizer step.
+        rank, world_size: this process and how many there are.
+        seed: the data seed.
+        start_step, max_steps: yield the batches of steps ``start_step .. max_steps - 1``.
+    """
+
+    def __init__(self, num_windows: int, batch_size: int, accumulation: int, rank: int, world_size: int,
+                 seed: int, start_step: int, max_steps: int):
+        if num_windows < 1:
+            raise ValueError("no training windows")
+        self.n, self.batch_size, self.accumulation = num_windows, batch_size, accumulation
+        self.rank, self.world_size, self.seed = rank, world_size, seed
+        self.start_step, self.max_steps = start_step, max_steps
+        self._perm: tuple[int, np.ndarray] | None = None
+
+    def sample(self, k: int) -> tuple[int, int]:
+        """(window index, epoch) of global sample ``k``."""
+        epoch, pos = divmod(k, self.n)
+        if self._perm is None or self._perm[0] != epoch:
+            self._perm = (epoch, np.random.default_rng([self.seed, epoch, 7]).permutation(self.n))
+        return int(self._perm[1][pos]), epoch
+
+    def batch(self, step: int, micro: int) -> list[tuple[int, int, float]]:
+        first = ((step * self.accumulation + micro) * self.world_size + self.rank) * self.batch_size
+        progress = step / max(self.max_steps, 1)
+        return [(*self.sample(k), progress) for k in range(first, first + self.batch_size)]
+
+    def __iter__(self) -> Iterator[list[tuple[int, int, float]]]:
+        for step in range(self.start_step, self.max_steps):
+            for micro in range(self.accumulation):
+                yield self.batch(step, micro)
+
+    def __len__(self) -> int:
+        return max(0, self.max_steps - self.start_step) * self.accumulation
+
+
+def window_seconds(labels: torch.Tensor, vocabulary: MuseNetVocabulary) -> torch.Tensor:
+    """Seconds of music the predicted tokens of each window span (its wait tokens). ``(B,)``.
+
+    ``labels``: ``(B, T)`` with -100 on positions that are not predicted.
+    """
+    waits = torch.as_tensor(vocabulary.wait_units, device=labels.device)
+    units = torch.where(labels >= 0, waits[labels.clamp(min=0)], 0)
+    return units.sum(dim=1).double() * vocabulary.wait_unit_seconds
+
+
+__all__ = [
+    "EncodedFolder", "MuseNetCollator", "MuseNetWindows", "TrainBatches", "list_midi_files", "load_midi_folder",
+    "resolve_labels", "split_of", "window_seconds",
+]

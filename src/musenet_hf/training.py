@@ -1,0 +1,653 @@
+"""Training: mixup and the critic as Trainer additions, and the Accelerate loop behind ``musenet train``.
+
+* :func:`causal_lm_loss`, :func:`mixup_loss`: the next-token loss, and MuseNet's mixup on token
+  embeddings (two windows' embeddings mixed by ``lambda ~ Beta(a, a)``, their losses mixed by
+  the same ``lambda``).
+* :class:`MuseNetTrainer`: ``transformers.Trainer`` with mixup switched on by ``mixup_alpha``.
+* :class:`CriticPool`, :func:`generate_samples`, :func:`roc_auc`: the inner critic, trained to
+  tell real windows from the model's own past generations, and its validation AUC.
+* :func:`evaluate`: validation loss per token and bits per second of music.
+* :func:`train` / ``musenet train --config configs/train/<name>.yaml``: the Accelerate loop with
+  mixed precision, gradient accumulation, activation checkpointing, warmup + cosine learning
+  rate, checkpoints every N steps, and resume after a kill with nothing lost: the data of each
+  step is a function of the step (:class:`~musenet_hf.data.TrainBatches`), and the checkpoint
+  holds the model, optimizer, scheduler, random states and critic pool. Runs unchanged under
+  ``accelerate launch --num_processes 2 --cpu`` and on GPUs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate.utils import gather_object
+from transformers import Trainer
+
+from .augmentation import AugmentationConfig
+from .data import MuseNetCollator, MuseNetWindows, TrainBatches, load_midi_folder, window_seconds
+
+STRUCTURE_KEYS = ("time_ids", "chord_ids", "part_ids", "countdown_ids")
+
+
+# ---------------------------------------------------------------------- losses
+def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Next-token cross-entropy: ``logits`` ``(B, T, V)`` at t predict ``labels`` ``(B, T)`` at t + 1.
+
+    -100 labels are ignored. ``reduction="sum"`` gives the total in nats (for bits per second).
+    """
+    logits = logits[:, :-1].float()
+    target = labels[:, 1:].to(logits.device)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100,
+                           reduction=reduction)
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside DDP / compile wrappers (what owns ``structure_ids``)."""
+    while hasattr(model, "module"):
+        model = model.module
+    return getattr(model, "_orig_mod", model)
+
+
+def mixup_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], lam: float,
+               partner: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """MuseNet's mixup on token embeddings.
+
+    Each window ``a`` of the batch is paired with window ``b = partner[a]`` (default: the next one,
+    cyclically). The model sees ``lam * embed(a) + (1 - lam) * embed(b)`` with ``a``'s structural
+    indices (``lam >= 0.5`` is enforced by swapping, so ``a`` dominates), and the loss is
+    ``lam * loss(logits, labels_a) + (1 - lam) * loss(logits, labels_b)``.
+
+    Args:
+        model: a ``MuseNetForCausalLM`` (possibly wrapped by DDP).
+        batch: a collated batch (``input_ids``, ``attention_mask``, ``labels`` ``(B, T)``,
+            ``piece_seconds``, ``time_offset_seconds`` ``(B,)``).
+        lam: the mixing weight, e.g. drawn from ``Beta(alpha, alpha)``.
+        partner: ``(B,)`` index of each window's partner.
+
+    Returns:
+        The loss and the model inputs used (``inputs_embeds`` and the structural ids), so a test
+        can recompute the two losses separately.
+    """
+    inner = _unwrap(model)
+    lam = max(lam, 1.0 - lam)
+    ids, labels, mask = batch["input_ids"], batch["labels"], batch["attention_mask"]
+    if partner is None:
+        partner = torch.roll(torch.arange(ids.shape[0], device=ids.device), -1)
+    embed = inner.get_input_embeddings()
+    inputs = {
+        "inputs_embeds": lam * embed(ids) + (1.0 - lam) * embed(ids[partner]),
+        "attention_mask": torch.maximum(mask, mask[partner]),
+        **inner.structure_ids(ids, batch.get("piece_seconds"), batch.get("time_offset_seconds")),
+    }
+    logits = model(**inputs).logits
+    loss = lam * causal_lm_loss(logits, labels) + (1.0 - lam) * causal_lm_loss(logits, labels[partner])
+    return loss, inputs
+
+
+class MuseNetTrainer(Trainer):
+    """``transformers.Trainer`` with MuseNet's mixup on token embeddings.
+
+    Args:
+        mixup_alpha: ``lambda ~ Beta(alpha, alpha)`` per training batch; 0 switches mixup off.
+        Everything else as ``Trainer``. Windows from :class:`~musenet_hf.data.MuseNetWindows`
+        get new random offsets every epoch (Trainer calls their ``set_epoch``).
+    """
+
+    def __init__(self, *args: Any, mixup_alpha: float = 0.0, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.mixup_alpha = mixup_alpha
+        if self.args.label_names is None:
+            # The forward also takes `critic_labels`; Trainer would otherwise wait for both before
+            # it reports an evaluation loss.
+            self.label_names = ["labels"]
+        self._mixup_rng = np.random.default_rng(self.args.seed)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.mixup_alpha > 0 and model.training and inputs["input_ids"].shape[0] > 1:
+            lam = float(self._mixup_rng.beta(self.mixup_alpha, self.mixup_alpha))
+            loss, _ = mixup_loss(model, inputs, lam)
+            return (loss, None) if return_outputs else loss
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+
+# ---------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, windows: MuseNetWindows, collator: MuseNetCollator, *, batch_size: int = 8,
+             rank: int = 0, world_size: int = 1, device: Any = None) -> dict[str, float]:
+    """Summed validation statistics of this process's share of ``windows`` (every ``world_size``-th).
+
+    Returns ``{"nll": nats, "tokens": predicted tokens, "seconds": seconds of music they span}``;
+    add them over processes, then ``loss = nll / tokens`` and ``bits_per_second = nll / ln 2 /
+    seconds`` (see :func:`summarize_eval`).
+    """
+    model = _unwrap(model)
+    was_training = model.training
+    model.eval()
+    device = device or next(model.parameters()).device
+    vocab = windows.vocab
+    nll = tokens = seconds = 0.0
+    indices = list(range(rank, len(windows), world_size))
+    for i in range(0, len(indices), batch_size):
+        batch = collator([windows[j] for j in indices[i:i + batch_size]])
+        batch = {k: v.to(device) for k, v in batch.items()}
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       piece_seconds=batch["piece_seconds"], time_offset_seconds=batch["time_offset_seconds"]).logits
+        nll += float(causal_lm_loss(logits, batch["labels"], reduction="sum"))
+        predicted = batch["labels"][:, 1:]
+        tokens += float((predicted != -100).sum())
+        seconds += float(window_seconds(predicted, vocab).sum())
+    model.train(was_training)
+    return {"nll": nll, "tokens": tokens, "seconds": seconds}
+
+
+def summarize_eval(stats: dict[str, float]) -> dict[str, float]:
+    """``val_loss`` (nats per token) and ``val_bits_per_second`` from summed :func:`evaluate` stats."""
+    loss = stats["nll"] / max(stats["tokens"], 1.0)
+    bps = stats["nll"] / math.log(2) / stats["seconds"] if stats["seconds"] > 0 else float("nan")
+    return {"val_loss": loss, "val_bits_per_second": bps}
+
+
+# ---------------------------------------------------------------------- critic
+def roc_auc(labels: Sequence[float], scores: Sequence[float]) -> float:
+    """Area under the ROC curve: the chance a random positive outscores a random negative (ties 1/2)."""
+    labels, scores = np.asarray(labels, dtype=bool), np.asarray(scores, dtype=np.float64)
+    pos, neg = scores[labels], scores[~labels]
+    if not len(pos) or not len(neg):
+        return float("nan")
+    greater = (pos[:, None] > neg[None, :]).sum()
+    ties = (pos[:, None] == neg[None, :]).sum()
+    return float((greater + 0.5 * ties) / (len(pos) * len(neg)))
+
+
+@torch.no_grad()
+def generate_samples(model: torch.nn.Module, prompts: Sequence[np.ndarray], piece_seconds: Sequence[float],
+                     max_new_tokens: int, *, eos_token_id: int, pad_token_id: int,
+                     device: Any = None) -> list[np.ndarray]:
+    """Sample a continuation of each prompt (prompts of one length are batched). Returns the
+    full sequences ``prompt + generated`` (up to and including ``end`` if it came)."""
+    model = _unwrap(model)
+    was_training = model.training
+    model.eval()
+    device = device or next(model.parameters()).device
+    out: list[np.ndarray | None] = [None] * len(prompts)
+    by_length: dict[int, list[int]] = {}
+    for i, p in enumerate(prompts):
+        by_length.setdefault(len(p), []).append(i)
+    for group in by_length.values():
+        ids = torch.as_tensor(np.stack([prompts[i] for i in group]), dtype=torch.long, device=device)
+        seqs = model.generate(
+            input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens, do_sample=True,
+            top_k=0, top_p=1.0, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
+            piece_seconds=torch.tensor([piece_seconds[i] for i in group], dtype=torch.float64, device=device),
+        ).cpu().numpy()
+        for row, i in zip(seqs, group):
+            gen = row[ids.shape[1]:]
+            stop = np.flatnonzero(gen == eos_token_id)
+            out[i] = np.concatenate([row[:ids.shape[1]], gen[:stop[0] + 1] if len(stop) else gen])
+    model.train(was_training)
+    return out  # type: ignore[return-value]
+
+
+class CriticPool:
+    """Past generations of the model (the critic's negatives), newest kept, oldest dropped.
+
+    Items are ``(ids, piece_seconds)``; :meth:`state` / :meth:`load` let a checkpoint hold it.
+    """
+
+    def __init__(self, size: int):
+        self.items: deque[tuple[np.ndarray, float]] = deque(maxlen=size)
+
+    def add(self, samples: Sequence[np.ndarray], piece_seconds: Sequence[float]) -> None:
+        self.items.extend(zip(samples, piece_seconds))
+
+    def draw(self, n: int, rng: np.random.Generator) -> list[tuple[np.ndarray, float]]:
+        idx = rng.integers(len(self.items), size=min(n, len(self.items)))
+        return [self.items[i] for i in idx]
+
+    def state(self) -> dict[str, Any]:
+        return {"ids": [x.tolist() for x, _ in self.items], "seconds": [s for _, s in self.items]}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.items.clear()
+        self.add([np.asarray(x, dtype=np.int64) for x in state["ids"]], state["seconds"])
+
+
+def critic_batch(real: Sequence[dict[str, Any]], fake: Sequence[tuple[np.ndarray, float]],
+                 collator: MuseNetCollator) -> dict[str, torch.Tensor]:
+    """Real windows (label 1), each cut to the length of a generated sample (label 0), so length
+    gives nothing away; no LM labels. ``real``: windows; ``fake``: ``(ids, piece_seconds)``."""
+    feats = []
+    for r, (ids, secs) in zip(real, fake):
+        n = min(len(ids), len(r["input_ids"]))
+        feats.append({"input_ids": r["input_ids"][:n], "piece_seconds": r["piece_seconds"],
+                      "time_offset_seconds": r["time_offset_seconds"], "critic_labels": 1.0})
+        feats.append({"input_ids": ids, "piece_seconds": secs, "time_offset_seconds": 0.0, "critic_labels": 0.0})
+    batch = collator(feats)
+    del batch["labels"]
+    return batch
+
+
+# ---------------------------------------------------------------------- configuration
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything a training run needs; the YAML file's sections (``data:``, ``model:``, ...) are
+    flattened into these fields, so every key is unique. Relative paths are resolved against the
+    working directory, then against the YAML file's folder and the folders above it."""
+
+    output_dir: str = "runs/tiny"
+    seed: int = 0
+    # data
+    data_dir: str = "../shared/midi/valid"
+    labels: Any = "auto"
+    unknown_labels: str = "ignore"
+    validation_fraction: float = 0.1
+    num_proc: int = 1
+    context_length: int = 256
+    num_workers: int = 0
+    max_eval_windows: int | None = 64
+    data_cache_dir: str | None = None  # default: <output_dir>/data-cache
+    augmentation: Any = None
+    # tokenizer and model
+    tokenizer_preset: str = "extended"
+    tokenizer_path: str | None = None
+    model_config: str | None = "configs/musenet-tiny.json"
+    model_overrides: dict = dataclasses.field(default_factory=dict)
+    init_from: str | None = None
+    # optimization
+    per_device_batch_size: int = 4
+    gradient_accumulation_steps: int = 1
+    max_steps: int = 200
+    learning_rate: float = 1e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 20
+    weight_decay: float = 0.1
+    adam_betas: tuple = (0.9, 0.95)
+    max_grad_norm: float = 1.0
+    mixed_precision: str = "auto"
+    activation_checkpointing: bool = False
+    torch_threads: int | None = None
+    # events
+    log_every: int = 10
+    eval_every: int = 50
+    eval_batch_size: int = 8
+    checkpoint_every: int = 50
+    keep_checkpoints: int = 2
+    # mixup
+    mixup_alpha: float = 0.0
+    # critic
+    critic_every: int = 0
+    critic_samples: int = 4
+    critic_sample_tokens: int = 64
+    critic_pool_size: int = 64
+    critic_eval_samples: int = 8
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> "TrainConfig":
+        import yaml
+
+        raw = yaml.safe_load(Path(path).read_text("utf-8")) or {}
+        flat: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key in ("data", "model", "optim", "events", "mixup", "critic") and isinstance(value, dict):
+                flat.update(value)
+            else:
+                flat[key] = value
+        flat.update(overrides or {})
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(flat) - names)
+        if unknown:
+            raise ValueError(f"{path}: unknown training options {unknown}")
+        cfg = cls(**flat)
+        # configs/train/x.yaml names configs/musenet-tiny.json: found from the repository root too
+        bases = Path(path).resolve().parents
+        for name in ("data_dir", "model_config", "tokenizer_path", "init_from"):
+            value = getattr(cfg, name)
+            if value and not Path(value).exists():
+                found = next((b / value for b in bases if (b / value).exists()), None)
+                if found is not None:
+                    setattr(cfg, name, str(found))
+        return cfg
+
+
+def lr_lambda(cfg: TrainConfig):
+    """Linear warmup to 1, then cosine decay to ``min_lr_ratio`` at ``max_steps``."""
+    def f(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        t = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+    return f
+
+
+def build_tokenizer(cfg: TrainConfig):
+    from .tokenization_musenet import MuseNetTokenizer
+
+    if cfg.tokenizer_path:
+        return MuseNetTokenizer.from_pretrained(cfg.tokenizer_path)
+    return MuseNetTokenizer.from_preset(cfg.tokenizer_preset)
+
+
+def build_model(cfg: TrainConfig, tokenizer) -> torch.nn.Module:
+    """From ``init_from`` (a checkpoint) or a config JSON plus the tokenizer's vocabulary facts."""
+    from .configuration_musenet import MuseNetConfig
+    from .modeling_musenet import MuseNetForCausalLM
+
+    vocab = tokenizer.vocabulary
+    if cfg.init_from:
+        model = MuseNetForCausalLM.from_pretrained(cfg.init_from)
+        if model.config.vocab_size != len(vocab):
+            model.resize_token_embeddings(len(vocab))
+        return model
+    base = MuseNetConfig.from_json_file(cfg.model_config).to_dict() if cfg.model_config else {}
+    base.update(vocab.model_config_kwargs())
+    base["max_position_embeddings"] = max(base.get("max_position_embeddings", 0), cfg.context_length)
+    base.update(cfg.model_overrides)
+    for key in ("model_type", "architectures", "transformers_version"):
+        base.pop(key, None)
+    return MuseNetForCausalLM(MuseNetConfig(**base))
+
+
+def _param_digest(model: torch.nn.Module) -> str:
+    h = hashlib.sha1()
+    for name, p in sorted(_unwrap(model).state_dict().items()):
+        h.update(name.encode())
+        h.update(p.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _checkpoints(output_dir: Path) -> list[Path]:
+    """Complete checkpoints (with their trainer_state.json), oldest first."""
+    return sorted(p.parent for p in (output_dir / "checkpoints").glob("step-*/trainer_state.json"))
+
+
+# ---------------------------------------------------------------------- the Accelerate loop
+def train(cfg: TrainConfig, *, resume: str = "auto", stop_after_step: int | None = None,
+          progress: bool = True) -> dict[str, Any]:
+    """Train (or resume) a model as ``cfg`` says; returns the last logged metrics.
+
+    Args:
+        cfg: the run's settings.
+        resume: ``"auto"`` (the latest checkpoint in ``output_dir`` if any), ``"never"``, or a
+            checkpoint folder.
+        stop_after_step: stop after this step as if interrupted (no final save): the learning
+            rate schedule stays that of ``max_steps``, so resuming later continues the same run.
+        progress: show a tqdm bar on the main process.
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs, set_seed
+    from tqdm.auto import tqdm
+
+    mp = cfg.mixed_precision
+    if mp == "auto":
+        mp = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if torch.cuda.is_available() else "no"
+    # cpu=True on a machine without an accelerator: under torchrun (`accelerate launch --multi_gpu
+    # --num_processes N`, or `torchrun --nproc_per_node N`) the processes then form a CPU
+    # (gloo) group instead of N independent runs.
+    no_device = not torch.accelerator.is_available()
+    accelerator = Accelerator(mixed_precision=mp, cpu=no_device,
+                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    rank, world = accelerator.process_index, accelerator.num_processes
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
+    elif world > 1 and accelerator.device.type == "cpu":
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))  # processes must not fight over cores
+    out = Path(cfg.output_dir)
+    log_path = out / "log.jsonl"
+    set_seed(cfg.seed)  # the same initial weights in every process
+
+    tokenizer = build_tokenizer(cfg)
+    with accelerator.main_process_first():
+        enc = load_midi_folder(cfg.data_dir, tokenizer, labels=cfg.labels, unknown_labels=cfg.unknown_labels,
+                               validation_fraction=cfg.validation_fraction, num_proc=cfg.num_proc,
+                               cache_dir=cfg.data_cache_dir or out / "data-cache")
+    if accelerator.is_main_process:
+        print(enc.report(show_failed=5), flush=True)
+    aug = AugmentationConfig.from_dict(cfg.augmentation)
+    train_windows = MuseNetWindows(enc.dataset["train"], tokenizer, cfg.context_length, train=True,
+                                   seed=cfg.seed, augmentation=aug)
+    val_windows = MuseNetWindows(enc.dataset["validation"], tokenizer, cfg.context_length, train=False)
+    if cfg.max_eval_windows is not None and len(val_windows) > cfg.max_eval_windows:
+        keep = np.linspace(0, len(val_windows) - 1, cfg.max_eval_windows).astype(int)  # spread over the pieces
+        val_windows.piece_of, val_windows.window_of = val_windows.piece_of[keep], val_windows.window_of[keep]
+    collator = MuseNetCollator(tokenizer.vocabulary.pad_id)
+
+    model = build_model(cfg, tokenizer)
+    if cfg.activation_checkpointing:
+        enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+        enable()
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=cfg.learning_rate, betas=tuple(cfg.adam_betas))
+    # Not passed to prepare(): accelerate would step it once per process; we step it once per step.
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
+    model, optimizer = accelerator.prepare(model, optimizer)
+    accelerator.register_for_checkpointing(scheduler)
+    pool = CriticPool(cfg.critic_pool_size)
+
+    start_step = 0
+    found = _checkpoints(out) if resume == "auto" else [] if resume == "never" else [Path(resume)]
+    if found:
+        start_step = load_checkpoint(accelerator, found[-1], pool, log_path)
+
+    def log(record: dict[str, Any]) -> None:
+        if accelerator.is_main_process:
+            out.mkdir(parents=True, exist_ok=True)
+            with open(log_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+
+    sampler = TrainBatches(len(train_windows), cfg.per_device_batch_size, cfg.gradient_accumulation_steps,
+                           rank, world, cfg.seed, start_step, cfg.max_steps)
+    # Its own generator: starting the loader must not draw from the global RNG that the
+    # checkpoint restored (dropout and the critic's sampling read it).
+    loader = torch.utils.data.DataLoader(train_windows, batch_sampler=sampler, collate_fn=collator,
+                                         num_workers=cfg.num_workers, generator=torch.Generator().manual_seed(cfg.seed))
+    batches = iter(loader)
+    bar = tqdm(total=cfg.max_steps, initial=start_step, desc="training",
+               disable=not (progress and accelerator.is_main_process))
+    data_hash = hashlib.sha1()
+    inner = _unwrap(model)
+    last: dict[str, Any] = {}
+    t0, tokens_seen = time.time(), 0
+    model.train()
+    step = start_step
+    while step < cfg.max_steps:
+        critic_now = cfg.critic_every > 0 and inner.critic is not None and (step + 1) % cfg.critic_every == 0
+        lm_losses, critic_loss = [], None
+        for micro in range(cfg.gradient_accumulation_steps):
+            batch = {k: v.to(accelerator.device) for k, v in next(batches).items()}
+            data_hash.update(batch["input_ids"].cpu().numpy().tobytes())
+            tokens_seen += int(batch["attention_mask"].sum()) * world
+            last_micro = micro == cfg.gradient_accumulation_steps - 1
+            if critic_now and last_micro:
+                rng = np.random.default_rng([cfg.seed, step, rank, 11])
+                critic_loss = critic_step(model, batch, pool, train_windows, cfg, rng, accelerator, collator)
+            sync = contextlib.nullcontext() if last_micro else accelerator.no_sync(model)
+            with sync, accelerator.autocast():
+                if cfg.mixup_alpha > 0 and batch["input_ids"].shape[0] > 1:
+                    rng = np.random.default_rng([cfg.seed, step, micro, rank, 5])
+                    loss, _ = mixup_loss(model, batch, float(rng.beta(cfg.mixup_alpha, cfg.mixup_alpha)))
+                else:
+                    loss = model(**batch).loss
+                accelerator.backward(loss / cfg.gradient_accumulation_steps)
+            lm_losses.append(loss.detach())
+        if cfg.max_grad_norm:
+            accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        bar.update()
+
+        loss_now = accelerator.reduce(torch.stack(lm_losses).mean(), reduction="mean").item()
+        record: dict[str, Any] = {"step": step, "loss": loss_now, "lr": scheduler.get_last_lr()[0]}
+        if critic_loss is not None:
+            record["critic_loss"] = accelerator.reduce(critic_loss.detach(), reduction="mean").item()
+        if step % cfg.log_every == 0 or step == cfg.max_steps:
+            elapsed = time.time() - t0
+            record.update(tokens_per_second=tokens_seen / max(elapsed, 1e-9), elapsed=elapsed)
+            log(record)
+            bar.set_postfix(loss=f"{loss_now:.3f}")
+        if step % cfg.eval_every == 0 or step == cfg.max_steps:
+            stats = evaluate(model, val_windows, collator, batch_size=cfg.eval_batch_size, rank=rank,
+                             world_size=world, device=accelerator.device)
+            summed = accelerator.reduce(torch.tensor([stats["nll"], stats["tokens"], stats["seconds"]],
+                                                     dtype=torch.float64, device=accelerator.device), reduction="sum")
+            ev = {"step": step, **summarize_eval(dict(zip(("nll", "tokens", "seconds"), summed.tolist())))}
+            if cfg.critic_every > 0 and inner.critic is not None and len(val_windows):
+                ev["critic_auc"] = critic_auc(model, val_windows, cfg, accelerator, collator)
+            log(ev)
+            last.update(ev)
+            accelerator.print(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in ev.items() if k != "step"))
+        last.update(record)
+        if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
+            save_checkpoint(accelerator, out, step, world, pool, cfg.keep_checkpoints)
+        if stop_after_step is not None and step >= stop_after_step and step < cfg.max_steps:
+            bar.close()
+            return last
+    bar.close()
+
+    digests = gather_object([{"rank": rank, "weights": _param_digest(model), "data": data_hash.hexdigest()}])
+    log({"step": step, "event": "final", "world_size": world, "replicas": digests})
+    if accelerator.is_main_process:
+        final = out / "final"
+        accelerator.unwrap_model(model).save_pretrained(final)
+        tokenizer.save_pretrained(final)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return last
+
+
+@torch.no_grad()
+def critic_auc(model: torch.nn.Module, val_windows: MuseNetWindows, cfg: TrainConfig, accelerator: Any,
+               collator: MuseNetCollator) -> float:
+    """The critic's ROC AUC on fresh generations (never trained on) against validation windows."""
+    vocab = val_windows.vocab
+    rank, world = accelerator.process_index, accelerator.num_processes
+    idx = [i for i in range(rank, min(len(val_windows), cfg.critic_eval_samples * world), world)]
+    real = [val_windows[i] for i in idx]
+    pieces = [int(val_windows.piece_of[i]) for i in idx]
+    prompts = [val_windows.prefixes[p] for p in pieces]
+    secs = [val_windows.piece_seconds(p) for p in pieces]
+    fake = generate_samples(model, prompts, secs, cfg.critic_sample_tokens, eos_token_id=vocab.end_id,
+                            pad_token_id=vocab.pad_id, device=accelerator.device)
+    scores, labels = [], []
+    if real:
+        inner = _unwrap(model)
+        inner.eval()
+        batch = {k: v.to(accelerator.device) for k, v in critic_batch(real, list(zip(fake, secs)), collator).items()}
+        labels = batch.pop("critic_labels").tolist()
+        scores = inner(**batch).critic_logits.float().tolist()
+        inner.train()
+    gathered = gather_object([(labels, scores)])
+    all_labels = [x for lb, _ in gathered for x in lb]
+    all_scores = [x for _, sc in gathered for x in sc]
+    return roc_auc(all_labels, all_scores)
+
+
+def critic_step(model: torch.nn.Module, batch: dict[str, torch.Tensor], pool: CriticPool, windows: MuseNetWindows,
+                cfg: TrainConfig, rng: np.random.Generator, accelerator: Any,
+                collator: MuseNetCollator) -> torch.Tensor:
+    """One critic update's gradients (accumulated, not yet synchronized): fresh samples of the
+    current model join the pool; the critic learns to tell pool samples (0) from the batch's real
+    windows cut to the same lengths (1). Returns the critic loss."""
+    pieces = rng.integers(windows.num_pieces, size=cfg.critic_samples)
+    prompts = [windows.prefixes[p] for p in pieces]
+    secs = [windows.piece_seconds(p) for p in pieces]
+    vocab = windows.vocab
+    pool.add(generate_samples(model, prompts, secs, cfg.critic_sample_tokens, eos_token_id=vocab.end_id,
+                              pad_token_id=vocab.pad_id, device=accelerator.device), secs)
+    ids, mask = batch["input_ids"].cpu().numpy(), batch["attention_mask"].cpu().numpy()
+    real = [{"input_ids": ids[i][mask[i] > 0], "piece_seconds": float(batch["piece_seconds"][i]),
+             "time_offset_seconds": float(batch["time_offset_seconds"][i])} for i in range(len(ids))]
+    cb = {k: v.to(accelerator.device) for k, v in critic_batch(real, pool.draw(len(ids), rng), collator).items()}
+    with accelerator.no_sync(model), accelerator.autocast():
+        loss = model(**cb).loss
+    accelerator.backward(loss)
+    return loss.detach()
+
+
+def load_checkpoint(accelerator: Any, path: Path, pool: CriticPool, log_path: Path) -> int:
+    """Restore a checkpoint of :func:`save_checkpoint`; drop log lines written after it. Returns its step."""
+    accelerator.load_state(str(path))
+    state = json.loads((path / "trainer_state.json").read_text("utf-8"))
+    step, world = state["step"], accelerator.num_processes
+    if state.get("world_size", world) != world:
+        accelerator.print(f"warning: resuming a {state['world_size']}-process run with {world}: the data order changes")
+    pool_file = path / f"critic_pool_rank{accelerator.process_index}.json"
+    if pool_file.is_file():
+        pool.load(json.loads(pool_file.read_text("utf-8")))
+    if accelerator.is_main_process and log_path.is_file():  # what the interrupted run did after it is redone
+        lines = [ln for ln in log_path.read_text("utf-8").splitlines() if json.loads(ln).get("step", 0) <= step]
+        log_path.write_text("".join(ln + "\n" for ln in lines), "utf-8")
+    accelerator.wait_for_everyone()
+    accelerator.print(f"resumed from {path} at step {step}")
+    return step
+
+
+def save_checkpoint(accelerator: Any, out: Path, step: int, world: int, pool: CriticPool, keep: int) -> Path:
+    """Model, optimizer, scheduler and random states (accelerate), the critic pool, then
+    ``trainer_state.json`` last, so a checkpoint without it is incomplete and ignored."""
+    path = out / "checkpoints" / f"step-{step:07d}"
+    accelerator.save_state(str(path))
+    (path / f"critic_pool_rank{accelerator.process_index}.json").write_text(json.dumps(pool.state()), "utf-8")
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (path / "trainer_state.json").write_text(json.dumps({"step": step, "world_size": world}), "utf-8")
+        for old in _checkpoints(out)[:-keep] if keep > 0 else []:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return path
+
+
+# ---------------------------------------------------------------------- command line
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="a YAML training config, e.g. configs/train/tiny.yaml")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config option (VALUE is read as YAML), e.g. --set max_steps=50")
+    parser.add_argument("--output-dir", help="override output_dir")
+    parser.add_argument("--data-dir", help="override data_dir (a MIDI folder, e.g. from `musenet prepare-corpus`)")
+    parser.add_argument("--max-steps", type=int, help="override max_steps")
+    parser.add_argument("--resume", default="auto",
+                        help="'auto' (latest checkpoint in output_dir, default), 'never', or a checkpoint folder")
+    parser.add_argument("--stop-after-step", type=int,
+                        help="stop after this step as if interrupted (the schedule stays that of max_steps)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import yaml
+
+    overrides: dict[str, Any] = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key.strip()] = yaml.safe_load(value)
+    for key in ("output_dir", "data_dir", "max_steps"):
+        if getattr(args, key, None) is not None:
+            overrides[key] = getattr(args, key)
+    cfg = TrainConfig.from_yaml(args.config, overrides)
+    train(cfg, resume=args.resume, stop_after_step=args.stop_after_step, progress=not args.no_progress)
+    return 0
+
+
+__all__ = [
+    "CriticPool", "MuseNetTrainer", "TrainConfig", "add_train_arguments", "build_model", "build_tokenizer",
+    "causal_lm_loss", "critic_auc", "critic_batch", "critic_step", "evaluate", "generate_samples", "load_checkpoint",
+    "lr_lambda", "mixup_loss", "roc_auc", "run_train", "save_checkpoint", "summarize_eval", "train",
+]

@@ -1,0 +1,287 @@
+"""Training: mixup, the critic's pieces, evaluation, the Accelerate loop (resume, two processes),
+Trainer fine-tuning (the example script) and LoRA."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from musenet_hf.data import MuseNetCollator, MuseNetWindows, load_midi_folder
+from musenet_hf.training import (
+    CriticPool, MuseNetTrainer, TrainConfig, build_model, build_tokenizer, causal_lm_loss, critic_batch, evaluate,
+    lr_lambda, mixup_loss, roc_auc, summarize_eval, train,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MIDI = REPO.parent / "shared" / "midi"
+TINY = REPO / "configs" / "train" / "tiny.yaml"
+# Twelve short real songs (3 minutes of music in all): enough for a few real training steps.
+SONGS = sorted((SHARED_MIDI / "valid" / "musicautobot").glob("data_midi_examples_*.mid"))[:12]
+
+
+@pytest.fixture(scope="module")
+def songs(tmp_path_factory):
+    if not SHARED_MIDI.is_dir():
+        pytest.skip("../shared/midi is not present")
+    root = tmp_path_factory.mktemp("songs")
+    for f in SONGS:
+        shutil.copy(f, root / f.name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("data-cache")
+
+
+def overrides(songs: Path, cache: Path, out: Path, **more) -> dict:
+    """A run of a few steps of the tiny model on the songs, every feature switched on."""
+    return {"data_dir": str(songs), "data_cache_dir": str(cache), "output_dir": str(out), "num_proc": 1,
+            "validation_fraction": 0.2, "context_length": 128, "per_device_batch_size": 2, "max_steps": 8,
+            "warmup_steps": 2, "log_every": 1, "eval_every": 4, "checkpoint_every": 4, "critic_every": 3,
+            "mixup_alpha": 0.4, "torch_threads": 1, **more}
+
+
+@pytest.fixture(scope="module")
+def setup(songs, cache):
+    cfg = TrainConfig.from_yaml(TINY, overrides(songs, cache, cache / "unused"))
+    tok = build_tokenizer(cfg)
+    torch.manual_seed(0)
+    model = build_model(cfg, tok).eval()
+    enc = load_midi_folder(songs, tok, validation_fraction=0.2, cache_dir=cache)
+    windows = MuseNetWindows(enc.dataset["train"], tok, 128, train=True, seed=0)
+    collator = MuseNetCollator(tok.vocabulary.pad_id)
+    batch = collator([windows[(i, 0, 0.0)] for i in (0, 3, 5)])
+    return cfg, tok, model, enc, collator, batch
+
+
+def log_of(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "log.jsonl").read_text("utf-8").splitlines()]
+
+
+def test_mixup_loss_is_the_lambda_mix_of_the_two_losses(setup):
+    _, _, model, _, _, batch = setup
+    with torch.no_grad():
+        plain = model(**batch)
+        assert plain.loss.item() == pytest.approx(causal_lm_loss(plain.logits, batch["labels"]).item(), rel=1e-6)
+        loss, inputs = mixup_loss(model, batch, 0.7)
+        logits = model(**inputs).logits
+        partner = torch.tensor([1, 2, 0])
+        loss_a = causal_lm_loss(logits, batch["labels"])
+        loss_b = causal_lm_loss(logits, batch["labels"][partner])
+        assert abs(loss_a.item() - loss_b.item()) > 1e-3  # two different targets
+        assert loss.item() == pytest.approx(0.7 * loss_a.item() + 0.3 * loss_b.item(), rel=1e-6)
+        # lambda < 1/2 swaps the roles, so the window whose structure is used dominates
+        assert mixup_loss(model, batch, 0.3)[0].item() == pytest.approx(loss.item(), rel=1e-6)
+        # lambda = 1: token embeddings + explicit structural ids reproduce the plain forward
+        assert mixup_loss(model, batch, 1.0)[0].item() == pytest.approx(plain.loss.item(), rel=1e-5)
+
+
+def test_trainer_applies_mixup_with_its_seeded_lambda(setup, tmp_path):
+    from transformers import TrainingArguments
+
+    _, tok, model, _, collator, batch = setup
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", seed=5, use_cpu=True)
+    trainer = MuseNetTrainer(model=model, args=args, data_collator=collator, processing_class=tok, mixup_alpha=0.4)
+    assert trainer.label_names == ["labels"]
+    model.train()
+    try:
+        with torch.no_grad():
+            got = trainer.compute_loss(model, batch).item()
+            lam = float(np.random.default_rng(5).beta(0.4, 0.4))
+            assert got == pytest.approx(mixup_loss(model, batch, lam)[0].item(), rel=1e-6)
+    finally:
+        model.eval()
+
+
+def test_evaluate_gives_token_loss_and_bits_per_second(setup):
+    _, tok, model, enc, collator, _ = setup
+    val = MuseNetWindows(enc.dataset["validation"], tok, 128, train=False)
+    stats = evaluate(model, val, collator, batch_size=64)
+    batch = collator([val[i] for i in range(len(val))])
+    with torch.no_grad():
+        loss = model(**batch).loss.item()
+    predicted = batch["labels"][:, 1:]
+    seconds = tok.vocabulary.wait_units[predicted[predicted >= 0].numpy()].sum() * 0.01
+    assert stats["tokens"] == int((predicted != -100).sum()) and stats["seconds"] == pytest.approx(seconds)
+    out = summarize_eval(stats)
+    assert out["val_loss"] == pytest.approx(loss, rel=1e-5)
+    assert out["val_bits_per_second"] == pytest.approx(stats["nll"] / np.log(2) / seconds)
+    # two processes' shares add up to the whole
+    halves = [evaluate(model, val, collator, batch_size=64, rank=r, world_size=2) for r in (0, 1)]
+    assert sum(h["nll"] for h in halves) == pytest.approx(stats["nll"], rel=1e-5)
+
+
+def test_schedule_auc_and_critic_batches(setup):
+    cfg = TrainConfig(max_steps=100, warmup_steps=10, min_lr_ratio=0.1)
+    f = lr_lambda(cfg)
+    assert [f(0), f(9), f(10)] == [0.1, 1.0, 1.0]
+    assert f(55) == pytest.approx(0.55) and f(100) == pytest.approx(0.1)
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    labels, scores = rng.integers(0, 2, 50), np.round(rng.normal(size=50), 1)  # with ties
+    assert roc_auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores))
+    _, tok, _, _, collator, batch = setup
+    pool = CriticPool(3)
+    pool.add([np.array([1, 2, 3]), np.array([4, 5]), np.array([6]), np.array([7, 8])], [1.0, 2.0, 3.0, 4.0])
+    assert [len(x) for x, _ in pool.items] == [2, 1, 2]  # the oldest dropped
+    again = CriticPool(3)
+    again.load(json.loads(json.dumps(pool.state())))
+    assert [x.tolist() for x, _ in again.items] == [[4, 5], [6], [7, 8]]
+    real = [{"input_ids": batch["input_ids"][i].numpy(), "piece_seconds": 9.0, "time_offset_seconds": 1.0}
+            for i in range(2)]
+    cb = critic_batch(real, [(np.array([4, 5]), 2.0), (np.array([6]), 3.0)], collator)
+    assert cb["critic_labels"].tolist() == [1.0, 0.0, 1.0, 0.0]
+    assert cb["attention_mask"].sum(1).tolist() == [2, 2, 1, 1]  # real windows cut to the sample's length
+    assert "labels" not in cb
+
+
+def test_resume_after_an_interruption_repeats_the_same_steps(songs, cache, tmp_path):
+    base = TrainConfig.from_yaml(TINY, overrides(songs, cache, tmp_path / "a"))
+    train(base, resume="never", progress=False)
+    cut = TrainConfig.from_yaml(TINY, overrides(songs, cache, tmp_path / "b"))
+    train(cut, stop_after_step=6, progress=False)  # steps 5 and 6 are lost: the checkpoint is at 4
+    assert [p.name for p in sorted((tmp_path / "b" / "checkpoints").iterdir())] == ["step-0000004"]
+    train(cut, progress=False)
+    a, b = log_of(tmp_path / "a"), log_of(tmp_path / "b")
+    losses = lambda log, key: {r["step"]: r[key] for r in log if key in r}  # noqa: E731
+    assert losses(b, "loss") == losses(a, "loss") and len(losses(a, "loss")) == 8
+    assert losses(b, "critic_loss") == losses(a, "critic_loss") and sorted(losses(a, "critic_loss")) == [3, 6]
+    assert losses(b, "val_loss") == losses(a, "val_loss")
+    final = lambda log: [r for r in log if r.get("event") == "final"][0]["replicas"][0]["weights"]  # noqa: E731
+    assert final(a) == final(b)
+    assert (tmp_path / "a" / "final" / "model.safetensors").is_file()
+    assert losses(a, "loss")[8] < losses(a, "loss")[1]
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "musenet_hf.cli", "train", "--config", str(TINY), "--no-progress", *args]
+
+
+def _sets(d: dict) -> list[str]:
+    return [x for k, v in d.items() for x in ("--set", f"{k}={json.dumps(v)}")]
+
+
+@pytest.mark.slow
+def test_resume_after_a_killed_process(songs, cache, tmp_path):
+    """A real kill (SIGKILL) of `musenet train` mid-run, then the same command again."""
+    more = overrides(songs, cache, tmp_path / "killed", max_steps=16, eval_every=8, checkpoint_every=4)
+    proc = subprocess.Popen(_cli(*_sets(more)), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "killed" / "log.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if log.is_file() and any(json.loads(x).get("step", 0) >= 10 for x in log.read_text().splitlines()):
+            break
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert subprocess.run(_cli(*_sets(more)), cwd=REPO, capture_output=True).returncode == 0
+    train(TrainConfig.from_yaml(TINY, {**more, "output_dir": str(tmp_path / "whole")}), progress=False)
+    a, b = log_of(tmp_path / "whole"), log_of(tmp_path / "killed")
+    assert {r["step"]: r["loss"] for r in a if "loss" in r} == {r["step"]: r["loss"] for r in b if "loss" in r}
+
+
+def test_accelerate_two_processes_train_one_model(songs, cache, tmp_path):
+    """`accelerate launch --multi_gpu --num_processes 2` on a machine without GPUs: two CPU
+    processes (gloo), each on its own share of the data, ending with identical weights."""
+    out = tmp_path / "ddp"
+    more = overrides(songs, cache, out, max_steps=3, eval_every=3, checkpoint_every=3, critic_every=2)
+    more.pop("torch_threads")
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",
+           "-m", "musenet_hf.cli", "train", "--config", str(TINY), "--no-progress", *_sets(more)]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    final = [r for r in log_of(out) if r.get("event") == "final"][0]
+    assert final["world_size"] == 2
+    (r0, r1) = final["replicas"]
+    assert r0["weights"] == r1["weights"]  # gradients were averaged: one model
+    assert r0["data"] != r1["data"]  # but each process trained on different windows
+    assert (out / "final" / "model.safetensors").is_file()
+
+
+def test_lora_trains_only_the_adapters(setup):
+    from peft import LoraConfig, get_peft_model
+
+    cfg, tok, _, _, _, batch = setup
+    torch.manual_seed(0)
+    base = build_model(cfg, tok)
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["c_attn", "c_proj", "c_fc"]))
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    losses = []
+    for _ in range(4):
+        loss = model(**batch).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    after = model.base_model.model.state_dict()
+    changed = {k for k, v in after.items() if "lora_" in k or not torch.equal(v, before[k.replace(".base_layer", "")])}
+    assert changed and all("lora_" in k for k in changed)
+    assert any("lora_B" in k and after[k].abs().sum() > 0 for k in after)  # B starts at zero: it moved
+
+
+def _finetune(checkpoint: Path, data: Path, out: Path, steps: int) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, str(REPO / "examples" / "finetune_trainer.py"), "--checkpoint", str(checkpoint),
+           "--data", str(data), "--output", str(out), "--max-steps", str(steps), "--context-length", "128",
+           "--learning-rate", "3e-3", "--threads", "1", "--num-proc", "2", "--validation-fraction", "0.3"]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(setup, tmp_path_factory):
+    _, tok, model, _, _, _ = setup
+    path = tmp_path_factory.mktemp("checkpoint")
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def test_finetune_trainer_example(checkpoint, songs, tmp_path):
+    done = _finetune(checkpoint, songs, tmp_path, steps=12)
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = [x for x in done.stdout.splitlines() if x.startswith("validation loss")][0]
+    before, after = (float(w) for w in line.replace(",", "").split() if w.replace(".", "").isdigit())
+    assert after < before
+    from musenet_hf.modeling_musenet import MuseNetForCausalLM
+    from musenet_hf.tokenization_musenet import MuseNetTokenizer
+
+    tuned = MuseNetForCausalLM.from_pretrained(tmp_path / "final")
+    original = MuseNetForCausalLM.from_pretrained(checkpoint)
+    assert not torch.equal(tuned.lm_head.weight, original.lm_head.weight)
+    saved = MuseNetTokenizer.from_pretrained(tmp_path / "final")
+    assert saved.vocabulary.tokens == MuseNetTokenizer.from_pretrained(checkpoint).vocabulary.tokens
+
+
+@pytest.mark.slow
+def test_finetune_trainer_example_on_the_shared_valid_folder(checkpoint, tmp_path):
+    done = _finetune(checkpoint, SHARED_MIDI / "valid", tmp_path, steps=30)
+    assert done.returncode == 0, done.stderr[-3000:]
+    counts = [int(x.split()[1]) for x in done.stdout.splitlines() if x.startswith(("train:", "validation:", "skipped"))]
+    assert sum(counts) == 443 and 0 < counts[2] < 20  # every file used or reported
+    line = [x for x in done.stdout.splitlines() if x.startswith("validation loss")][0]
+    before, after = (float(w) for w in line.replace(",", "").split() if w.replace(".", "").isdigit())
+    assert after < before and (tmp_path / "final" / "model.safetensors").is_file()
+
+
+def test_train_configs_load():
+    tiny = TrainConfig.from_yaml(TINY)
+    small = TrainConfig.from_yaml(REPO / "configs" / "train" / "small.yaml")
+    assert tiny.context_length == 256 and small.context_length == 1024
+    assert Path(small.model_config).name == "musenet-small.json" and small.mixup_alpha > 0 and small.critic_every > 0
+    with pytest.raises(ValueError, match="unknown training options"):
+        TrainConfig.from_yaml(TINY, {"learning_rat": 1.0})
