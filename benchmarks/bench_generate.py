@@ -1,0 +1,96 @@
+"""Cost of the generation processors: generate() with steering + grammar + target length vs plain.
+
+Both runs use the same randomly initialised MuseNetForCausalLM, the same prompt, batch and
+number of new tokens (no early stop: ``end`` is not an EOS here, and the target length is far
+away), sampling with top_k=0, and alternate plain / processed runs so that load from other
+processes hits both alike. Reported: tokens/s, seconds of music per wall second, and the
+processors' overhead (goal: <= 10%).
+
+    python benchmarks/bench_generate.py                      # small config, batch 8, 256 tokens
+    python benchmarks/bench_generate.py --config configs/musenet-tiny.json --batch 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from transformers import GenerationConfig, LogitsProcessorList
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from musenet_hf.configuration_musenet import MuseNetConfig  # noqa: E402
+from musenet_hf.generation import default_logits_processors  # noqa: E402
+from musenet_hf.modeling_musenet import MuseNetForCausalLM  # noqa: E402
+from musenet_hf.vocabulary import MuseNetVocabulary  # noqa: E402
+
+
+def build_model(config_path: Path, vocab: MuseNetVocabulary) -> MuseNetForCausalLM:
+    cfg = json.loads(config_path.read_text())
+    for key in ("model_type", "architectures"):
+        cfg.pop(key, None)
+    cfg.update(vocab.model_config_kwargs())
+    torch.manual_seed(0)
+    return MuseNetForCausalLM(MuseNetConfig(**cfg)).eval()
+
+
+def run(model, prompt, gen_config, procs, piece_seconds) -> tuple[float, torch.Tensor]:
+    torch.manual_seed(1)
+    start = time.perf_counter()
+    with torch.no_grad():
+        out = model.generate(prompt, attention_mask=torch.ones_like(prompt), generation_config=gen_config,
+                             logits_processor=LogitsProcessorList(procs), piece_seconds=piece_seconds)
+    return time.perf_counter() - start, out[:, prompt.shape[1]:]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", type=Path, default=REPO / "configs" / "musenet-small.json")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--new-tokens", type=int, default=256)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    vocab = MuseNetVocabulary.from_preset("musenet")
+    model = build_model(args.config, vocab)
+    params = sum(t.numel() for t in model.parameters()) / 1e6
+    ids = [vocab.composer_id("bach"), vocab.instrumentation_id(["piano", "violin"]), vocab.start_id]
+    prompt = torch.tensor([ids] * args.batch)
+    piece_seconds = torch.full((args.batch,), 3600.0, dtype=torch.float64)
+    gen_config = GenerationConfig(do_sample=True, top_k=0, max_new_tokens=args.new_tokens, min_new_tokens=0,
+                                  eos_token_id=None, pad_token_id=vocab.pad_id)
+
+    def processors():
+        return default_logits_processors(vocab, seconds=3600.0, instruments="piano,violin", steering="hard")
+
+    print(f"model {args.config.name}: {params:.1f}M parameters, context {model.config.max_position_embeddings}; "
+          f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), cpu")
+    print(f"batch {args.batch} x {args.new_tokens} new tokens, {args.repeats} repeats (median), alternating runs")
+    run(model, prompt[:, :], gen_config, [], piece_seconds)  # warm-up
+    times: dict[str, list[float]] = {"plain": [], "steering+grammar+length": []}
+    music: dict[str, float] = {}
+    for _ in range(args.repeats):
+        for name in times:
+            procs = processors() if name != "plain" else []
+            dt, new = run(model, prompt, gen_config, procs, piece_seconds)
+            times[name].append(dt)
+            music[name] = float(vocab.wait_units[new.numpy()].sum()) * vocab.wait_unit_seconds
+    base = statistics.median(times["plain"])
+    tokens = args.batch * args.new_tokens
+    for name, ts in times.items():
+        t = statistics.median(ts)
+        print(f"{name:>24}: {tokens / t:8.1f} tokens/s, {music[name] / t:7.2f} s of music per wall s "
+              f"({music[name]:.1f} s in {t:.2f} s), overhead {100 * (t - base) / base:+.1f}%")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

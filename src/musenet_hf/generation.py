@@ -1,0 +1,436 @@
+"""Generation: prompts and primers, long-form (sliding-window) generation, critic reranking.
+
+Everything goes through the model's standard ``generate()``; what makes the output musical is
+the logits processors of :mod:`musenet_hf.logits_processors`.
+
+* :func:`build_prompt`: ``[composer] [instrumentation] start [primer body]``.
+* :func:`default_logits_processors`: grammar, target length and (optionally) instrument
+  steering, sharing one state tracker.
+* :func:`generate_long`: pieces longer than the context: a sliding window that always keeps the
+  conditioning prefix, tells the model where the window sits in the piece
+  (``piece_seconds``, ``time_offset_seconds``) and hands the processors the whole piece's state.
+* :func:`critic_scores` / :func:`rerank`: the critic head's verdict on finished pieces.
+
+**Blending two composers.** MuseNet saw one composer token per piece. ``composer=("bach",
+"mozart")`` puts both tokens in the prefix (``bach mozart piano start``): the attention sees both
+and the result leans on whichever the model weighs more. This is an out-of-distribution prompt,
+not an interpolation of the two styles' embeddings; it is the simplest honest thing the public
+token layout allows, and it keeps the prefix a plain list of token ids that any tool can read.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+from transformers import LogitsProcessor, LogitsProcessorList
+
+from .logits_processors import (
+    InstrumentSteeringLogitsProcessor,
+    MusicGrammarLogitsProcessor,
+    NoteStateTracker,
+    TargetLengthLogitsProcessor,
+    resolve_instruments,
+)
+from .vocabulary import MuseNetVocabulary
+
+
+def _vocab(tokenizer_or_vocabulary: Any) -> MuseNetVocabulary:
+    return getattr(tokenizer_or_vocabulary, "vocabulary", tokenizer_or_vocabulary)
+
+
+# ---------------------------------------------------------------------------------- prompts
+def build_prompt(
+    tokenizer: Any,
+    composer: str | Sequence[str] | None = None,
+    instruments: Sequence[str] | str | None = None,
+    primer: Any = None,
+    primer_seconds: float | None = None,
+    primer_notes: int | None = None,
+    tempo: float | None = None,
+) -> list[int]:
+    """The prompt ids: ``[composer...] [instrumentation] start [tempo] [primer body]``.
+
+    Args:
+        tokenizer: a :class:`~musenet_hf.tokenization_musenet.MuseNetTokenizer`.
+        composer: one composer/style name, a pair ``(a, b)`` to blend (both tokens go in the
+            prefix, see the module notes), or None.
+        instruments: instrument or group names (``"piano,violin"``, ``["piano", "strings"]``);
+            None takes the primer's instruments, or no instrumentation token without a primer.
+        primer: a MIDI file (path, bytes or ``mido.MidiFile``) whose opening starts the piece.
+        primer_seconds: keep the primer's first N seconds (events at time <= N).
+        primer_notes: or keep it up to and including its N-th note-on.
+        tempo: the tempo token's bpm (beats clock only; default the primer's).
+    Note-offs of notes still sounding at the cut are not added: the grammar processor knows
+    from the prompt which notes sound and lets the model close them.
+    """
+    v = _vocab(tokenizer)
+    composers = [composer] if isinstance(composer, str) else list(composer or [])
+    body: list[int] = []
+    if primer is not None:
+        encoded = tokenizer.encode_midi(primer, instruments=None, add_end=False)
+        prefix, body = split_prompt(v, encoded)
+        if instruments is None:
+            groups = [t for t in prefix if v.is_instrumentation[t]]
+            instruments = v.instrumentation_groups(groups[0]) if groups else None
+        if tempo is None and v.config.clock == "beats":
+            tempo = next((float(v.tempo_bpm[t]) for t in prefix if v.is_tempo[t]), None)
+        body = cut_primer(v, body, primer_seconds, primer_notes)
+    ids = [v.composer_id(c) for c in composers]
+    if instruments:
+        names = resolve_instruments(v, instruments)
+        ids.append(v.instrumentation_id([v.instruments[i].name for i in names]))
+    ids.append(v.start_id)
+    if tempo is not None and v.config.clock == "beats":
+        ids.append(v.tempo_id(tempo))
+    return ids + body
+
+
+def cut_primer(vocabulary: MuseNetVocabulary, body: Sequence[int], seconds: float | None = None,
+               notes: int | None = None) -> list[int]:
+    """The opening of a body: events up to ``seconds`` (inclusive) or up to the ``notes``-th note-on."""
+    v = vocabulary
+    body = list(body)
+    if seconds is not None:
+        limit = int(round(seconds / v.wait_unit_seconds))
+        units, keep = 0, 0
+        for i, t in enumerate(body):
+            units += int(v.wait_units[t])
+            if units > limit:
+                break
+            keep = i + 1
+        body = body[:keep]
+    if notes is not None:
+        count = 0
+        for i, t in enumerate(body):
+            count += bool(v.is_note_on[t])
+            if count >= notes:
+                body = body[: i + 1]
+                break
+    return body
+
+
+def split_prompt(vocabulary: MuseNetVocabulary, ids: Sequence[int]) -> tuple[list[int], list[int]]:
+    """(conditioning prefix up to and including ``start`` and a tempo token after it, body)."""
+    v = vocabulary
+    ids = list(ids)
+    if v.start_id not in ids:
+        raise ValueError("the prompt has no start token: build it with build_prompt()")
+    k = ids.index(v.start_id) + 1
+    if k < len(ids) and v.is_tempo[ids[k]]:
+        k += 1
+    return ids[:k], ids[k:]
+
+
+def sequence_seconds(vocabulary: MuseNetVocabulary, ids: Sequence[int]) -> float:
+    """Seconds of music in ``ids`` (the waits up to ``end``)."""
+    v = vocabulary
+    ids = list(ids)
+    if v.end_id in ids:
+        ids = ids[: ids.index(v.end_id)]
+    return float(v.wait_units[ids].sum()) * v.wait_unit_seconds if ids else 0.0
+
+
+# ---------------------------------------------------------------------------------- processors
+def default_logits_processors(
+    vocabulary: MuseNetVocabulary,
+    seconds: float | None = None,
+    instruments: Sequence[str] | str | None = None,
+    steering: str | None = None,
+    strength: float = 3.0,
+    tolerance: float = 0.1,
+    grammar: bool = True,
+    max_polyphony: int | None = None,
+) -> LogitsProcessorList:
+    """Grammar, target length (when ``seconds``) and steering (when ``steering`` and ``instruments``).
+
+    The stateful processors share one :class:`NoteStateTracker`, so the state is computed once a
+    step. Steering comes first: it only biases or removes note-ons, and the grammar mask after
+    it is what guarantees validity.
+    """
+    tracker = NoteStateTracker(vocabulary)
+    procs: list[LogitsProcessor] = []
+    if steering is not None:
+        if not instruments:
+            raise ValueError("steering needs instruments")
+        procs.append(InstrumentSteeringLogitsProcessor(vocabulary, instruments, mode=steering, strength=strength))
+    if grammar:
+        procs.append(MusicGrammarLogitsProcessor(vocabulary, max_polyphony=max_polyphony, tracker=tracker))
+    if seconds is not None:
+        procs.append(TargetLengthLogitsProcessor(vocabulary, seconds, tolerance=tolerance, tracker=tracker))
+    return LogitsProcessorList(procs)
+
+
+def _trackers(processors: Sequence[LogitsProcessor]) -> list[NoteStateTracker]:
+    out: list[NoteStateTracker] = []
+    for p in processors:
+        t = getattr(p, "tracker", None)
+        if isinstance(t, NoteStateTracker) and all(t is not o for o in out):
+            out.append(t)
+    return out
+
+
+# ---------------------------------------------------------------------------------- long form
+@dataclass
+class LongFormOutput:
+    """What :func:`generate_long` returns.
+
+    Attributes:
+        sequences: per sample, the full ids: prompt prefix, body (primer included), ``end`` if it came.
+        prefix_length: length of the conditioning prefix at the start of every sequence.
+        finished: per sample, whether it ended with ``end``.
+        seconds: per sample, seconds of music.
+        windows: one record per ``generate()`` call: ``body_start`` (index into the body of the
+            window's first body token), ``rows`` (sample indices), ``time_offset_seconds`` (per
+            row, the absolute time of the window's first token), ``new_tokens``.
+    """
+
+    sequences: list[list[int]]
+    prefix_length: int
+    finished: list[bool]
+    seconds: list[float]
+    windows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def model_context_length(model: Any) -> int:
+    cfg = model.config
+    for name in ("max_position_embeddings", "n_positions", "n_ctx"):
+        value = getattr(cfg, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    raise ValueError("cannot tell the model's context length: pass max_window")
+
+
+def padding_id(model: Any, vocabulary: MuseNetVocabulary) -> int:
+    """A padding id the model can embed: the vocabulary's ``pad``, else the model's, else ``end_sample``.
+
+    (A checkpoint's embedding table may stop before the vocabulary's ``pad``.)
+    """
+    size = model.config.vocab_size
+    for cand in (vocabulary.pad_id, getattr(model.config, "pad_token_id", None), vocabulary.end_sample_id):
+        if isinstance(cand, int) and 0 <= cand < size:
+            return cand
+    return 0
+
+
+def _accepts_structure(model: Any) -> bool:
+    params = inspect.signature(model.forward).parameters
+    return "piece_seconds" in params and "time_offset_seconds" in params
+
+
+def _snap_cut(vocabulary: MuseNetVocabulary, body: torch.Tensor, cut: int, limit: int) -> int:
+    """The first index in ``[cut, limit)`` right after a wait in every row, else ``cut``.
+
+    A window that starts at a moment boundary gives its first chord the right note-in-chord
+    indices (they count notes since the last wait).
+    """
+    if cut <= 0:
+        return 0
+    is_wait = vocabulary.torch_tables(body.device)["is_wait"]
+    span = body[:, cut - 1: max(cut, limit) - 1]
+    if span.shape[1] == 0:
+        return cut
+    all_wait = is_wait[span].all(dim=0)
+    hits = all_wait.nonzero()
+    return cut + int(hits[0]) if len(hits) else cut
+
+
+@torch.no_grad()
+def generate_long(
+    model: Any,
+    tokenizer: Any,
+    prompt_ids: Sequence[int],
+    seconds: float,
+    num_samples: int = 1,
+    max_window: int | None = None,
+    step: int | None = None,
+    logits_processor: Sequence[LogitsProcessor] | None = None,
+    max_new_tokens: int | None = None,
+    progress: bool = True,
+    **generate_kwargs: Any,
+) -> LongFormOutput:
+    """Generate ``num_samples`` pieces of about ``seconds`` from one prompt, past the context length.
+
+    Each round calls ``model.generate()`` on a window ``prefix + body[cut:]`` where the prefix is
+    the prompt's conditioning tokens (composer, instrumentation, start) and ``cut`` drops the
+    oldest body tokens so that ``step`` new tokens fit in ``max_window``. The model is told the
+    piece's length and the window's absolute start time (``piece_seconds``,
+    ``time_offset_seconds``, when its forward accepts them) so its part and countdown
+    embeddings follow the whole piece. Processors that hold a :class:`NoteStateTracker` get the
+    piece's state at the cut (the notes whose note-ons fell out of the window still sound), so
+    the rules hold across windows. Samples that end leave the batch.
+
+    Args:
+        model: any causal LM with ``generate()`` (MuseNetForCausalLM, or GPT-2 for tests).
+        tokenizer: the tokenizer or the vocabulary.
+        prompt_ids: a prompt from :func:`build_prompt`.
+        seconds: the requested length (the target-length processor ends pieces within its tolerance).
+        num_samples: pieces generated together, as one batch.
+        max_window: tokens per forward (default the model's context length).
+        step: new tokens per round after the first (default a quarter of the window).
+        logits_processor: default :func:`default_logits_processors` (grammar + target length).
+        max_new_tokens: a safety cap on body tokens per sample (default 200 per second + a window).
+        progress: show a tqdm bar in seconds of music (the slowest sample).
+        generate_kwargs: passed to ``generate()`` (``do_sample`` defaults to True, e.g.
+            ``temperature``, ``top_p``).
+    """
+    from tqdm.auto import tqdm
+
+    v = _vocab(tokenizer)
+    window = max_window or model_context_length(model)
+    step = step or max(1, window // 4)
+    prefix, primer = split_prompt(v, prompt_ids)
+    if len(prefix) + step >= window:
+        raise ValueError(f"window {window} too small for a {len(prefix)}-token prefix and {step}-token steps")
+    procs = LogitsProcessorList(default_logits_processors(v, seconds) if logits_processor is None else logits_processor)
+    trackers = _trackers(procs)
+    has_target = any(isinstance(p, TargetLengthLogitsProcessor) for p in procs)
+    structure = _accepts_structure(model)
+    budget = max_new_tokens if max_new_tokens is not None else int(200 * seconds) + window
+    unit = v.wait_unit_seconds
+    device = model.device
+    generate_kwargs.setdefault("do_sample", True)
+    generate_kwargs.setdefault("pad_token_id", padding_id(model, v))
+    generate_kwargs.setdefault("eos_token_id", v.end_id)
+
+    prefix_t = torch.tensor(prefix, dtype=torch.long, device=device)
+    body = torch.tensor(primer, dtype=torch.long, device=device).reshape(1, -1).repeat(num_samples, 1)
+    rows = list(range(num_samples))  # sample index of each active row
+    done: dict[int, list[int]] = {}
+    finished = [False] * num_samples
+    state_tracker = NoteStateTracker(v)
+    windows: list[dict[str, Any]] = []
+    bar = tqdm(total=round(seconds, 1), unit="s", desc="music", disable=not progress)
+    generated = 0
+    while rows and generated < budget:
+        length = body.shape[1]
+        room = window - len(prefix)
+        cut = max(0, length - (room - step))
+        cut = _snap_cut(v, body, cut, min(length, cut + step)) if cut else 0
+        # the piece's state at the cut, from the whole body before it
+        head = state_tracker.compute(body[:, :cut]) if cut else None
+        units0 = head.units if head is not None else torch.zeros(len(rows), dtype=torch.long, device=device)
+        for t in trackers:
+            if head is None:
+                t.reset()
+            else:
+                t.set_initial_state(head.sounding[:, :-1], head.units, started=True)
+        win = torch.cat([prefix_t.expand(len(rows), -1), body[:, cut:]], dim=1)
+        n_new = min(window - win.shape[1], budget - generated)
+        kwargs = dict(generate_kwargs)
+        if structure:
+            # float64: the model's part/countdown must not depend on float32 rounding of the length
+            kwargs["piece_seconds"] = torch.full((len(rows),), float(seconds), dtype=torch.float64, device=device)
+            kwargs["time_offset_seconds"] = units0.double() * unit
+        out = model.generate(input_ids=win, attention_mask=torch.ones_like(win), max_new_tokens=n_new,
+                             logits_processor=procs, **kwargs)
+        new = out[:, win.shape[1]:]
+        windows.append({"body_start": cut, "rows": list(rows), "new_tokens": int(new.shape[1]),
+                        "time_offset_seconds": (units0.double() * unit).tolist()})
+        generated += new.shape[1]
+        body = torch.cat([body, new], dim=1)
+        # retire the rows that ended (and, without a target-length processor, those past the length)
+        is_end = new == v.end_id
+        units = units0 + v.torch_tables(device)["wait_units"][body[:, cut:]].sum(dim=1)
+        keep = []
+        for r in range(len(rows)):
+            if is_end[r].any():
+                stop = length + int(is_end[r].nonzero()[0]) + 1
+                done[rows[r]], finished[rows[r]] = body[r, :stop].tolist(), True
+            elif (not has_target and units[r] * unit >= seconds) or new.shape[1] == 0:
+                done[rows[r]] = body[r].tolist()
+            else:
+                keep.append(r)
+        if keep:
+            bar.n = min(bar.total, round(min(float(units[r]) * unit for r in keep), 1))
+            bar.refresh()
+        rows = [rows[r] for r in keep]
+        body = body[keep]
+    for r_i, r in enumerate(rows):  # out of budget
+        done[r] = body[r_i].tolist()
+    bar.n = bar.total
+    bar.close()
+    for t in trackers:
+        t.reset()
+    sequences = [list(prefix) + done[i] for i in range(num_samples)]
+    return LongFormOutput(sequences, len(prefix), finished, [sequence_seconds(v, s) for s in sequences], windows)
+
+
+# ---------------------------------------------------------------------------------- critic
+@torch.no_grad()
+def critic_scores(
+    model: Any,
+    tokenizer: Any,
+    sequences: Sequence[Sequence[int]],
+    seconds: float | Sequence[float] | None = None,
+    max_window: int | None = None,
+    batch_size: int = 8,
+) -> list[float]:
+    """One score per sequence: the critic head's logit, averaged over the sequence's windows.
+
+    Each sequence is cut into windows of ``prefix + body chunk`` (at most ``max_window``
+    tokens) that the model sees with their true ``time_offset_seconds``; windows of all sequences
+    run batched with right padding. Higher means "more like real music". A model without a
+    critic head (``critic_logits`` absent or None) is scored by its mean token log-likelihood
+    instead, so reranking still works with any causal LM.
+    """
+    v = _vocab(tokenizer)
+    window = max_window or model_context_length(model)
+    device = model.device
+    structure = _accepts_structure(model)
+    items: list[tuple[int, list[int], float, float]] = []  # (sequence, window ids, offset s, piece s)
+    for s_i, ids in enumerate(sequences):
+        prefix, body = split_prompt(v, ids)
+        piece = seconds[s_i] if isinstance(seconds, Sequence) else (seconds or sequence_seconds(v, ids))
+        room = window - len(prefix)
+        units = 0
+        for start in range(0, max(len(body), 1), room):
+            chunk = body[start:start + room]
+            items.append((s_i, prefix + chunk, units * v.wait_unit_seconds, float(piece)))
+            units += int(v.wait_units[chunk].sum()) if chunk else 0
+    totals = [0.0] * len(sequences)
+    counts = [0] * len(sequences)
+    for b in range(0, len(items), batch_size):
+        batch = items[b:b + batch_size]
+        width = max(len(x[1]) for x in batch)
+        ids = torch.full((len(batch), width), padding_id(model, v), dtype=torch.long, device=device)
+        mask = torch.zeros_like(ids)
+        for i, (_, w, _, _) in enumerate(batch):
+            ids[i, :len(w)] = torch.tensor(w, device=device)
+            mask[i, :len(w)] = 1
+        kwargs = {}
+        if structure:
+            kwargs["piece_seconds"] = torch.tensor([x[3] for x in batch], dtype=torch.float64, device=device)
+            kwargs["time_offset_seconds"] = torch.tensor([x[2] for x in batch], dtype=torch.float64, device=device)
+        out = model(input_ids=ids, attention_mask=mask, **kwargs)
+        critic = getattr(out, "critic_logits", None)
+        if critic is None:  # mean log-likelihood of the real tokens
+            logp = torch.log_softmax(out.logits[:, :-1].float(), dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
+            m = mask[:, 1:].float()
+            critic = (logp * m).sum(1) / m.sum(1).clamp(min=1)
+        for i, x in enumerate(batch):
+            totals[x[0]] += float(critic[i])
+            counts[x[0]] += 1
+    return [t / max(c, 1) for t, c in zip(totals, counts)]
+
+
+def rerank(scores: Sequence[float]) -> list[int]:
+    """Indices of ``scores`` best first (stable for ties)."""
+    return sorted(range(len(scores)), key=lambda i: -scores[i])
+
+
+__all__ = [
+    "LongFormOutput",
+    "build_prompt",
+    "cut_primer",
+    "split_prompt",
+    "sequence_seconds",
+    "default_logits_processors",
+    "generate_long",
+    "critic_scores",
+    "rerank",
+    "model_context_length",
+    "padding_id",
+]

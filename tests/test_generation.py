@@ -1,0 +1,324 @@
+"""Generation: logits processors, prompts and primers, long form, critic reranking.
+
+The model is a tiny randomly initialised MuseNetForCausalLM (configs/musenet-tiny.json with the
+musenet vocabulary's facts): it samples close to uniformly, which is the hardest case for the
+processors (most random tokens break the grammar). Acceptance numbers are printed (pytest -s).
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel, LogitsProcessorList
+
+from musenet_hf.configuration_musenet import MuseNetConfig
+from musenet_hf.generation import (
+    build_prompt,
+    critic_scores,
+    cut_primer,
+    default_logits_processors,
+    generate_long,
+    rerank,
+    sequence_seconds,
+    split_prompt,
+)
+from musenet_hf.logits_processors import (
+    InstrumentSteeringLogitsProcessor,
+    MusicGrammarLogitsProcessor,
+    NoteStateTracker,
+    TargetLengthLogitsProcessor,
+    grammar_violations,
+    resolve_instruments,
+)
+from musenet_hf.modeling_musenet import MuseNetForCausalLM
+from musenet_hf.vocabulary import MuseNetVocabulary
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MIDI = REPO.parent / "shared" / "midi" / "valid"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Two cores shared by everyone: one torch thread keeps generation from collapsing."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def vocab():
+    return MuseNetVocabulary.from_preset("musenet")
+
+
+@pytest.fixture(scope="module")
+def tiny(vocab):
+    torch.manual_seed(0)
+    cfg = json.loads((REPO / "configs" / "musenet-tiny.json").read_text())
+    for key in ("model_type", "architectures"):
+        cfg.pop(key, None)
+    cfg.update(vocab.model_config_kwargs())
+    return MuseNetForCausalLM(MuseNetConfig(**cfg)).eval()
+
+
+def prompt_batch(vocab, batch, instruments=("piano", "violin")):
+    ids = [vocab.composer_id("bach"), vocab.instrumentation_id(list(instruments)), vocab.start_id]
+    return torch.tensor([ids] * batch)
+
+
+def sample(model, vocab, prompt, procs, new_tokens, **kw):
+    torch.manual_seed(kw.pop("seed", 0))
+    with torch.no_grad():
+        return model.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=True, top_k=0,
+                              max_new_tokens=new_tokens, logits_processor=LogitsProcessorList(procs),
+                              pad_token_id=vocab.pad_id, eos_token_id=vocab.end_id, **kw)
+
+
+def note_ons(vocab, ids):
+    """Instrument index of every note-on after the prompt."""
+    return [int(vocab.note_instrument[t]) for t in ids if vocab.is_note_on[t]]
+
+
+# ------------------------------------------------------------------ state tracking
+def reference_state(vocab, ids):
+    """(sounding keys, units) by walking the ids in Python."""
+    sounding, units = set(), 0
+    for t in ids:
+        units += int(vocab.wait_units[t])
+        if vocab.is_note[t]:
+            key = int(vocab.note_instrument[t]) * 128 + int(vocab.note_pitch[t])
+            if vocab.is_note_off[t]:
+                sounding.discard(key)
+            elif vocab.note_instrument[t] != vocab.drum_index:
+                sounding.add(key)
+    return sounding, units
+
+
+def test_tracker_incremental_matches_reference_and_survives_reordering(vocab):
+    g = torch.Generator().manual_seed(1)
+    # notes of 3 instruments on 6 pitches (so ons and offs collide often), waits, drums
+    pool = [vocab.note_id(i, vel, p) for i in ("piano", "violin", "drums") for vel in (0, 80) for p in range(60, 66)
+            if not (i == "drums" and vel == 0)] + vocab.wait_ids(5) + vocab.wait_ids(128)
+    ids = torch.tensor(pool)[torch.randint(len(pool), (6, 120), generator=g)]
+    tracker = NoteStateTracker(vocab)
+    for t in range(1, 121):
+        st = tracker.state(ids[:, :t])
+        for b in range(6):
+            keys, units = reference_state(vocab, ids[b, :t].tolist())
+            assert set(st.sounding[b].nonzero().flatten().tolist()) == keys
+            assert int(st.units[b]) == units
+    # beam search reorders rows between steps: the tracker must notice and recompute
+    perm = torch.tensor([3, 3, 0, 5, 1, 2])
+    st = tracker.state(torch.cat([ids[perm], ids[perm][:, :1]], dim=1))
+    for b in range(6):
+        keys, _ = reference_state(vocab, ids[perm[b]].tolist() + [int(ids[perm[b], 0])])
+        assert set(st.sounding[b].nonzero().flatten().tolist()) == keys
+
+
+def test_tracker_initial_state_carries_a_window(vocab):
+    piano_c = vocab.note_id("piano", 80, 60)
+    body = [piano_c, vocab.note_id("violin", 80, 67)] + vocab.wait_ids(50) + [vocab.note_id("violin", 0, 67)]
+    head, window = body[:3], body[3:]
+    tracker = NoteStateTracker(vocab)
+    full = tracker.compute(torch.tensor([body]))
+    start = tracker.compute(torch.tensor([head]))
+    tracker.set_initial_state(start.sounding[:, :-1], start.units)
+    windowed = tracker.state(torch.tensor([[vocab.start_id] + window]))
+    assert torch.equal(windowed.sounding, full.sounding) and int(windowed.units) == int(full.units) == 50
+    assert windowed.sounding[0, 60] and not windowed.sounding[0, 128 + 67]  # piano C4 still sounds
+
+
+# ------------------------------------------------------------------ grammar
+def test_grammar_masks_exactly_the_invalid_tokens(vocab):
+    piano_on, piano_off = vocab.note_id("piano", 80, 60), vocab.note_id("piano", 0, 60)
+    ids = torch.tensor([[vocab.composer_id("bach"), vocab.start_id, piano_on]])
+    proc = MusicGrammarLogitsProcessor(vocab, min_seconds=1.0)
+    out = proc(ids, torch.zeros(1, len(vocab)))[0]
+    assert out[piano_off] == 0 and out[piano_on] == -float("inf")  # off allowed, second on not
+    assert out[vocab.note_id("piano", 0, 61)] == -float("inf")  # off of a silent note
+    assert out[vocab.note_id("drums", 80, 36)] == 0 and out[vocab.wait_ids(10)[0]] == 0
+    for special in (vocab.start_id, vocab.end_sample_id, vocab.pad_id, vocab.composer_id("mozart"),
+                    vocab.instrumentation_id(["piano"]), vocab.end_id):  # end: a note sounds, 0 s < 1 s
+        assert out[special] == -float("inf")
+    # after the note ends and 1 s passes, end is allowed
+    ids = torch.cat([ids, torch.tensor([[piano_off] + vocab.wait_ids(100)])], dim=1)
+    assert proc(ids, torch.zeros(1, len(vocab)))[0, vocab.end_id] == 0
+    # before start only the prefix
+    pre = proc(torch.tensor([[vocab.composer_id("bach")]]), torch.zeros(1, len(vocab)))[0]
+    assert pre[vocab.start_id] == 0 and pre[piano_on] == -float("inf") and pre[vocab.end_id] == -float("inf")
+
+
+@pytest.mark.parametrize("temperatures,per_temperature", [((0.5, 1.0, 1.5, 2.0), 50)])
+def test_grammar_acceptance_200_pieces(vocab, tiny, temperatures, per_temperature):
+    """Every one of 200 sampled pieces is valid with the processor; without it most are not."""
+    from musenet_hf.tokenization_musenet import MuseNetTokenizer
+
+    tok = MuseNetTokenizer(vocabulary=vocab)
+    prompt = prompt_batch(vocab, per_temperature)
+    bad_with = bad_without = decoded_notes = 0
+    for k, temp in enumerate(temperatures):
+        with_p = sample(tiny, vocab, prompt, [MusicGrammarLogitsProcessor(vocab)], 60, temperature=temp, seed=k)
+        without = sample(tiny, vocab, prompt, [], 60, temperature=temp, seed=k)
+        for row in with_p.tolist():
+            assert grammar_violations(vocab, row) == [], row
+            notes = tok.decode_to_notes(row)
+            assert all(n.end >= n.start for n in notes)
+            decoded_notes += len(notes)
+        bad_without += sum(bool(grammar_violations(vocab, row)) for row in without.tolist())
+    n = len(temperatures) * per_temperature
+    print(f"\ngrammar: {n} pieces at T={temperatures}: invalid with processor {bad_with}/{n}, "
+          f"without {bad_without}/{n}; {decoded_notes} notes decoded")
+    assert bad_without > n // 2  # a random model breaks the grammar all the time
+
+
+def test_grammar_under_beam_search(vocab, tiny):
+    torch.manual_seed(0)
+    prompt = prompt_batch(vocab, 2)
+    with torch.no_grad():
+        out = tiny.generate(prompt, attention_mask=torch.ones_like(prompt), num_beams=3, do_sample=False,
+                            max_new_tokens=40, logits_processor=LogitsProcessorList([MusicGrammarLogitsProcessor(vocab)]),
+                            pad_token_id=vocab.pad_id, eos_token_id=vocab.end_id)
+    for row in out.tolist():
+        assert grammar_violations(vocab, row) == []
+
+
+def test_processors_work_with_any_model(vocab):
+    """A GPT-2 of the vocabulary's size: no MuseNet-specific inputs needed."""
+    torch.manual_seed(0)
+    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=len(vocab), n_positions=128, n_embd=32, n_layer=1, n_head=2,
+                                       bos_token_id=vocab.start_id, eos_token_id=vocab.end_id, pad_token_id=vocab.pad_id)).eval()
+    procs = default_logits_processors(vocab, seconds=2.0, instruments="piano", steering="hard")
+    out = sample(gpt2, vocab, prompt_batch(vocab, 8, ("piano",)), procs, 100)
+    for row in out.tolist():
+        assert grammar_violations(vocab, row) == []
+        assert set(note_ons(vocab, row)) <= {vocab.instrument_index["piano"]}
+
+
+# ------------------------------------------------------------------ steering
+def test_hard_steering_100_samples(vocab, tiny):
+    procs = [InstrumentSteeringLogitsProcessor(vocab, ["piano", "violin"], mode="hard"), MusicGrammarLogitsProcessor(vocab)]
+    out = sample(tiny, vocab, prompt_batch(vocab, 100), procs, 40)
+    ons = [i for row in out.tolist() for i in note_ons(vocab, row)]
+    allowed = {vocab.instrument_index["piano"], vocab.instrument_index["violin"]}
+    share = sum(i in allowed for i in ons) / len(ons)
+    print(f"\nhard steering: {len(ons)} note-ons over 100 samples, {100 * share:.1f}% on piano/violin")
+    assert len(ons) > 500 and share == 1.0
+
+
+def test_soft_steering_raises_the_share(vocab, tiny):
+    wanted = {vocab.instrument_index["violin"], vocab.instrument_index["flute"]}
+    shares = {}
+    for name, strength in (("none", None), ("soft 2", 2.0), ("soft 4", 4.0)):
+        procs = [MusicGrammarLogitsProcessor(vocab)]
+        if strength is not None:
+            procs.insert(0, InstrumentSteeringLogitsProcessor(vocab, "violin,flute", mode="soft", strength=strength))
+        out = sample(tiny, vocab, prompt_batch(vocab, 100, ("strings", "winds")), procs, 30)
+        ons = [i for row in out.tolist() for i in note_ons(vocab, row)]
+        shares[name] = sum(i in wanted for i in ons) / len(ons)
+    print("\nsoft steering, share of violin+flute note-ons: " + ", ".join(f"{k} {100 * s:.1f}%" for k, s in shares.items()))
+    assert shares["none"] < 0.2 < shares["soft 2"] < shares["soft 4"]
+
+
+def test_resolve_instruments_groups_and_errors(vocab):
+    idx = vocab.instrument_index
+    assert resolve_instruments(vocab, "piano,strings") == [idx["piano"], idx["violin"], idx["cello"]]
+    assert resolve_instruments(vocab, ["winds"]) == [idx["flute"], idx["clarinet"], idx["trumpet"]]
+    with pytest.raises(ValueError, match="unknown instrument 'kazoo'"):
+        resolve_instruments(vocab, "kazoo")
+
+
+# ------------------------------------------------------------------ length
+def test_target_length_ends_within_tolerance(vocab, tiny):
+    tracker = NoteStateTracker(vocab)
+    procs = [MusicGrammarLogitsProcessor(vocab, max_polyphony=6, tracker=tracker),
+             TargetLengthLogitsProcessor(vocab, 3.0, tracker=tracker)]
+    out = sample(tiny, vocab, prompt_batch(vocab, 20), procs, 250)
+    lengths = []
+    for row in out.tolist():
+        assert vocab.end_id in row and grammar_violations(vocab, row) == []
+        lengths.append(sequence_seconds(vocab, row))
+    print(f"\ntarget 3.0 s: lengths {min(lengths):.2f}-{max(lengths):.2f} s over 20 pieces")
+    assert all(2.7 - 1e-9 <= s <= 3.3 + 1e-9 for s in lengths)
+
+
+def test_long_form_beyond_the_context(vocab, tiny):
+    """A piece longer than the 256-token context: more tokens, ends on time, positions consistent."""
+    context = tiny.config.max_position_embeddings
+    prompt = prompt_batch(vocab, 1)[0].tolist()
+    torch.manual_seed(0)
+    procs = default_logits_processors(vocab, seconds=12.0)
+    out = generate_long(tiny, vocab, prompt, seconds=12.0, num_samples=2, step=64, logits_processor=procs,
+                        progress=False, top_k=0)
+    for seq, done, secs in zip(out.sequences, out.finished, out.seconds):
+        assert len(seq) > context
+        assert done and seq[-1] == vocab.end_id and 10.8 - 1e-9 <= secs <= 13.2 + 1e-9
+        assert grammar_violations(vocab, seq) == []  # the state carried across every window
+    assert len(out.windows) >= 3
+    # The part/countdown each window gave its tokens equal those of the whole piece seen at once,
+    # so they are monotonic: parts never go down, the countdown never goes up.
+    p = out.prefix_length
+    for s_i, seq in enumerate(out.sequences):
+        full = tiny.structure_ids(torch.tensor([seq]), 12.0, 0.0)
+        part, count = full["part_ids"][0, p:], full["countdown_ids"][0, p:]
+        assert (part.diff() >= 0).all() and (count.diff() <= 0).all() and part[-1] > 100
+        body = seq[p:]
+        for w in out.windows:
+            if s_i not in w["rows"]:
+                continue
+            r = w["rows"].index(s_i)
+            start, stop = w["body_start"], min(len(body), w["body_start"] + context - p)
+            win = torch.tensor([seq[:p] + body[start:stop]])
+            ids = tiny.structure_ids(win, 12.0, w["time_offset_seconds"][r])
+            assert torch.equal(ids["part_ids"][0, p:], part[start:stop])
+            assert torch.equal(ids["countdown_ids"][0, p:], count[start:stop])
+            assert abs(w["time_offset_seconds"][r] - float(vocab.wait_units[body[:start]].sum()) * 0.01) < 1e-9
+
+
+# ------------------------------------------------------------------ critic
+def test_critic_scores_and_rerank(vocab, tiny):
+    out = sample(tiny, vocab, prompt_batch(vocab, 3), [MusicGrammarLogitsProcessor(vocab)], 60)
+    short = [row for row in out.tolist()]
+    scores = critic_scores(tiny, vocab, short)
+    with torch.no_grad():  # one window each: the critic logit of a plain forward
+        direct = [float(tiny(torch.tensor([s]), piece_seconds=sequence_seconds(vocab, s)).critic_logits[0]) for s in short]
+    assert scores == pytest.approx(direct, abs=1e-5)
+    assert rerank([0.1, 0.7, -2.0, 0.7]) == [1, 3, 0, 2]
+    # a sequence longer than the window is scored as the mean of its windows
+    long_seq = short[0][:3] + short[0][3:] * 4
+    s_long = critic_scores(tiny, vocab, [long_seq], seconds=[8.0], max_window=64)[0]
+    assert isinstance(s_long, float) and s_long == s_long
+
+
+# ------------------------------------------------------------------ prompts
+def test_prompt_prefix_and_blend(vocab):
+    from musenet_hf.tokenization_musenet import MuseNetTokenizer
+
+    tok = MuseNetTokenizer(vocabulary=vocab)
+    ids = build_prompt(tok, composer=("bach", "mozart"), instruments="piano,violin")
+    assert ids == [vocab.composer_id("bach"), vocab.composer_id("mozart"), vocab.instrumentation_id(["piano", "strings"]),
+                   vocab.start_id]
+    assert build_prompt(tok) == [vocab.start_id]
+    with pytest.raises(KeyError):
+        build_prompt(tok, composer="nobody-at-all")
+
+
+@pytest.mark.skipif(not SHARED_MIDI.exists(), reason="../shared/midi not present")
+def test_primer_cut_by_seconds_and_notes(vocab):
+    from musenet_hf.tokenization_musenet import MuseNetTokenizer
+
+    tok = MuseNetTokenizer(vocabulary=vocab)
+    path = next(p for p in sorted(SHARED_MIDI.rglob("*.mid")) if p.stat().st_size > 20000)
+    full = tok.encode_midi(path, add_end=False)
+    _, full_body = split_prompt(vocab, full)
+    ids = build_prompt(tok, composer="bach", primer=path, primer_seconds=5.0)
+    prefix, body = split_prompt(vocab, ids)
+    assert prefix[0] == vocab.composer_id("bach") and vocab.is_instrumentation[prefix[1]]
+    assert body == full_body[: len(body)] and 0 < len(body) < len(full_body)
+    # cut at the first wait that would carry the primer past 5 s
+    assert sequence_seconds(vocab, body) <= 5.0 < sequence_seconds(vocab, full_body[: len(body) + 1])
+    ids = build_prompt(tok, primer=path, primer_notes=10, instruments="piano")
+    _, body = split_prompt(vocab, ids)
+    assert sum(bool(vocab.is_note_on[t]) for t in body) == 10 and vocab.is_note_on[body[-1]]
+    at_zero = cut_primer(vocab, full_body, seconds=0.0)  # the events of the first moment only
+    assert at_zero and not any(vocab.is_wait[t] for t in at_zero) and vocab.is_wait[full_body[len(at_zero)]]

@@ -1,0 +1,144 @@
+"""The musenet-generation pipeline on a tiny random MuseNetForCausalLM: MIDI, tokens, WAV, PNG."""
+
+import io
+import json
+import shutil
+import wave
+from pathlib import Path
+
+import mido
+import pytest
+import torch
+from transformers import pipeline
+
+from musenet_hf.configuration_musenet import MuseNetConfig
+from musenet_hf.generation import split_prompt
+from musenet_hf.logits_processors import grammar_violations
+from musenet_hf.modeling_musenet import MuseNetForCausalLM
+from musenet_hf.pipeline_musenet import TASK, register_pipeline
+from musenet_hf.render import render_pianoroll, render_wav
+from musenet_hf.tokenization_musenet import MuseNetTokenizer
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MIDI = REPO.parent / "shared" / "midi" / "valid"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return MuseNetTokenizer.from_preset("musenet")
+
+
+@pytest.fixture(scope="module")
+def tiny(tok):
+    cfg = json.loads((REPO / "configs" / "musenet-tiny.json").read_text())
+    for key in ("model_type", "architectures"):
+        cfg.pop(key, None)
+    cfg.update(tok.vocabulary.model_config_kwargs())
+    torch.manual_seed(0)
+    return MuseNetForCausalLM(MuseNetConfig(**cfg)).eval()
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny, tok):
+    register_pipeline()
+    return pipeline(TASK, model=tiny, tokenizer=tok, device="cpu")
+
+
+def reread(midi: mido.MidiFile) -> mido.MidiFile:
+    """Save to bytes and parse again: what a player would read."""
+    buf = io.BytesIO()
+    midi.save(file=buf)
+    return mido.MidiFile(file=io.BytesIO(buf.getvalue()))
+
+
+def programs_and_notes(midi: mido.MidiFile) -> tuple[set[int], int]:
+    programs, notes = set(), 0
+    for msg in mido.merge_tracks(midi.tracks):
+        if msg.type == "program_change":
+            programs.add(msg.program)
+        elif msg.type == "note_on" and msg.velocity > 0:
+            notes += 1
+    return programs, notes
+
+
+def test_pipeline_from_a_saved_folder_matches_the_object(tiny, tok, pipe, tmp_path):
+    tiny.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    loaded = pipeline(TASK, model=str(tmp_path), device="cpu")
+    a = loaded(composer="bach", instruments="piano", seconds=2.0, seed=3)
+    b = pipe(composer="bach", instruments="piano", seconds=2.0, seed=3)
+    assert a[0]["tokens"] == b[0]["tokens"]  # same weights, same seed: same piece
+    r = a[0]
+    v = tok.vocabulary
+    assert r["tokens"][:3] == [v.composer_id("bach"), v.instrumentation_id(["piano"]), v.start_id]
+    assert r["finished"] and r["tokens"][-1] == v.end_id and 1.8 - 1e-9 <= r["seconds"] <= 2.2 + 1e-9
+    assert grammar_violations(v, r["tokens"]) == []
+    _, notes = programs_and_notes(reread(r["midi"]))
+    assert notes == sum(bool(v.is_note_on[t]) for t in r["tokens"])
+    assert isinstance(r["critic_score"], float)
+
+
+def test_samples_rerank_and_hard_steering(pipe, tok):
+    out = pipe(composer="mozart", instruments="violin", seconds=2.0, num_samples=4, rerank=True,
+               steering="hard", seed=1, temperature=1.5)
+    assert len(out) == 4
+    scores = [r["critic_score"] for r in out]
+    assert scores == sorted(scores, reverse=True) and len(set(scores)) == 4
+    for r in out:
+        programs, notes = programs_and_notes(reread(r["midi"]))
+        drums = sum(1 for t in r["tokens"] if tok.vocabulary.note_instrument[t] == tok.vocabulary.drum_index
+                    and tok.vocabulary.is_note_on[t])
+        assert notes > drums  # some violin notes; drums are a separate channel, not steered here
+        assert programs <= {40, 0}  # violin (and program 0 of the drum channel)
+        assert all(tok.vocabulary.note_instrument[t] == tok.vocabulary.instrument_index["violin"]
+                   for t in r["tokens"] if tok.vocabulary.is_note_on[t])
+
+
+def test_primer_opens_the_piece(pipe, tok):
+    if not SHARED_MIDI.exists():
+        pytest.skip("../shared/midi not present")
+    path = next(p for p in sorted(SHARED_MIDI.rglob("*.mid")) if p.stat().st_size > 20000)
+    out = pipe(primer=str(path), primer_seconds=1.0, seconds=3.0, seed=0)[0]
+    v = tok.vocabulary
+    prefix, body = split_prompt(v, out["tokens"])
+    encoded = tok.encode_midi(path, add_end=False)
+    _, primer_body = split_prompt(v, encoded)
+    # the piece starts with the file's first second (100 clock units), note for note
+    n = next(i for i in range(len(primer_body)) if int(v.wait_units[primer_body[: i + 1]].sum()) > 100)
+    assert n > 0 and body[:n] == primer_body[:n]
+    assert prefix[-1] == v.start_id and any(v.is_instrumentation[t] for t in prefix)
+    assert grammar_violations(v, out["tokens"]) == []
+
+
+def test_wav_and_png_from_pipeline_output(pipe, tok, tmp_path):
+    r = pipe(composer="bach", instruments="piano,violin", seconds=3.0, seed=2)[0]
+    png = render_pianoroll(tok.decode_to_notes(r["tokens"]), tmp_path / "roll.png", vocabulary=tok.vocabulary)
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(png)
+    assert img.shape[0] >= 500 and img.shape[1] >= 900
+    assert (img[..., :3] < 0.9).any(axis=-1).mean() > 0.01  # bars, axes and legend drawn
+    if shutil.which("fluidsynth") is None:
+        pytest.skip("fluidsynth not installed")
+    wav = render_wav(r["midi"], tmp_path / "out.wav")
+    with wave.open(str(wav)) as w:
+        seconds = w.getnframes() / w.getframerate()
+        assert w.getnchannels() == 2 and w.getsampwidth() == 2
+        frames = w.readframes(w.getnframes())
+    assert r["seconds"] <= seconds <= r["seconds"] + 2.0 + 1e-3  # the music, then at most a 2 s tail
+    assert max(frames) > 0  # not silence
+
+
+def test_unknown_arguments_and_composers_fail_clearly(pipe):
+    with pytest.raises(TypeError, match="unknown musenet-generation arguments: colour"):
+        pipe(composer="bach", colour="blue")
+    with pytest.raises(KeyError, match="unknown composer/style 'nobody'"):
+        pipe(composer="nobody", seconds=1.0)
