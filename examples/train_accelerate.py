@@ -4,9 +4,10 @@ One process (CPU or one GPU):
 
     python examples/train_accelerate.py --config configs/train/tiny.yaml --max-steps 300
 
-Data parallel, here on two CPU processes (on GPUs drop --cpu; nothing else changes):
+Data parallel over N GPUs, or over two CPU processes on a machine without GPUs (accelerate then
+runs torchrun; `--cpu` instead would start a single process unless MPI is installed):
 
-    accelerate launch --num_processes 2 --cpu examples/train_accelerate.py --config configs/train/tiny.yaml
+    accelerate launch --multi_gpu --num_processes 2 examples/train_accelerate.py --config configs/train/tiny.yaml
 
 Kill it at any time and run the same command again: it resumes from the latest checkpoint in
 the config's output_dir with the same data order and optimizer state. The run writes

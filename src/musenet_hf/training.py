@@ -11,8 +11,10 @@
   mixed precision, gradient accumulation, activation checkpointing, warmup + cosine learning
   rate, checkpoints every N steps, and resume after a kill with nothing lost: the data of each
   step is a function of the step (:class:`~musenet_hf.data.TrainBatches`), and the checkpoint
-  holds the model, optimizer, scheduler, random states and critic pool. Runs unchanged under
-  ``accelerate launch --num_processes 2 --cpu`` and on GPUs.
+  holds the model, optimizer, scheduler, random states and critic pool. The same code runs on
+  one CPU, on GPUs, and data-parallel: ``accelerate launch --multi_gpu --num_processes 2`` on a
+  machine without GPUs gives two CPU processes (gloo). (``accelerate launch --num_processes 2
+  --cpu`` starts only one process unless MPI is installed: accelerate's CPU launcher needs it.)
 """
 
 from __future__ import annotations
@@ -400,6 +402,9 @@ def train(cfg: TrainConfig, *, resume: str = "auto", stop_after_step: int | None
     accelerator = Accelerator(mixed_precision=mp, cpu=no_device,
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     rank, world = accelerator.process_index, accelerator.num_processes
+    if world == 1 and os.environ.get("ACCELERATE_USE_CPU", "").lower() == "true":
+        print("note: `accelerate launch --cpu` starts a single process (several need MPI); for N CPU processes "
+              "use `accelerate launch --multi_gpu --num_processes N` or `torchrun --nproc_per_node N`", flush=True)
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     elif world > 1 and accelerator.device.type == "cpu":
@@ -425,6 +430,7 @@ def train(cfg: TrainConfig, *, resume: str = "auto", stop_after_step: int | None
     collator = MuseNetCollator(tokenizer.vocabulary.pad_id)
 
     model = build_model(cfg, tokenizer)
+    set_seed(cfg.seed, device_specific=True)  # same weights everywhere, but each process its own dropout
     if cfg.activation_checkpointing:
         enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
         enable()
