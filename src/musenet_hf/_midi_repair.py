@@ -1,0 +1,314 @@
+"""Tolerant low-level MIDI parsing: file bytes -> header, track chunks and track events.
+
+This is the byte-level half of :mod:`musenet_hf.midi_io`. It reads standard files exactly like
+a strict reader would, and reads damaged files as far as the damage allows, writing down every
+repair it makes (the caller turns them into one :class:`~musenet_hf.errors.MidiReadWarning`):
+
+- :func:`read_layout` finds the header and the ``MTrk`` chunks. It unwraps RIFF/RMID files,
+  skips junk before the header, unknown chunks and trailing garbage, reads unknown formats as
+  type 1, and, when a chunk's declared size is wrong (too short, too long, or a 4 GB lie), finds
+  the chunk's real end by resyncing on the next ``MTrk``. It never allocates from a declared size.
+- :func:`parse_track` reads the events of one chunk into a compact list. Data bytes above 127
+  are clamped, undefined status bytes (0xF1-0xFE) are skipped with their data, running status
+  with no status before it skips to the next status byte, truncated events end the track, and a
+  missing end-of-track ends the track at its last event.
+
+Nothing here raises anything but :class:`~musenet_hf.errors.MidiReadError`, and only when there
+is no header to read (no ``MThd``, a truncated header, a time division of 0).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from .errors import MidiReadError
+
+# Event kinds of a parsed track (the second field of an event tuple).
+NOTE_OFF, NOTE_ON, PROGRAM, PEDAL, TEMPO = 0, 1, 2, 3, 4
+
+# An event is (tick, track index, index in track, kind, channel, value1, value2); tuples sort
+# into the merged order of all tracks (by tick, then track, then position). Values:
+#   NOTE_ON (velocity > 0) / NOTE_OFF (note-off or note-on with velocity 0): (pitch, velocity)
+#   PROGRAM: (program, 0); PEDAL (CC64): (value, 0); TEMPO: (microseconds per beat, 0), channel -1.
+Event = tuple[int, int, int, int, int, int, int]
+
+_SMPTE_RATES = {24: 24.0, 25: 25.0, 29: 30000 / 1001, 30: 30.0}  # -29 means 30 drop-frame = 29.97
+
+
+def seconds_per_tick(division: int) -> float | None:
+    """Fixed seconds per tick of an SMPTE time division (bit 15 set: -frames per second in the
+    high byte, ticks per frame in the low byte); None for a ticks-per-beat division."""
+    if not division & 0x8000:
+        return None
+    fps = 256 - (division >> 8)
+    return 1.0 / (_SMPTE_RATES.get(fps, float(fps)) * (division & 0xFF))
+
+
+@dataclass
+class Layout:
+    """Where the tracks of a MIDI file are, and how to read its clock.
+
+    Attributes:
+        data: the bytes that ``spans`` index (the RIFF payload for an RMID file).
+        format: 0, 1 or 2 (an unknown format is read as 1).
+        division: the header's raw time division (ticks per beat, or SMPTE when bit 15 is set).
+        spans: ``(start, end)`` byte ranges of each ``MTrk`` chunk's payload, in file order.
+        repairs: what was repaired, in words; empty for a standard file.
+    """
+
+    data: bytes
+    format: int
+    division: int
+    spans: list[tuple[int, int]]
+    repairs: list[str] = field(default_factory=list)
+
+
+
+@dataclass
+class Track:
+    """The events of one track chunk that matter for notes.
+
+    Attributes:
+        events: ``Event`` tuples in file order.
+        end_tick: tick of the end-of-track event (of the last event when it is missing).
+        index: the track's position in the file.
+    """
+
+    events: list[Event]
+    end_tick: int
+    index: int = 0
+
+
+def _is_chunk_id(b: bytes) -> bool:
+    """Four printable ASCII characters, as every registered and private chunk id is."""
+    return len(b) == 4 and all(0x20 <= c < 0x7F for c in b)
+
+
+def _unwrap_riff(data: bytes, repairs: list[str]) -> bytes:
+    """The payload of a RIFF ``RMID`` file's ``data`` chunk; other bytes unchanged."""
+    if data[:4] != b"RIFF" or data[8:12] != b"RMID":
+        return data
+    pos = 12
+    while pos + 8 <= len(data):
+        cid, size = data[pos:pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
+        if cid == b"data":
+            repairs.append("unwrapped a RIFF/RMID container")
+            return data[pos + 8:pos + 8 + size]
+        pos += 8 + size + (size & 1)  # RIFF chunks are padded to even sizes
+    return data
+
+
+def read_layout(data: bytes, source: str) -> Layout:
+    """Find the header and the track chunks of a MIDI file.
+
+    Args:
+        data: the whole file.
+        source: the file name, for error messages.
+
+    Raises:
+        MidiReadError: empty input, no ``MThd`` header, a truncated header, or a time
+            division that cannot be a clock (0 ticks per beat, 0 ticks per SMPTE frame).
+    """
+    repairs: list[str] = []
+    if not data:
+        raise MidiReadError(source, "empty file (0 bytes)")
+    data = _unwrap_riff(data, repairs)
+    head = data.find(b"MThd")
+    if head < 0:
+        raise MidiReadError(source, f"no MThd header chunk (starts with {bytes(data[:8])!r})")
+    if head > 0:
+        repairs.append(f"skipped {head} bytes before the MThd header")
+    if len(data) < head + 14:
+        raise MidiReadError(source, f"truncated header ({len(data) - head} of 14 bytes)")
+    hlen, fmt, ntracks, division = struct.unpack_from(">IHHH", data, head + 4)
+    if division == 0:
+        raise MidiReadError(source, "time division is 0 ticks per beat")
+    if division & 0x8000 and division & 0xFF == 0:
+        raise MidiReadError(source, "SMPTE time division with 0 ticks per frame")
+    if division & 0x8000 and (256 - (division >> 8)) not in _SMPTE_RATES:
+        repairs.append(f"nonstandard SMPTE rate of {256 - (division >> 8)} frames per second")
+    if fmt > 2:
+        repairs.append(f"unknown format {fmt} read as type 1")
+        fmt = 1
+
+    # The header is normally 6 bytes; a longer one may carry extensions. Trust its length only
+    # when a chunk id follows it.
+    pos = head + 8 + hlen
+    if hlen < 6 or not _is_chunk_id(data[pos:pos + 4]):
+        if hlen != 6:
+            repairs.append(f"header declares {hlen} bytes instead of 6")
+        pos = head + 14
+
+    spans: list[tuple[int, int]] = []
+    n = len(data)
+    while pos + 8 <= n:
+        cid = data[pos:pos + 4]
+        size = struct.unpack_from(">I", data, pos + 4)[0]
+        body, end = pos + 8, pos + 8 + size
+        if cid == b"MTrk":
+            # A declared size is right when it lands on the end of the file, on the next chunk
+            # id, on a few bytes of tail, or just after an end-of-track. Otherwise the real end
+            # is the next MTrk (or the end of the file).
+            if end <= n and (n - end < 8 or _is_chunk_id(data[end:end + 4])
+                             or data[end - 3:end] == b"\xff\x2f\x00"):
+                spans.append((body, end))
+                pos = end
+                continue
+            nxt = data.find(b"MTrk", body)
+            real_end = nxt if nxt >= 0 else n
+            if end > n and nxt < 0:
+                repairs.append(f"track {len(spans)} declares {size} bytes but only {n - body} remain")
+            else:
+                repairs.append(f"track {len(spans)} declares {size} bytes, has {real_end - body}")
+            spans.append((body, real_end))
+            pos = real_end
+        elif _is_chunk_id(cid) and end <= n:
+            pos = end  # an unknown chunk: readers must skip it (not a repair)
+        else:
+            # Garbage. Before the declared number of tracks, look for the next one; after it,
+            # the rest is trailing garbage (often pieces of other files).
+            nxt = data.find(b"MTrk", pos)
+            if nxt < 0 or len(spans) >= ntracks:
+                break
+            repairs.append(f"skipped {nxt - pos} bytes of garbage before track {len(spans)}")
+            pos = nxt
+    tail = data[pos:]
+    if tail.strip(b"\x00"):
+        repairs.append(f"ignored {len(tail)} trailing bytes")
+    if len(spans) != ntracks:
+        repairs.append(f"header declares {ntracks} tracks, found {len(spans)}")
+    if fmt == 0 and len(spans) > 1:
+        repairs.append(f"type-0 file with {len(spans)} tracks read as type 1")
+        fmt = 1
+    return Layout(bytes(data), fmt, division, spans, repairs)
+
+
+def parse_track(data: bytes, start: int, end: int, repairs: list[str], index: int = 0) -> Track:
+    """Read the events of one track chunk, ``data[start:end]``, tolerating damage.
+
+    Only note-ons, note-offs, program changes, sustain pedal (CC64) and tempo are kept; every
+    other event is skipped by its length. Running status is kept across meta events (as mido
+    and symusic do). Repairs are appended to ``repairs``; ``index`` is the track's number.
+
+    Returns:
+        the events in file order and the end tick.
+    """
+    events: list[Event] = []
+    append = events.append
+    tick = 0
+    pos = start
+    running = 0  # last channel status byte; 0 = none yet
+    clamped = skipped = 0
+    problem = ""
+    while pos < end:
+        # Delta time: a variable-length number, 7 bits a byte, high bit = more bytes follow.
+        b = data[pos]
+        pos += 1
+        delta = b & 0x7F
+        while b & 0x80:
+            if pos >= end:
+                problem = "ends inside a delta time"
+                break
+            b = data[pos]
+            pos += 1
+            delta = min((delta << 7) | (b & 0x7F), 0x0FFFFFFF)  # 4 bytes at most in a valid file
+        if problem:
+            break
+        if pos >= end:
+            problem = "ends after a delta time"
+            break
+        tick += delta
+        status = data[pos]
+        if status < 0x80:  # running status: reuse the last status byte
+            if not running:
+                # Data with no status to run on: skip to the next status byte.
+                nxt = pos
+                while nxt < end and data[nxt] < 0x80:
+                    nxt += 1
+                skipped += nxt - pos
+                pos = nxt
+                continue
+            status = running
+        else:
+            pos += 1
+            if status == 0xFF:  # meta event: type, length, payload
+                if pos + 1 >= end:
+                    problem = "ends inside a meta event"
+                    break
+                mtype = data[pos]
+                pos += 1
+                length = 0
+                while True:
+                    b = data[pos]
+                    pos += 1
+                    length = (length << 7) | (b & 0x7F)
+                    if not b & 0x80 or pos >= end:
+                        break
+                if pos + length > end:
+                    problem = "ends inside a meta event"
+                    break
+                if mtype == 0x2F:  # end of track: what follows is not part of the track
+                    rest = end - pos - length
+                    return _done(events, tick, index, repairs, clamped, skipped,
+                                 f"has {rest} bytes after its end-of-track" if rest > 0 else "")
+                if mtype == 0x51 and length >= 3:
+                    mspq = (data[pos] << 16) | (data[pos + 1] << 8) | data[pos + 2]
+                    if mspq:  # a tempo of 0 would stop time: ignore it
+                        append((tick, index, len(events), TEMPO, -1, mspq, 0))
+                pos += length
+                continue
+            if status == 0xF0 or status == 0xF7:  # sysex: length, payload
+                length = 0
+                while pos < end:
+                    b = data[pos]
+                    pos += 1
+                    length = (length << 7) | (b & 0x7F)
+                    if not b & 0x80:
+                        break
+                if pos + length > end:
+                    problem = "ends inside a sysex event"
+                    break
+                pos += length
+                continue
+            if status > 0xF0:  # system common / real-time bytes do not belong in files
+                nxt = pos
+                while nxt < end and data[nxt] < 0x80:
+                    nxt += 1
+                skipped += nxt - pos + 1
+                pos = nxt
+                continue
+            running = status
+        kind = status & 0xF0
+        nbytes = 1 if kind == 0xC0 or kind == 0xD0 else 2
+        if pos + nbytes > end:
+            problem = "ends inside an event"
+            break
+        a = data[pos]
+        bb = data[pos + 1] if nbytes == 2 else 0
+        pos += nbytes
+        if a > 127 or bb > 127:  # out-of-range data bytes: clamp as mido's clip=True does
+            clamped += 1
+            a, bb = min(a, 127), min(bb, 127)
+        if kind == 0x90:
+            append((tick, index, len(events), NOTE_ON if bb else NOTE_OFF, status & 0x0F, a, bb))
+        elif kind == 0x80:
+            append((tick, index, len(events), NOTE_OFF, status & 0x0F, a, bb))
+        elif kind == 0xC0:
+            append((tick, index, len(events), PROGRAM, status & 0x0F, a, 0))
+        elif kind == 0xB0 and a == 64:
+            append((tick, index, len(events), PEDAL, status & 0x0F, bb, 0))
+    return _done(events, tick, index, repairs, clamped, skipped, problem or "has no end-of-track event")
+
+
+def _done(events: list[Event], tick: int, index: int, repairs: list[str], clamped: int,
+          skipped: int, problem: str) -> Track:
+    """Record what was repaired in one track and return it."""
+    name = f"track {index}"
+    if clamped:
+        repairs.append(f"{name}: clamped {clamped} events with data bytes above 127")
+    if skipped:
+        repairs.append(f"{name}: skipped {skipped} bytes of undefined or statusless events")
+    if problem:
+        repairs.append(f"{name} {problem}")
+    return Track(events, tick, index)
