@@ -72,7 +72,7 @@ def test_generate_midi_and_pianoroll(model_dir, tmp_path, capsys):
 def test_samples_are_written_best_first(model_dir, tmp_path, capsys):
     out = tmp_path / "piece.mid"
     rc = cli.main(["generate", "--model", str(model_dir), "--composer", "bach+mozart", "--seconds", "2",
-                   "--samples", "3", "--rerank", "--seed", "1", "-o", str(out), "--no-progress"])
+                   "--samples", "3", "--rerank", "--seed", "1", "--max-polyphony", "8", "-o", str(out), "--no-progress"])
     assert rc == 0
     for name in ("piece.mid", "piece-2.mid", "piece-3.mid"):
         assert mido.MidiFile(tmp_path / name).length > 0
@@ -84,7 +84,7 @@ def test_samples_are_written_best_first(model_dir, tmp_path, capsys):
 def test_primer_and_wav(model_dir, tmp_path):
     if shutil.which("fluidsynth") is None:
         pytest.skip("fluidsynth not installed")
-    args = ["generate", "--model", str(model_dir), "--seconds", "3", "--seed", "0", "-o", str(tmp_path / "p.mid"),
+    args = ["generate", "--model", str(model_dir), "--seconds", "3", "--seed", "0", "--max-polyphony", "8", "-o", str(tmp_path / "p.mid"),
             "--wav", str(tmp_path / "p.wav"), "--no-progress"]
     if SHARED_MIDI.exists():
         primer = next(p for p in sorted(SHARED_MIDI.rglob("*.mid")) if p.stat().st_size > 20000)
@@ -96,7 +96,7 @@ def test_primer_and_wav(model_dir, tmp_path):
 
 def test_missing_audio_tools_are_explained(model_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(shutil, "which", lambda name: None)
-    rc = cli.main(["generate", "--model", str(model_dir), "--seconds", "1", "-o", str(tmp_path / "a.mid"),
+    rc = cli.main(["generate", "--model", str(model_dir), "--seconds", "1", "--max-polyphony", "4", "-o", str(tmp_path / "a.mid"),
                    "--wav", str(tmp_path / "a.wav"), "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 1 and (tmp_path / "a.mid").is_file() and not (tmp_path / "a.wav").exists()
