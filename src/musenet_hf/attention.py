@@ -17,12 +17,17 @@ own position, which keeps rows of padding queries finite.
 
 Backends, all computing the same function:
 
-- `sdpa`: `torch.nn.functional.scaled_dot_product_attention` with the dense boolean mask (the
-  reference); `is_causal=True` for `full` without padding; masks cached per shape and device.
+- `sdpa`: `torch.nn.functional.scaled_dot_product_attention`. `full` without padding uses
+  `is_causal=True`; patterns A and B without padding run block-structured (`structured_attention`:
+  `fixed` A as causal attention inside stride chunks, `strided` B as causal attention over the
+  blocks of each residue mod L, `strided` A over local key windows, `fixed` B over the summary
+  tokens plus the own block), which skips the empty blocks; everything else (padding, `union`,
+  decoding rows) uses the dense boolean mask, cached per shape and device.
 - `flex`: FlexAttention with a `BlockMask` that skips empty blocks (compiled on CUDA; on the CPU
   it runs eagerly and has no backward, so training there falls back to `sdpa`).
-- `xformers`: `memory_efficient_attention` (CUDA only, used only when its compiled kernels load;
-  imported lazily with its logger silenced).
+- `xformers`: `memory_efficient_attention` with its `LowerTriangularMask` for plain causal
+  attention and a dense additive bias otherwise (CUDA only, used only when its compiled kernels
+  load; imported lazily with its logger silenced).
 - `auto`: on CUDA, `flex` (else `xformers`) for sparse layouts and `sdpa` (flash) for `full`; `sdpa`
   on the CPU.
 
@@ -179,20 +184,145 @@ def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask:
 
 
 # ---------------------------------------------------------------------------------------------
+# Block-structured sdpa: patterns A and B as small dense problems (exact, no padding, no cache)
+# ---------------------------------------------------------------------------------------------
+
+
+def _pad_to(x: torch.Tensor, length: int) -> torch.Tensor:
+    """Zero-pad (B, H, T, D) to `length` positions at the end (padded keys come after every real query)."""
+    return x if x.shape[2] == length else F.pad(x, (0, 0, 0, length - x.shape[2]))
+
+
+def _chunked_causal(q, k, v, chunk: int, dropout_p: float) -> torch.Tensor:
+    """`fixed` A: causal attention inside consecutive chunks of `chunk` tokens."""
+    B, H, T, D = q.shape
+    Tp = -(-T // chunk) * chunk
+    q, k, v = (_pad_to(x, Tp).reshape(B, H * (Tp // chunk), chunk, D) for x in (q, k, v))
+    out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+    return out.reshape(B, H, Tp, D)[:, :, :T]
+
+
+def _residue_causal(q, k, v, block: int, L: int, dropout_p: float) -> torch.Tensor:
+    """`strided` B: blocks whose distance is a multiple of L, i.e. blocks of equal index mod L.
+
+    Gathering the blocks of each residue into one sequence (order kept) turns the pattern into
+    plain causal attention over L sequences of T / L tokens.
+    """
+    B, H, T, D = q.shape
+    Tp = -(-T // (block * L)) * block * L
+    m = Tp // (block * L)
+
+    def group(x):  # (B, H, Tp, D) -> (B, H * L, m * block, D): block r * L + g goes to group g, row r
+        return _pad_to(x, Tp).reshape(B, H, m, L, block, D).transpose(2, 3).reshape(B, H * L, m * block, D)
+
+    out = F.scaled_dot_product_attention(group(q), group(k), group(v), dropout_p=dropout_p, is_causal=True)
+    return out.reshape(B, H, L, m, block, D).transpose(2, 3).reshape(B, H, Tp, D)[:, :, :T]
+
+
+@functools.lru_cache(maxsize=16)
+def _window_mask(num_blocks: int, block: int, L: int, device: torch.device) -> torch.Tensor:
+    """(1, nb, block, L * block) mask of the local windows: causal, and no keys before position 0.
+
+    Four dimensions on purpose: the CPU flash kernel takes 2-D or 4-D masks only (3-D falls back to
+    the much slower math kernel).
+    """
+    w = torch.arange(L * block, device=device)
+    r = torch.arange(block, device=device)
+    qb = torch.arange(num_blocks, device=device)
+    causal = w[None, :] <= (L - 1) * block + r[:, None]
+    started = w[None, :] >= ((L - 1 - qb) * block)[:, None]
+    return (causal[None] & started[:, None, :])[None]
+
+
+def _local_window(q, k, v, block: int, L: int, dropout_p: float) -> torch.Tensor:
+    """`strided` A: each query block attends to its own and the L - 1 previous key blocks."""
+    B, H, T, D = q.shape
+    Tp = -(-T // block) * block
+    nb = Tp // block
+    front = (L - 1) * block
+
+    def windows(x):  # (B, H, T, D) -> (B * H, nb, L * block, D): the key window of every query block
+        x = F.pad(_pad_to(x, Tp), (0, 0, front, 0))
+        return x.unfold(2, L * block, block).transpose(-1, -2).reshape(B * H, nb, L * block, D)
+
+    queries = _pad_to(q, Tp).reshape(B * H, nb, block, D)
+    mask = _window_mask(nb, block, L, q.device)
+    out = F.scaled_dot_product_attention(queries, windows(k), windows(v), attn_mask=mask, dropout_p=dropout_p)
+    return out.reshape(B, H, Tp, D)[:, :, :T]
+
+
+@functools.lru_cache(maxsize=16)
+def _summary_plan(num_blocks: int, block: int, L: int, cb: int, device: torch.device):
+    """Positions of the summary tokens and the (1, nb, block, S + block) mask of `fixed` B."""
+    blocks = torch.arange(num_blocks, device=device)
+    summary_blocks = blocks[blocks % L >= L - cb]
+    positions = (summary_blocks[:, None] * block + torch.arange(block, device=device)).reshape(-1)
+    earlier = summary_blocks.repeat_interleave(block)[None, None, :] < blocks[:, None, None]  # (nb, 1, S)
+    own = torch.ones(block, block, dtype=torch.bool, device=device).tril()  # causal inside the own block
+    mask = torch.cat([earlier.expand(num_blocks, block, -1), own.expand(num_blocks, -1, -1)], dim=-1)
+    return positions, mask[None]
+
+
+def _summary(q, k, v, block: int, L: int, cb: int, dropout_p: float) -> torch.Tensor:
+    """`fixed` B: the summary tokens of earlier blocks, plus the own block (causal)."""
+    B, H, T, D = q.shape
+    Tp = -(-T // block) * block
+    nb = Tp // block
+    positions, mask = _summary_plan(nb, block, L, cb, q.device)
+
+    def keys(x):  # (B, H, T, D) -> (B * H, nb, S + block, D)
+        x = _pad_to(x, Tp)
+        summary = x.index_select(2, positions).reshape(B * H, 1, -1, D).expand(-1, nb, -1, -1)
+        own = x.reshape(B * H, nb, block, D)
+        return torch.cat([summary, own], dim=2)
+
+    queries = _pad_to(q, Tp).reshape(B * H, nb, block, D)
+    out = F.scaled_dot_product_attention(queries, keys(k), keys(v), attn_mask=mask, dropout_p=dropout_p)
+    return out.reshape(B, H, Tp, D)[:, :, :T]
+
+
+def structured_attention(layout: SparseLayout, pattern: str, q, k, v, dropout_p: float = 0.0) -> torch.Tensor | None:
+    """Pattern A or B of a sparse layout computed on its blocks only, or None where that does not apply.
+
+    Exact for a full sequence without padding (q, k, v: (B, H, T, D)); far less work than the dense
+    mask, which still computes every pair and, on the CPU, materializes the scores.
+    """
+    bs, L = layout.block_size, layout.stride_blocks
+    if layout.kind == "fixed" and pattern == "A":
+        return _chunked_causal(q, k, v, layout.stride, dropout_p)
+    if layout.kind == "fixed" and pattern == "B":
+        return _summary(q, k, v, bs, L, layout.c_blocks, dropout_p)
+    if layout.kind == "strided" and pattern == "A":
+        return _local_window(q, k, v, bs, L, dropout_p)
+    if layout.kind == "strided" and pattern == "B":
+        return _residue_causal(q, k, v, bs, L, dropout_p)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
 # Backends
 # ---------------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=64)
-def _cached_pattern_mask(layout: SparseLayout, pattern: str, q_start: int, q_len: int, k_len: int, device: torch.device):
-    # Training and prefill reuse the same few shapes, so the masks are built once, not every step.
-    return pattern_mask(layout, pattern, torch.arange(q_start, q_start + q_len, device=device), k_len)
+def _cache_size(k_len: int) -> int:
+    return max(256, 1 << (k_len - 1).bit_length())
 
 
-@functools.lru_cache(maxsize=64)
-def _cached_diagonal(q_start: int, q_len: int, k_len: int, device: torch.device) -> torch.Tensor:
-    q = torch.arange(q_start, q_start + q_len, device=device)
-    return torch.arange(k_len, device=device)[None, :] == q[:, None]
+@functools.lru_cache(maxsize=8)
+def _square_mask(layout: SparseLayout, pattern: str, size: int, device: torch.device) -> torch.Tensor:
+    if pattern == "diagonal":
+        return torch.eye(size, dtype=torch.bool, device=device)
+    return pattern_mask(layout, pattern, torch.arange(size, device=device), size)
+
+
+def _cached_rows(layout: SparseLayout, pattern: str, q_start: int, q_len: int, k_len: int, device) -> torch.Tensor:
+    """(Tq, Tk) rows of a pattern's mask, sliced from one square mask built per power-of-two size.
+
+    Training, prefill and every decoding step then share a handful of masks instead of building
+    rows at each step (which costs more than the attention of one new token).
+    """
+    square = _square_mask(layout, pattern, _cache_size(k_len), torch.device(device))
+    return square[q_start : q_start + q_len, :k_len]
 
 
 def _flex_module():
@@ -209,10 +339,17 @@ def _compiled_flex_attention():
     return torch.compile(_flex_module().flex_attention, dynamic=False)
 
 
+_FLEX_COMPILE_FAILED: list = []
+
+
 def _run_flex(q, k, v, block_mask):
     flex = _flex_module()
-    if q.device.type == "cuda":
-        return _compiled_flex_attention()(q, k, v, block_mask=block_mask)
+    if q.device.type == "cuda" and not _FLEX_COMPILE_FAILED:
+        try:
+            return _compiled_flex_attention()(q, k, v, block_mask=block_mask)
+        except Exception as error:  # no triton / no compiler: eager FlexAttention is slow but exact
+            _FLEX_COMPILE_FAILED.append(error)
+            logger.warning(f"torch.compile(flex_attention) failed ({error!r}): running FlexAttention eagerly")
     with warnings.catch_warnings():
         # eager FlexAttention (the CPU path) warns that it is not fused: known, and only used for inference
         warnings.filterwarnings("ignore", message=".*flex_attention called without torch.compile.*")
@@ -348,20 +485,29 @@ class AttentionPlan:
         self.q_start = k_len - q_len
         self.key_valid = key_valid
         self.device = torch.device(device)
-        self._masks: dict[str, torch.Tensor] = {}
+        self._masks: dict = {}
         self._block_masks: dict[str, object] = {}
 
     def mask(self, pattern: str) -> torch.Tensor:
         """The boolean mask of one pattern: (B or 1, 1, Tq, Tk)."""
         if pattern not in self._masks:
-            base = _cached_pattern_mask(self.layout, pattern, self.q_start, self.q_len, self.k_len, self.device)
+            rows = (self.layout, pattern, self.q_start, self.q_len, self.k_len, self.device)
+            base = _cached_rows(*rows)
             if self.key_valid is None:
                 mask = base[None, None]
             else:
-                diagonal = _cached_diagonal(self.q_start, self.q_len, self.k_len, self.device)
+                diagonal = _cached_rows(self.layout, "diagonal", *rows[2:])
                 mask = base[None, None] & (self.key_valid[:, None, None, :] | diagonal[None, None])
             self._masks[pattern] = mask
         return self._masks[pattern]
+
+    def head_mask(self, groups: list[tuple[int, int, str]]) -> torch.Tensor:
+        """The masks of a layer's head groups stacked along the heads: (B or 1, H, Tq, Tk)."""
+        key = tuple(groups)
+        if key not in self._masks:
+            parts = [self.mask(pattern).expand(-1, h1 - h0, -1, -1) for h0, h1, pattern in groups]
+            self._masks[key] = torch.cat(parts, dim=1)
+        return self._masks[key]
 
     def block_mask(self, pattern: str):
         """The FlexAttention `BlockMask` of one pattern (full-sequence forwards only)."""
@@ -382,6 +528,9 @@ class AttentionPlan:
             (B, H, Tq, D)
         """
         groups = self.layout.head_patterns(layer_idx, q.shape[1])
+        if len(groups) > 1 and (self.q_len != self.k_len or (self.key_valid is not None and self.backend == "sdpa")):
+            # dense masks for every group anyway: one call over all heads beats one call per group
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=self.head_mask(groups), dropout_p=dropout_p)
         outs = [self._attend_group(q[:, h0:h1], k[:, h0:h1], v[:, h0:h1], pattern, dropout_p) for h0, h1, pattern in groups]
         return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
 
@@ -403,11 +552,13 @@ class AttentionPlan:
         return self._sdpa(q, k, v, pattern, dropout_p)
 
     def _sdpa(self, q, k, v, pattern: str, dropout_p: float) -> torch.Tensor:
-        if pattern == "causal" and self.key_valid is None:
-            if self.q_len == self.k_len:
+        if self.key_valid is None:
+            if pattern == "causal" and self.q_len == self.k_len:
                 return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
-            if self.q_len == 1:  # the newest query sees every key
+            if pattern == "causal" and self.q_len == 1:  # the newest query sees every key
                 return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+            if self.q_len == self.k_len and pattern in ("A", "B"):
+                return structured_attention(self.layout, pattern, q, k, v, dropout_p)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=self.mask(pattern), dropout_p=dropout_p)
 
     def _xformers(self, q, k, v, pattern: str, dropout_p: float) -> torch.Tensor:

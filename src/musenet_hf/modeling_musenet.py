@@ -73,12 +73,11 @@ def is_note_table(config: MuseNetConfig) -> torch.Tensor:
     return table
 
 
-def _per_sequence(value, batch: int, device) -> torch.Tensor | None:
-    """A float, (B,) or (B, 1) tensor of seconds as a (B, 1) float64 tensor."""
-    if value is None:
-        return None
-    value = torch.as_tensor(value, dtype=torch.float64, device=device).reshape(-1, 1)
-    return value.expand(batch, 1) if value.shape[0] == 1 else value
+def _per_sequence(value, device) -> torch.Tensor | float | None:
+    """Seconds per sequence: None, a float (every row), or a (B, 1) float64 tensor."""
+    if value is None or isinstance(value, (int, float)):
+        return value
+    return torch.as_tensor(value, dtype=torch.float64, device=device).reshape(-1, 1)
 
 
 class MuseNetEmbeddings(nn.Module):
@@ -129,34 +128,37 @@ class MuseNetEmbeddings(nn.Module):
         Returns:
             `time_ids`, `chord_ids`, `part_ids`, `countdown_ids`, each (B, T) long.
         """
+        # Runs at every generate() step on the whole sequence: kept to few tensor ops.
         c = self.config
-        batch, _ = input_ids.shape
         waits = self.wait_units[input_ids]  # (B, T) clock units waited by each token
-        elapsed = waits.cumsum(1) - waits  # (B, T) units before each token (exclusive cumsum)
-        time_ids = torch.div(elapsed, c.time_bucket_units, rounding_mode="floor").clamp_(max=c.max_time_positions - 1)
+        elapsed = waits.cumsum(1).sub_(waits)  # (B, T) units before each token (exclusive cumsum)
+        time_ids = elapsed.div(c.time_bucket_units, rounding_mode="floor").clamp_(max=c.max_time_positions - 1)
 
-        notes = self.is_note[input_ids]  # (B, T)
-        notes_so_far = notes.long().cumsum(1)  # inclusive count of notes
+        notes = self.is_note[input_ids]  # (B, T) bool
+        notes_so_far = notes.cumsum(1)  # inclusive count of notes (long)
         # notes counted up to the latest wait; a running max works because the count never decreases
-        at_last_wait = torch.where(waits > 0, notes_so_far, 0).cummax(1).values
-        chord_ids = torch.where(notes, notes_so_far - 1 - at_last_wait, 0).clamp_(max=c.num_chord_positions - 1)
+        at_last_wait = (notes_so_far * (waits > 0)).cummax(1).values
+        chord_ids = (notes_so_far - at_last_wait - 1).mul_(notes).clamp_(max=c.num_chord_positions - 1)
 
-        piece = _per_sequence(piece_seconds, batch, input_ids.device)
-        if piece is None:
+        piece = _per_sequence(piece_seconds, input_ids.device)
+        if piece is None or (isinstance(piece, float | int) and piece <= 0):
             part_ids = torch.zeros_like(input_ids)
             countdown_ids = torch.full_like(input_ids, c.num_countdown - 1)
         else:
-            offset = _per_sequence(time_offset_seconds, batch, input_ids.device)
             # float64: a token's part must not depend on how the sequence was cut into forward calls
-            seconds = elapsed.double() * c.wait_unit_seconds
+            seconds = elapsed.double().mul_(c.wait_unit_seconds)
+            offset = _per_sequence(time_offset_seconds, input_ids.device)
             if offset is not None:
                 seconds = seconds + offset
-            known = piece > 0
-            safe_piece = torch.where(known, piece, torch.ones_like(piece))
-            part = torch.floor(c.num_parts * seconds / safe_piece).clamp_(0, c.num_parts - 1)
-            left = torch.ceil((safe_piece - seconds) / c.countdown_step_seconds).clamp_(0, c.num_countdown - 1)
-            part_ids = torch.where(known, part, 0.0).long()
-            countdown_ids = torch.where(known, left, float(c.num_countdown - 1)).long()
+            if isinstance(piece, torch.Tensor):
+                known = piece > 0  # unknown lengths (<= 0) get the neutral part and countdown
+                piece = torch.where(known, piece, 1.0)
+            part = torch.floor(c.num_parts * seconds / piece).clamp_(0, c.num_parts - 1)
+            left = torch.ceil((piece - seconds) / c.countdown_step_seconds).clamp_(0, c.num_countdown - 1)
+            if isinstance(piece, torch.Tensor):
+                part = part.masked_fill_(~known, 0)
+                left = left.masked_fill_(~known, c.num_countdown - 1)
+            part_ids, countdown_ids = part.long(), left.long()
         return {"time_ids": time_ids, "chord_ids": chord_ids, "part_ids": part_ids, "countdown_ids": countdown_ids}
 
     def forward(
