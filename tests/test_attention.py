@@ -168,7 +168,7 @@ def test_block_structured_patterns_match_reference_at_every_length(kind):
 @pytest.mark.parametrize("layout", LAYOUTS, ids=LAYOUT_IDS)
 def test_flex_matches_reference_forward_on_cpu(layout, padded):
     # PyTorch has no FlexAttention backward on the CPU: the forward is checked here, gradients on CUDA.
-    B, H, T, D = 2, 4, 77, 16
+    B, H, T, D = 2, 4, 45, 16
     key_valid = _padding(B, T) if padded else None
     q, k, v = _qkv(B, H, T, D, seed=3)
     for layer in (0, 1):
@@ -216,14 +216,14 @@ def test_flex_falls_back_to_sdpa_for_cpu_training():
 
 
 def test_xformers_is_lazy_and_silent():
-    """Using the model never imports xformers on the CPU; importing it prints nothing."""
+    """Resolving and running attention never imports xformers on the CPU; importing it prints nothing."""
     script = (
         "import sys, torch\n"
-        "from musenet_hf.configuration_musenet import MuseNetConfig\n"
-        "from musenet_hf.modeling_musenet import MuseNetForCausalLM\n"
-        "cfg = MuseNetConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, attention_layout='fixed',"
-        " attention_block_size=8, attention_stride=16, attention_c=8)\n"
-        "MuseNetForCausalLM(cfg)(torch.randint(0, 4000, (1, 20)))\n"
+        "from musenet_hf.attention import AttentionPlan, SparseLayout, resolve_backend\n"
+        "for requested in ('auto', 'xformers'):\n"
+        "    backend = resolve_backend(requested, 'fixed', torch.device('cpu'), torch.float32)\n"
+        "    q = torch.randn(1, 2, 20, 8)\n"
+        "    AttentionPlan(SparseLayout('fixed', 4, 8, 4), backend, 20, 20, None, 'cpu').attend(q, q, q, 0)\n"
         "assert 'xformers' not in sys.modules, 'xformers imported eagerly'\n"
         "from musenet_hf.attention import _import_xformers_ops\n"
         "try:\n"
@@ -235,7 +235,9 @@ def test_xformers_is_lazy_and_silent():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "done"
-    assert "xformers" not in result.stderr.lower(), result.stderr
+    # the only line on stderr is our own one-time note about the explicit request falling back
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == ["xformers' kernels do not run on cpu (torch.float32): using sdpa"], result.stderr
 
 
 @pytest.mark.gpu
