@@ -146,9 +146,10 @@ def test_schedule_auc_and_critic_batches(setup):
 
 
 def test_resume_after_an_interruption_repeats_the_same_steps(songs, cache, tmp_path):
-    base = TrainConfig.from_yaml(TINY, overrides(songs, cache, tmp_path / "a"))
+    more = {"gradient_accumulation_steps": 2, "per_device_batch_size": 1}
+    base = TrainConfig.from_yaml(TINY, overrides(songs, cache, tmp_path / "a", **more))
     train(base, resume="never", progress=False)
-    cut = TrainConfig.from_yaml(TINY, overrides(songs, cache, tmp_path / "b"))
+    cut = TrainConfig.from_yaml(TINY, overrides(songs, cache, tmp_path / "b", **more))
     train(cut, stop_after_step=6, progress=False)  # steps 5 and 6 are lost: the checkpoint is at 4
     assert [p.name for p in sorted((tmp_path / "b" / "checkpoints").iterdir())] == ["step-0000004"]
     train(cut, progress=False)
@@ -192,9 +193,11 @@ def test_resume_after_a_killed_process(songs, cache, tmp_path):
 
 def test_accelerate_two_processes_train_one_model(songs, cache, tmp_path):
     """`accelerate launch --multi_gpu --num_processes 2` on a machine without GPUs: two CPU
-    processes (gloo), each on its own share of the data, ending with identical weights."""
+    processes (gloo), each on its own share of the data, ending with identical weights (with
+    activation checkpointing on, which must work under DDP too)."""
     out = tmp_path / "ddp"
-    more = overrides(songs, cache, out, max_steps=3, eval_every=3, checkpoint_every=3, critic_every=2)
+    more = overrides(songs, cache, out, max_steps=3, eval_every=3, checkpoint_every=3, critic_every=2,
+                     activation_checkpointing=True)
     more.pop("torch_threads")
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",

@@ -468,6 +468,21 @@ def train(cfg: TrainConfig, *, resume: str = "auto", stop_after_step: int | None
     data_hash = hashlib.sha1()
     inner = _unwrap(model)
     last: dict[str, Any] = {}
+
+    def run_eval(step: int) -> None:
+        stats = evaluate(model, val_windows, collator, batch_size=cfg.eval_batch_size, rank=rank,
+                         world_size=world, device=accelerator.device)
+        summed = accelerator.reduce(torch.tensor([stats["nll"], stats["tokens"], stats["seconds"]],
+                                                 dtype=torch.float64, device=accelerator.device), reduction="sum")
+        ev = {"step": step, **summarize_eval(dict(zip(("nll", "tokens", "seconds"), summed.tolist())))}
+        if cfg.critic_every > 0 and inner.critic is not None and len(val_windows) and step > 0:
+            ev["critic_auc"] = critic_auc(model, val_windows, cfg, accelerator, collator)
+        log(ev)
+        last.update(ev)
+        accelerator.print(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in ev.items() if k != "step"))
+
+    if start_step == 0 and len(val_windows):
+        run_eval(0)  # the untrained model's loss: where the curve starts
     t0, tokens_seen = time.time(), 0
     model.train()
     step = start_step
@@ -508,17 +523,8 @@ def train(cfg: TrainConfig, *, resume: str = "auto", stop_after_step: int | None
             record.update(tokens_per_second=tokens_seen / max(elapsed, 1e-9), elapsed=elapsed)
             log(record)
             bar.set_postfix(loss=f"{loss_now:.3f}")
-        if step % cfg.eval_every == 0 or step == cfg.max_steps:
-            stats = evaluate(model, val_windows, collator, batch_size=cfg.eval_batch_size, rank=rank,
-                             world_size=world, device=accelerator.device)
-            summed = accelerator.reduce(torch.tensor([stats["nll"], stats["tokens"], stats["seconds"]],
-                                                     dtype=torch.float64, device=accelerator.device), reduction="sum")
-            ev = {"step": step, **summarize_eval(dict(zip(("nll", "tokens", "seconds"), summed.tolist())))}
-            if cfg.critic_every > 0 and inner.critic is not None and len(val_windows):
-                ev["critic_auc"] = critic_auc(model, val_windows, cfg, accelerator, collator)
-            log(ev)
-            last.update(ev)
-            accelerator.print(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in ev.items() if k != "step"))
+        if (step % cfg.eval_every == 0 or step == cfg.max_steps) and len(val_windows):
+            run_eval(step)
         last.update(record)
         if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
             save_checkpoint(accelerator, out, step, world, pool, cfg.keep_checkpoints)
