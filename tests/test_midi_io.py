@@ -375,10 +375,11 @@ def test_mido_matches_the_fast_reader_on_every_valid_file():
 @pytest.mark.skipif(midi_io._symusic is None, reason="symusic is not installed")
 def test_the_fast_path_reads_most_valid_files_itself():
     # Files the fast path hands to the built-in parser (program changes of one channel in
-    # several tracks, files using every program, many unfinished notes): 26 of 443 measured.
+    # several tracks, files using every program, possible F7 events, many unfinished notes):
+    # 33 of 443 measured.
     handed_over = 0
     for path in valid_files():
         layout = midi_io.read_layout(path.read_bytes(), str(path))
         sequences = [[s] for s in layout.spans] if layout.format == 2 else [layout.spans]
         handed_over += any(s and midi_io._raw_from_symusic(layout.data, s) is None for s in sequences)
-    assert handed_over <= 30
+    assert handed_over <= 36

@@ -202,33 +202,33 @@ def parse_track(data: bytes, start: int, end: int, repairs: list[str], index: in
     clamped = skipped = 0
     problem = ""
     while pos < end:
-        # Delta time: a variable-length number, 7 bits a byte, high bit = more bytes follow.
+        # Delta time: a variable-length number, 7 bits a byte, high bit = more bytes follow;
+        # 4 bytes at most (a 4th byte ends it whatever its high bit, as symusic reads it).
         b = data[pos]
         pos += 1
         delta = b & 0x7F
-        while b & 0x80:
-            if pos >= end:
+        if b & 0x80:
+            delta, pos = _varlen(data, pos - 1, end)
+            if pos > end:
                 problem = "ends inside a delta time"
                 break
-            b = data[pos]
-            pos += 1
-            delta = min((delta << 7) | (b & 0x7F), 0x0FFFFFFF)  # 4 bytes at most in a valid file
-        if problem:
-            break
         if pos >= end:
             problem = "ends after a delta time"
             break
         tick += delta
         status = data[pos]
+        if status < 0x80 and not running:
+            # Data with no status to run on: skip it, and read the next status byte as this
+            # event's (its delta is lost with the skipped bytes).
+            nxt = pos
+            while nxt < end and data[nxt] < 0x80:
+                nxt += 1
+            skipped += nxt - pos
+            pos = nxt
+            if pos >= end:
+                break
+            status = data[pos]
         if status < 0x80:  # running status: reuse the last status byte
-            if not running:
-                # Data with no status to run on: skip to the next status byte.
-                nxt = pos
-                while nxt < end and data[nxt] < 0x80:
-                    nxt += 1
-                skipped += nxt - pos
-                pos = nxt
-                continue
             status = running
         else:
             pos += 1
@@ -238,13 +238,7 @@ def parse_track(data: bytes, start: int, end: int, repairs: list[str], index: in
                     break
                 mtype = data[pos]
                 pos += 1
-                length = 0
-                while True:
-                    b = data[pos]
-                    pos += 1
-                    length = (length << 7) | (b & 0x7F)
-                    if not b & 0x80 or pos >= end:
-                        break
+                length, pos = _varlen(data, pos, end)
                 if pos + length > end:
                     problem = "ends inside a meta event"
                     break
@@ -259,13 +253,7 @@ def parse_track(data: bytes, start: int, end: int, repairs: list[str], index: in
                 pos += length
                 continue
             if status == 0xF0 or status == 0xF7:  # sysex: length, payload
-                length = 0
-                while pos < end:
-                    b = data[pos]
-                    pos += 1
-                    length = (length << 7) | (b & 0x7F)
-                    if not b & 0x80:
-                        break
+                length, pos = _varlen(data, pos, end)
                 if pos + length > end:
                     problem = "ends inside a sysex event"
                     break
@@ -299,6 +287,17 @@ def parse_track(data: bytes, start: int, end: int, repairs: list[str], index: in
         elif kind == 0xB0 and a == 64:
             append((tick, index, len(events), PEDAL, status & 0x0F, bb, 0))
     return _done(events, tick, index, repairs, clamped, skipped, problem or "has no end-of-track event")
+
+
+def _varlen(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    """A variable-length number at ``data[pos]`` (at most 4 bytes) and the position after it;
+    the position is past ``end`` when the number runs off the end."""
+    value = 0
+    for i in range(pos, min(pos + 4, end)):
+        value = (value << 7) | (data[i] & 0x7F)
+        if data[i] < 0x80:
+            return value, i + 1
+    return value, pos + 4 if pos + 4 <= end else end + 1
 
 
 def _done(events: list[Event], tick: int, index: int, repairs: list[str], clamped: int,

@@ -385,7 +385,7 @@ def _assemble(parts: list[dict], tempos: list, last_sec: float, clock: _Clock, s
 #   tick 0  a program change to a "probe" program, one per channel, that no program change of
 #           the track uses: a symusic track with the probe program is channel n, and its notes
 #           had no program change before them;
-# and after the end-of-track (which becomes an empty text event at the same tick E):
+# and after the end-of-track (which becomes a marker meta event "musenet-hf k" at the same tick E):
 #   E+1     a note-off for every pitch (channels that may have notes): closes what is still
 #           sounding; those notes come back ending at E+1 and are ended at E;
 #   E+2     the same again: a note ending here means two were left open (symusic would lose
@@ -496,8 +496,9 @@ def _marked_track(body: bytes, k: int, note_ch: list[int], marks: dict[int, _Mar
     for tick, events in groups:
         tail += (bytes((tick - t,)), events)
         t = tick
-    # The end-of-track becomes an empty text event at the same tick.
-    out = b"".join([probes, body[:-3], b"\xff\x01\x00", *tail])
+    # The end-of-track becomes a marker meta event at the same tick: finding it in symusic's
+    # answer proves symusic read the track in step up to its end.
+    out = b"".join([probes, body[:-3], _end_marker(k), *tail])
     return b"MTrk" + len(out).to_bytes(4, "big") + out
 
 
@@ -530,6 +531,73 @@ def _tempo_in_file_order(data: bytes, spans: list[tuple[int, int]], tick: np.nda
     return tick, in_file
 
 
+def _end_marker(k: int) -> bytes:
+    text = f"musenet-hf {k}".encode()
+    return bytes((0xFF, 0x06, len(text))) + text
+
+
+def _escapes(data: bytes, start: int, end: int) -> bool:
+    """Whether track chunk ``data[start:end]`` may hold an F7 ("escape") event, which symusic
+    misreads as a one-byte event: a 0xF7 byte that does not end the payload of an F0 sysex."""
+    f7 = data.find(b"\xf7", start, end)
+    if f7 < 0:
+        return False
+    payload_ends = set()
+    i = data.find(b"\xf0", start, end)
+    while i >= 0:
+        j, length = i + 1, 0
+        for j in range(i + 1, min(i + 5, end)):
+            length = (length << 7) | (data[j] & 0x7F)
+            if data[j] < 0x80:
+                break
+        payload_ends.add(j + length)
+        i = data.find(b"\xf0", i + 1, end)
+    while f7 >= 0:
+        # An event's status byte follows the last byte of its delta time (< 0x80); 0xF7 is
+        # often a byte of a delta time or of a tempo, which are not.
+        in_tempo = any(data[f7 - k:f7 - k + 2] == b"\xff\x51" for k in (3, 4, 5))
+        if f7 not in payload_ends and data[f7 - 1] < 0x80 and not in_tempo:
+            return True
+        f7 = data.find(b"\xf7", f7 + 1, end)
+    return False
+
+
+def _clean_start(data: bytes, start: int, end: int) -> bool:
+    """Whether the events of track chunk ``data[start:end]`` before its first channel event are
+    well formed: metas and sysex within the chunk, no data byte without a status (symusic and
+    the built-in parser resync differently after those)."""
+    pos = start
+    while pos < end:
+        for _ in range(4):  # the delta time
+            pos += 1
+            if data[pos - 1] < 0x80:
+                break
+        else:
+            return False
+        if pos >= end:
+            return True
+        status = data[pos]
+        if 0x80 <= status < 0xF0:
+            return True
+        if status not in (0xFF, 0xF0, 0xF7):
+            return False
+        pos += 2 if status == 0xFF else 1
+        length = 0
+        for _ in range(4):
+            if pos >= end:
+                return False
+            length = (length << 7) | (data[pos] & 0x7F)
+            pos += 1
+            if data[pos - 1] < 0x80:
+                break
+        else:
+            return False
+        pos += length
+        if pos > end:
+            return False
+    return True
+
+
 def _raw_from_symusic(data: bytes, spans: list[tuple[int, int]]) -> _RawNotes | None:
     """The notes of one sequence of track chunks, read by symusic; None where the answer could
     differ from the reference reading (the caller then uses the built-in parser)."""
@@ -537,6 +605,10 @@ def _raw_from_symusic(data: bytes, spans: list[tuple[int, int]]) -> _RawNotes | 
         return _reject("too many tracks")
     if any(b - a < 4 or data[b - 3:b] != b"\xff\x2f\x00" for a, b in spans):
         return _reject("no end-of-track")
+    if not all(_clean_start(data, a, b) for a, b in spans):
+        return _reject("damaged track start")
+    if any(_escapes(data, a, b) for a, b in spans):
+        return _reject("F7 events")
     found = _channels(np.frombuffer(data, dtype=np.uint8), spans)
     if found is None:
         return _reject("no free program")
@@ -651,6 +723,10 @@ def _raw_from_symusic(data: bytes, spans: list[tuple[int, int]]) -> _RawNotes | 
     else:
         pch = ptick = np.zeros(0, dtype=np.int64)
         pdown = np.zeros(0, dtype=bool)
+
+    ends_found = [(m.time, m.text) for m in score.markers if m.text.startswith("musenet-hf ")]
+    if sorted(ends_found) != sorted((e, f"musenet-hf {k}") for k, e in enumerate(ends)):
+        return _reject("out of step")  # symusic did not read some end-of-track where we did
 
     tempo = score.tempos.numpy()
     tt, mspq = _tempo_in_file_order(data, spans, tempo["time"].astype(np.int64), tempo["mspq"].astype(np.int64))
