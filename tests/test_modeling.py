@@ -266,6 +266,20 @@ def test_left_padding_leaves_real_tokens_unchanged():
     assert (batched[0, 20:] - alone[0]).abs().max().item() < 1e-5
 
 
+def test_right_padding_leaves_real_tokens_unchanged():
+    # the collator pads on the right: the model skips the mask then, which must not change real rows
+    model = tiny_model(**LAYOUTS["strided-split_heads"])
+    tokens, _ = midi_tokens(SONG)
+    short, long = tokens[300:340], tokens[600:660]
+    ids = torch.tensor([short + [PAD] * 20, long])
+    mask = (torch.arange(60) < torch.tensor([[40], [60]])).long()
+    with torch.no_grad():
+        batched = model(ids, attention_mask=mask, piece_seconds=50.0)
+        alone = model(torch.tensor([short]), piece_seconds=50.0)
+    assert (batched.logits[0, :40] - alone.logits[0]).abs().max().item() < 1e-5
+    assert (batched.critic_logits[0] - alone.critic_logits[0]).abs().item() < 1e-5
+
+
 # ------------------------------------------------------------------------------------- generate()
 
 
@@ -354,6 +368,20 @@ def test_beam_search_sees_the_indices_of_each_running_beam():
             assert torch.equal(structure[key], expected[key][:, -width:]), (step, key)
     # the returned beams begin with their prompt
     assert torch.equal(out[:, :30], prompts.repeat_interleave(2, dim=0))
+
+
+def test_left_padded_batch_generates_what_each_prompt_generates_alone():
+    model = tiny_model(**LAYOUTS["full"])
+    tokens, _ = midi_tokens(SONG)
+    short, long = tokens[2000:2012], tokens[3000:3030]
+    ids = torch.tensor([[PAD] * 18 + short, long])
+    mask = (ids != PAD).long()
+    batched = model.generate(ids, attention_mask=mask, piece_seconds=torch.tensor([30.0, 30.0]), max_new_tokens=15,
+                             min_new_tokens=15, do_sample=False)
+    for row, prompt in enumerate((short, long)):
+        alone = model.generate(torch.tensor([prompt]), piece_seconds=30.0, max_new_tokens=15, min_new_tokens=15,
+                               do_sample=False)
+        assert torch.equal(batched[row, -15:], alone[0, -15:])
 
 
 class OnlyNotes(LogitsProcessor):

@@ -292,8 +292,8 @@ class MuseNetPreTrainedModel(PreTrainedModel):
     base_model_prefix = "model"
     supports_gradient_checkpointing = True
     _no_split_modules = ["MuseNetBlock"]
-    _supports_sdpa = True
-    _supports_flex_attn = True
+    # Attention is chosen by `config.attention_backend` (see musenet_hf.attention), not by
+    # transformers' `attn_implementation`, which this model does not read.
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -383,7 +383,10 @@ class MuseNetModel(MuseNetPreTrainedModel):
         if attention_mask is not None:
             if attention_mask.dim() != 2 or attention_mask.shape[1] != past + length:
                 raise ValueError(f"attention_mask must be (batch, past + new) = ({batch}, {past + length})")
-            if not bool(attention_mask.all()):
+            # Right padding needs no mask in a causal model: real tokens never see later keys. Only the
+            # (meaningless) rows of padding positions change, and attention keeps its fast paths.
+            right_padded = past == 0 and bool((attention_mask[:, 1:] <= attention_mask[:, :-1]).all())
+            if not right_padded and not bool(attention_mask.all()):
                 key_valid = attention_mask.bool()
         backend = resolve_backend(self.config.attention_backend, self.layout.kind, device, hidden_states.dtype)
         plan = AttentionPlan(self.layout, backend, length, past + length, key_valid, device)
@@ -529,8 +532,9 @@ class MuseNetForCausalLM(MuseNetPreTrainedModel, GenerationMixin):
         past = cache.get_seq_length() if cache is not None else 0
         if past + fed.shape[1] != input_ids.shape[1]:
             raise ValueError(
-                "MuseNet derives its structural indices from the whole sequence, which this step does not see "
-                "(chunked prefill?): generate without prefill_chunk_size"
+                f"MuseNet derives its structural indices from the whole sequence, but this step got "
+                f"{input_ids.shape[1]} tokens with {past} cached and {fed.shape[1]} new: pass the whole sequence "
+                "(prompt included) to generate(), without prefill_chunk_size"
             )
         structure = self.structure_ids(input_ids, piece_seconds, time_offset_seconds)
         for key, value in structure.items():
