@@ -1,0 +1,53 @@
+"""The ``musenet`` command: generate, prepare-corpus, train, encode.
+
+Each subcommand lives with the code it drives and exposes ``add_<name>_arguments(parser)`` and
+``run_<name>(args) -> int``; this file only wires them up, importing each lazily so that
+``musenet --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> (module, function stem, one-line help)
+COMMANDS = {
+    "generate": ("musenet_hf.cli_generate", "generate", "write a piece of music as MIDI (and WAV, piano roll)"),
+    "prepare-corpus": ("musenet_hf.corpus", "prepare_corpus", "convert the music21 corpus to labelled MIDI files"),
+    "train": ("musenet_hf.training", "train", "train or resume a model from a YAML config (Accelerate)"),
+    "encode": ("musenet_hf.cli_encode", "encode", "encode MIDI files or folders to token ids / text"),
+}
+
+
+def build_parser(commands: dict | None = None) -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="musenet", description="MuseNet for the Hugging Face ecosystem.")
+    parser.add_argument("--version", action="version", version=f"musenet-hf {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, stem, help_text) in (commands or COMMANDS).items():
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name != module:
+                raise
+            continue  # a command whose module is not part of this install is not offered
+        add = getattr(mod, f"add_{stem}_arguments")
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add(p)
+        p.set_defaults(_run=getattr(mod, f"run_{stem}"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "_run"):
+        parser.print_help()
+        return 0
+    return int(args._run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

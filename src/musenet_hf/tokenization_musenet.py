@@ -1,0 +1,449 @@
+"""MuseNetTokenizer: MIDI <-> MuseNet token ids, as a Transformers tokenizer.
+
+The text side is a word-level tokenizer over the event words (``"bach piano_strings start
+piano:v72:G4 wait:12 ..."``); the music side is :meth:`MuseNetTokenizer.encode_midi` and
+:meth:`MuseNetTokenizer.decode_to_midi`, which go through note events
+(:mod:`musenet_hf.midi_io`) and vectorized numpy code, never through token strings.
+
+Encoding rules (what a round trip keeps and what it cannot):
+
+* times are quantized to the vocabulary's clock (10 ms for ``musenet``); a pitched note lasts
+  at least one clock unit, so its note-off never precedes its note-on;
+* General MIDI programs fold into the vocabulary's instrument classes (viola -> violin, organ ->
+  piano, ...) and velocities into the nearest volume level (``musenet``: only piano has levels);
+* one instrument class sounds one pitch once: a doubled note (same class, pitch and onset) is
+  kept once with the longer length, and a note re-struck while sounding is cut at the re-strike;
+* drums are note-on only and decode with a fixed length (``drum_note_units``);
+* pitches the instrument cannot play do not exist here: every class has all 128 pitches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import dataclass, field, replace
+from multiprocessing import get_all_start_methods, get_context
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import mido
+import numpy as np
+from transformers import PreTrainedTokenizer
+
+from .errors import MidiReadError, MidiReadWarning
+from .midi_io import Note, NoteArrays, Score, read_midi_arrays, write_midi
+from .vocabulary import GROUPS, MuseNetVocabulary, VocabularyConfig, preset_config
+
+VOCAB_FILE = "vocabulary.json"
+MIDI_SUFFIXES = (".mid", ".midi", ".kar", ".rmi")
+# Notes later than this on the clock (46 hours at 10 ms) come from damaged time values; the
+# bound also keeps the packed sort keys of encode_notes inside int64.
+MAX_CLOCK_UNITS = 1 << 24
+
+MidiSource = str | os.PathLike | bytes | mido.MidiFile | Score | NoteArrays
+
+
+@dataclass
+class FolderEncoding:
+    """The result of :meth:`MuseNetTokenizer.encode_folder`.
+
+    Attributes:
+        ids: token ids per file path (str), for every file that was read.
+        failed: the reason per file path for every file that could not be read.
+    """
+
+    ids: dict[str, list[int]] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def report(self) -> str:
+        """A short text report: counts, then one line per failed file."""
+        lines = [f"{len(self.ids)} files encoded, {sum(map(len, self.ids.values()))} tokens; "
+                 f"{len(self.failed)} files skipped"]
+        lines += [f"  skipped {path}: {reason}" for path, reason in sorted(self.failed.items())]
+        return "\n".join(lines)
+
+
+class MuseNetTokenizer(PreTrainedTokenizer):
+    """A MuseNet tokenizer: a :class:`~musenet_hf.vocabulary.MuseNetVocabulary` plus MIDI I/O.
+
+    Build one with ``MuseNetTokenizer.from_preset("musenet" | "extended", **overrides)`` or load
+    one with ``from_pretrained(path)`` (a ``vocabulary.json`` and the usual tokenizer JSON files).
+
+    Example::
+
+        >>> tok = MuseNetTokenizer.from_preset("musenet")
+        >>> ids = tok.encode_midi("song.mid", composer="bach")
+        >>> tok.decode(ids[:4])
+        'bach piano_strings start piano:v72:G4'
+        >>> tok.decode_to_midi(ids).save("again.mid")
+    """
+
+    vocab_files_names = {"vocab_file": VOCAB_FILE}
+    model_input_names = ["input_ids", "attention_mask"]
+
+    def __init__(
+        self,
+        vocab_file: str | None = None,
+        preset: str = "extended",
+        vocabulary: MuseNetVocabulary | None = None,
+        **kwargs: Any,
+    ):
+        if vocabulary is None:
+            if vocab_file is not None:
+                with open(vocab_file, encoding="utf-8") as f:
+                    vocabulary = MuseNetVocabulary(VocabularyConfig.from_dict(json.load(f)))
+            else:
+                vocabulary = MuseNetVocabulary(preset_config(preset))
+        self.vocabulary = vocabulary
+        for name, token in (("bos_token", "start"), ("eos_token", "end"), ("pad_token", "pad")):
+            kwargs.setdefault(name, token)
+        kwargs.setdefault("special_tokens_pattern", "none")
+        kwargs.setdefault("clean_up_tokenization_spaces", False)
+        super().__init__(preset=vocabulary.config.preset, **kwargs)
+
+    @classmethod
+    def from_preset(cls, name: str = "extended", **overrides: Any) -> "MuseNetTokenizer":
+        """A tokenizer for the ``musenet`` or ``extended`` preset, built without files.
+
+        Keyword overrides change the vocabulary (see :class:`VocabularyConfig`), e.g.
+        ``from_preset("extended", clock="beats", beat_resolution=12)``.
+        """
+        return cls(vocabulary=MuseNetVocabulary(preset_config(name, **overrides)))
+
+    # ------------------------------------------------------------------ text side
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocabulary)
+
+    def __len__(self) -> int:
+        # the vocabulary is the one source of truth (it grows with add_composers)
+        return len(self.vocabulary)
+
+    def get_vocab(self) -> dict[str, int]:
+        return {t: i for i, t in enumerate(self.vocabulary.tokens)}
+
+    def _tokenize(self, text: str, **kwargs: Any) -> list[str]:
+        return text.split()
+
+    def _convert_token_to_id(self, token: str) -> int:
+        try:
+            return self.vocabulary.token_to_id(token)
+        except KeyError as err:
+            raise ValueError(err.args[0]) from None
+
+    def _convert_id_to_token(self, index: int) -> str:
+        return self.vocabulary.id_to_token(index)
+
+    def convert_tokens_to_string(self, tokens: list[str]) -> str:
+        return " ".join(tokens)
+
+    def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str]:
+        path = Path(save_directory) / ((filename_prefix + "-" if filename_prefix else "") + VOCAB_FILE)
+        path.write_text(json.dumps(self.vocabulary.to_dict(), indent=1), encoding="utf-8")
+        return (str(path),)
+
+    # ------------------------------------------------------------------ conditioning
+    def prefix_ids(self, composer: str | None = None, instruments: Iterable[str] | str | None = None,
+                   tempo: float | None = None) -> list[int]:
+        """The conditioning prefix: ``[composer] [instrumentation] start [tempoNN]``.
+
+        ``instruments`` takes instrument or group names (``["piano", "violin"]``) or an
+        instrumentation token (``"piano_strings"``).
+        """
+        v = self.vocabulary
+        out = [v.composer_id(composer)] if composer else []
+        if instruments:
+            names = instruments.split("_") if isinstance(instruments, str) else list(instruments)
+            out.append(v.instrumentation_id(names))
+        out.append(v.start_id)
+        if tempo is not None and v.config.clock == "beats":
+            out.append(v.tempo_id(tempo))
+        return out
+
+    def instruments_of(self, notes: Score | NoteArrays | Sequence[Note]) -> list[str]:
+        """The instrumentation groups that sound in ``notes`` (in MuseNet's group order)."""
+        v = self.vocabulary
+        program, is_drum = _note_columns(notes, ("program", "is_drum"))
+        used = {v.instruments[i].group for i in np.unique(v.program_to_instrument[program[~is_drum]])}
+        if is_drum.any() and v.drum_index is not None:
+            used.add("drums")
+        return [g for g in GROUPS if g in used]
+
+    # ------------------------------------------------------------------ MIDI -> ids
+    def encode_midi(
+        self,
+        src: MidiSource,
+        composer: str | None = None,
+        instruments: Iterable[str] | str | None = None,
+        *,
+        sustain: bool = True,
+        add_end: bool = True,
+    ) -> list[int]:
+        """Token ids of a MIDI file: the conditioning prefix, the notes, then ``end``.
+
+        Args:
+            src: a path, the file's bytes, a ``mido.MidiFile``, or notes already read
+                (``Score`` or ``NoteArrays``).
+            composer: a composer/style token name (``"bach"``); omitted when None.
+            instruments: the instrumentation token's members; derived from the file when None.
+            sustain: extend notes held by the sustain pedal (CC64).
+            add_end: finish with the ``end`` token.
+
+        Raises:
+            MidiReadError: the file cannot be read (the message names the file and the reason).
+        """
+        notes = src if isinstance(src, (Score, NoteArrays)) else read_midi_arrays(src, sustain=sustain)
+        body, tempo = self.encode_notes(notes)
+        if instruments is None:
+            instruments = self.instruments_of(notes) or None
+        prefix = self.prefix_ids(composer, instruments, tempo)
+        return prefix + body + ([self.vocabulary.end_id] if add_end else [])
+
+    def encode_notes(self, score: Score | NoteArrays | Sequence[Note]) -> tuple[list[int], float | None]:
+        """The note and wait ids of a score (no prefix, no ``end``), and its first tempo.
+
+        Vectorized: notes become on/off events on the clock's integer grid, events are sorted
+        (at one moment: tempo, then note-offs, then note-ons), and wait tokens fill the gaps.
+        """
+        v, cfg = self.vocabulary, self.vocabulary.config
+        beats = cfg.clock == "beats"
+        tempos = list(getattr(score, "tempos", None) or [(0.0, 120.0)])
+        program, drum, pitch, velocity, start, end = _note_columns(
+            score, ("program", "is_drum", "pitch", "velocity", "start_beat" if beats else "start",
+                    "end_beat" if beats else "end"))
+        if len(pitch) == 0:
+            return [], (tempos[0][1] if beats else None)
+        scale = cfg.beat_resolution if beats else 1.0 / cfg.wait_unit
+        on_t, off_t = quantize(start, scale), quantize(end, scale)
+        keep = on_t < MAX_CLOCK_UNITS
+        if v.drum_index is None:  # a vocabulary without drums drops them
+            keep &= ~drum
+        if not keep.all():
+            if (on_t >= MAX_CLOCK_UNITS).any():
+                warnings.warn(f"{getattr(score, 'source', '<notes>')}: notes after {MAX_CLOCK_UNITS} clock units "
+                              "(a damaged time value?) were dropped", MidiReadWarning, stacklevel=3)
+            program, pitch, velocity, on_t, off_t, drum = (a[keep] for a in (program, pitch, velocity, on_t, off_t, drum))
+        inst = np.where(drum, v.drum_index if v.drum_index is not None else 0, v.program_to_instrument[program])
+        off_t = np.where(drum, on_t, np.clip(off_t, on_t + 1, MAX_CLOCK_UNITS))
+        velocity = np.clip(velocity, 1, 127)
+
+        # One sounding note per (instrument, pitch): drop doubled onsets (the longest, then the
+        # loudest stays), cut re-struck notes. Sorted through two packed int64 keys.
+        voice = inst * 128 + pitch
+        order = np.lexsort((((MAX_CLOCK_UNITS - 1 - off_t) << 7) | (127 - velocity), (voice << 24) | on_t))
+        voice, velocity, on_t, off_t, drum = (a[order] for a in (voice, velocity, on_t, off_t, drum))
+        same = voice[1:] == voice[:-1]
+        keep = np.ones(len(voice), dtype=bool)
+        keep[1:] = ~(same & (on_t[1:] == on_t[:-1]))
+        if not keep.all():
+            voice, velocity, on_t, off_t, drum = (a[keep] for a in (voice, velocity, on_t, off_t, drum))
+            same = voice[1:] == voice[:-1]
+        off_t[:-1] = np.where(same, np.minimum(off_t[:-1], on_t[1:]), off_t[:-1])
+
+        inst, pitch = voice >> 7, voice & 127
+        on_ids = v.slot_table[inst, velocity] * 128 + pitch
+        pitched = ~drum
+        off_ids = v.slot_table[inst[pitched], 0] * 128 + pitch[pitched]
+        # Events at one moment: tempo (kind 0), then note-offs (1), then note-ons (2), by id.
+        b = max(14, len(v).bit_length())  # id bits; 2 kind bits above them, time above those
+        keys = [(on_t << (b + 2)) | (2 << b) | on_ids, (off_t[pitched] << (b + 2)) | (1 << b) | off_ids]
+        first_tempo = None
+        if beats:
+            change_t, bpms = _tempo_changes_in_beats(tempos, cfg.beat_resolution)
+            tempo_ids = np.array([v.tempo_id(b) for b in bpms], dtype=np.int64)
+            first_tempo = bpms[0]  # the first tempo goes in the prefix; later changes are events
+            later = (change_t > 0) & (change_t < MAX_CLOCK_UNITS)
+            keys.append((change_t[later] << (b + 2)) | tempo_ids[later])
+        keys = np.sort(np.concatenate(keys))
+        return self._interleave_waits(keys >> (b + 2), keys & ((1 << b) - 1)), first_tempo
+
+    def _interleave_waits(self, times: np.ndarray, ids: np.ndarray) -> list[int]:
+        """Insert wait tokens before each event so the clock reaches its time. Shapes: (E,)."""
+        v = self.vocabulary
+        m = v.config.max_wait
+        delta = np.diff(times, prepend=0)
+        n_waits = (delta + m - 1) // m
+        cum = np.cumsum(n_waits)
+        pos = np.arange(len(ids)) + cum
+        out = np.empty(len(ids) + int(cum[-1]), dtype=np.int64)
+        wait_len = np.full(len(out), m, dtype=np.int64)
+        has = n_waits > 0
+        wait_len[pos[has] - 1] = delta[has] - (n_waits[has] - 1) * m
+        out[:] = v.first_wait_id + wait_len - 1
+        out[pos] = ids
+        return out.tolist()
+
+    def encode_folder(
+        self,
+        folder: str | os.PathLike,
+        composer: str | None = None,
+        *,
+        num_proc: int = 1,
+        progress: bool = True,
+        sustain: bool = True,
+    ) -> FolderEncoding:
+        """Encode every MIDI file under ``folder`` (recursively), skipping unreadable ones.
+
+        A file that cannot be read is listed in ``result.failed`` with the reason and nothing
+        else is lost. ``num_proc`` > 1 encodes in worker processes; a progress bar shows files.
+        """
+        from tqdm.auto import tqdm
+
+        paths = sorted(str(p) for p in Path(folder).rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
+        result = FolderEncoding()
+        jobs = [(p, composer, sustain) for p in paths]
+        bar = tqdm(total=len(paths), desc="encoding MIDI", unit="file", disable=not progress)
+        if num_proc > 1 and len(paths) > 1:
+            with get_context("fork" if "fork" in get_all_start_methods() else "spawn").Pool(num_proc, initializer=_init_worker, initargs=(self.vocabulary.to_dict(),)) as pool:
+                for path, ids, reason in pool.imap_unordered(_encode_job, jobs, chunksize=8):
+                    _collect(result, path, ids, reason)
+                    bar.update()
+        else:
+            for job in jobs:
+                _collect(result, *_encode_one(self, *job))
+                bar.update()
+        bar.close()
+        result.ids = dict(sorted(result.ids.items()))
+        return result
+
+    # ------------------------------------------------------------------ ids -> MIDI
+    def decode_to_notes(self, ids: Sequence[int] | Any) -> list[Note]:
+        """Note events of any id sequence (a model's output may be cut anywhere).
+
+        Unknown ids, prefix tokens and note-offs of silent notes are ignored; a note-on of a
+        sounding note ends it first; ``end`` stops decoding; notes open at the end are closed
+        there. Times follow the vocabulary's clock (beats: through the tempo tokens, 120 bpm
+        until the first).
+        """
+        v, cfg = self.vocabulary, self.vocabulary.config
+        if hasattr(ids, "tolist"):
+            ids = ids.tolist()
+        beats = cfg.clock == "beats"
+        unit = 1.0 / cfg.beat_resolution if beats else cfg.wait_unit
+        bpm = 120.0
+        units = 0  # clock units since the start
+        seconds = 0.0
+        beat = 0.0
+        sounding: dict[tuple[int, int], tuple[float, float, int]] = {}
+        notes: list[Note] = []
+        drums: dict[int, int] = {}  # drum pitch -> index in notes of its last hit
+        drum_len = cfg.drum_note_units
+
+        def close(key: tuple[int, int], end_s: float, end_b: float) -> None:
+            start_s, start_b, vel = sounding.pop(key)
+            inst = v.instruments[key[0]]
+            notes.append(Note(inst.program, inst.is_drum, key[1], vel, start_s, end_s, start_b, end_b))
+
+        n = len(v)
+        for tid in ids:
+            if not 0 <= tid < n:
+                continue
+            if tid == v.end_id:
+                break
+            w = int(v.wait_units[tid])
+            if w:
+                units += w
+                if beats:
+                    seconds += w * unit * 60.0 / bpm
+                    beat = units * unit
+                else:
+                    seconds = units * unit  # from the integer clock: no drift over long pieces
+                    beat = seconds * 2.0
+                continue
+            if v.is_tempo[tid]:
+                bpm = float(v.tempo_bpm[tid])
+                continue
+            if not v.is_note[tid]:
+                continue
+            key = (int(v.note_instrument[tid]), int(v.note_pitch[tid]))
+            if v.is_note_off[tid]:
+                if key in sounding:
+                    close(key, seconds, beat)
+                continue
+            if key in sounding:
+                close(key, seconds, beat)
+            if key[0] == v.drum_index:  # a fixed-length hit, cut short by the next hit of the same drum
+                d = drum_len * unit
+                d_s = d * (60.0 / bpm) if beats else d
+                prev = drums.get(key[1])
+                if prev is not None and notes[prev].end > seconds:
+                    notes[prev] = replace(notes[prev], end=seconds, end_beat=beat)
+                drums[key[1]] = len(notes)
+                notes.append(Note(0, True, key[1], int(v.note_volume[tid]), seconds, seconds + d_s,
+                                  beat, beat + (d if beats else d_s * 2.0)))
+            else:
+                sounding[key] = (seconds, beat, int(v.note_volume[tid]))
+        for key in list(sounding):
+            close(key, seconds, beat)
+        notes.sort(key=lambda x: (x.start, x.pitch, x.program, x.is_drum))
+        return notes
+
+    def decode_to_midi(self, ids: Sequence[int] | Any, *, ticks_per_beat: int = 480) -> mido.MidiFile:
+        """A playable multitrack ``mido.MidiFile`` from any id sequence (see :meth:`decode_to_notes`).
+
+        Times are written at 120 bpm (beats clock: seconds follow the tempo tokens).
+        """
+        return write_midi(self.decode_to_notes(ids), tempo_bpm=120.0, ticks_per_beat=ticks_per_beat)
+
+
+def quantize(times: np.ndarray, scale: float) -> np.ndarray:
+    """Times to integer clock units, halves rounded up.
+
+    The tiny epsilon makes exact halves (a 16th note at 120 bpm is 12.5 units of 10 ms) round
+    the same way whichever float error the reader's tick-to-seconds arithmetic left on them.
+    """
+    return np.floor(np.asarray(times, dtype=np.float64) * scale + (0.5 + 1e-6)).astype(np.int64)
+
+
+def _note_columns(notes: Score | NoteArrays | Sequence[Note], names: Sequence[str]) -> list[np.ndarray]:
+    """Columns of note fields as numpy arrays, from arrays directly or from Note objects."""
+    if isinstance(notes, NoteArrays):
+        return [np.asarray(getattr(notes, n)) for n in names]
+    items = notes.notes if isinstance(notes, Score) else list(notes)
+    kinds = {"is_drum": bool, "start": np.float64, "end": np.float64, "start_beat": np.float64, "end_beat": np.float64}
+    return [np.array([getattr(x, n) for x in items], dtype=kinds.get(n, np.int64)) for n in names]
+
+
+def _tempo_changes_in_beats(tempos: list[tuple[float, float]], resolution: int) -> tuple[np.ndarray, list[float]]:
+    """Tempo changes as (clock units in beats, bpm), from (seconds, bpm) pairs."""
+    times, bpms, beat = [], [], 0.0
+    prev_t, prev_bpm = 0.0, tempos[0][1]
+    for t, bpm in tempos:
+        beat += (t - prev_t) * prev_bpm / 60.0
+        times.append(round(beat * resolution))
+        bpms.append(bpm)
+        prev_t, prev_bpm = t, bpm
+    return np.array(times, dtype=np.int64), bpms
+
+
+def _encode_one(tok: MuseNetTokenizer, path: str, composer: str | None, sustain: bool):
+    """Encode one file for encode_folder: (path, ids or None, failure reason or None)."""
+    try:
+        return path, tok.encode_midi(path, composer=composer, sustain=sustain), None
+    except MidiReadError as err:
+        return path, None, err.reason
+    except Exception as err:  # a bug must not lose the rest of the batch: report it per file
+        return path, None, f"unexpected {type(err).__name__}: {err}"
+
+
+def _collect(result: FolderEncoding, path: str, ids: list[int] | None, reason: str | None) -> None:
+    if ids is None:
+        result.failed[path] = reason or "unknown error"
+    else:
+        result.ids[path] = ids
+
+
+_WORKER_TOKENIZER: MuseNetTokenizer | None = None
+
+
+def _init_worker(vocab: dict) -> None:
+    global _WORKER_TOKENIZER
+    import warnings
+
+    warnings.simplefilter("ignore")
+    _WORKER_TOKENIZER = MuseNetTokenizer(vocabulary=MuseNetVocabulary.from_dict(vocab))
+
+
+def _encode_job(args: tuple) -> tuple:
+    return _encode_one(_WORKER_TOKENIZER, *args)
