@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
 MIDI = REPO.parent / "shared" / "midi"
 SONG = MIDI / "valid" / "miditok" / "tests_MIDIs_multitrack_Funkytown.mid"
-START, END, PAD = 4096, 4097, 4098
+START, END, PAD = 4096, 4097, 4836
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
@@ -116,7 +116,7 @@ def test_configs_load_and_sizes():
     sizes = {}
     for name in ("tiny", "small", "full"):
         config = MuseNetConfig.from_json_file(CONFIGS / f"musenet-{name}.json")
-        assert config.model_type == "musenet" and config.vocab_size == 4836
+        assert config.model_type == "musenet" and config.vocab_size == 4837
         with torch.device("meta"):
             sizes[name] = MuseNetForCausalLM(config).num_parameters()
     print(f"parameters: {sizes}")
@@ -500,7 +500,7 @@ def test_critic_loss_adds_to_the_lm_loss():
     out = model(ids, labels=ids, critic_labels=critic_labels)
     assert out.critic_logits.shape == (3,)
     bce = torch.nn.functional.binary_cross_entropy_with_logits(out.critic_logits, critic_labels)
-    lm = torch.nn.functional.cross_entropy(out.logits[:, :-1].reshape(-1, 4836), ids[:, 1:].reshape(-1))
+    lm = torch.nn.functional.cross_entropy(out.logits[:, :-1].reshape(-1, 4837), ids[:, 1:].reshape(-1))
     assert out.lm_loss.item() == pytest.approx(lm.item(), rel=1e-5)
     assert out.critic_loss.item() == pytest.approx(0.1 * bce.item(), rel=1e-5)
     assert out.loss.item() == pytest.approx(lm.item() + 0.1 * bce.item(), rel=1e-5)

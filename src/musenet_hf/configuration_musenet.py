@@ -5,7 +5,7 @@ vocabulary the structural embeddings need (which ids are notes, which are waits 
 a wait unit is), the Sparse Transformer attention layout, and the critic head.
 
 The defaults are the `musenet` vocabulary preset (ids 0-3967 notes incl. drums, 3968-4095 waits of
-1-128 units of 10 ms, 4096 `start`, 4097 `end`, 4098 `end_sample`, 4099-4835 conditioning tokens)
+1-128 units of 10 ms, 4096 `start`, 4097 `end`, 4098 `end_sample`, 4099-4835 conditioning tokens, 4836 `pad`)
 with a small network; `configs/*.json` hold the tiny (tests), small (CPU training) and full
 (the blog's 72-layer model) sizes.
 """
@@ -23,7 +23,7 @@ class MuseNetConfig(PreTrainedConfig):
     r"""Configuration of [`MuseNetModel`] and [`MuseNetForCausalLM`].
 
     Network:
-        vocab_size: number of token ids (4836 for the `musenet` preset).
+        vocab_size: number of token ids (4837 for the `musenet` preset: its 4836 public ids and `pad`).
         hidden_size, num_hidden_layers, num_attention_heads: width, depth, heads.
         intermediate_size: MLP width; `None` means 4 x hidden_size.
         max_position_embeddings: the context length (positions 0 .. n-1).
@@ -37,7 +37,7 @@ class MuseNetConfig(PreTrainedConfig):
         first_wait_token_id, num_wait_tokens: ids [first, first + n) are waits of
             (id - first + 1) clock units.
         wait_unit_seconds: length of one clock unit in seconds (0.01 for `musenet`).
-        bos/eos/pad_token_id: `start`, `end`, and the padding id (`end_sample` by default).
+        bos/eos/pad_token_id: `start`, `end`, and `pad` (4836, after the musenet preset's public ids).
 
     Structural embeddings (each is added to token + position embeddings when switched on):
         use_time_embedding, max_time_positions, time_bucket_units: time since the window start,
@@ -75,7 +75,7 @@ class MuseNetConfig(PreTrainedConfig):
     }
 
     # network
-    vocab_size: int = 4836
+    vocab_size: int = 4837
     hidden_size: int = 384
     num_hidden_layers: int = 8
     num_attention_heads: int = 6
@@ -97,7 +97,7 @@ class MuseNetConfig(PreTrainedConfig):
     wait_unit_seconds: float = 0.01
     bos_token_id: int | None = 4096
     eos_token_id: int | list[int] | None = 4097
-    pad_token_id: int | None = 4098
+    pad_token_id: int | None = 4836
 
     # structural embeddings
     use_time_embedding: bool = True
