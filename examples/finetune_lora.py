@@ -36,6 +36,7 @@ def main() -> int:
     p.add_argument("--max-steps", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--validation-fraction", type=float, default=0.1)
     p.add_argument("--num-proc", type=int, default=2)
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args()
@@ -51,9 +52,14 @@ def main() -> int:
     context = min(args.context_length, base.config.max_position_embeddings)
 
     out = Path(args.output)
-    enc = load_midi_folder(args.data, tokenizer, num_proc=args.num_proc, cache_dir=out / "data-cache")
+    enc = load_midi_folder(args.data, tokenizer, validation_fraction=args.validation_fraction,
+                           num_proc=args.num_proc, cache_dir=out / "data-cache")
+    print(enc.report(show_failed=5))
     train = MuseNetWindows(enc.dataset["train"], tokenizer, context, train=True, augmentation=AugmentationConfig())
     val = MuseNetWindows(enc.dataset["validation"], tokenizer, context, train=False, max_windows_per_piece=2)
+    if len(val) == 0:
+        print("no file fell in the validation split (raise --validation-fraction): evaluating on training pieces")
+        val = MuseNetWindows(enc.dataset["train"], tokenizer, context, train=False, max_windows_per_piece=1)
     training_args = TrainingArguments(
         output_dir=str(out), max_steps=args.max_steps, per_device_train_batch_size=args.batch_size,
         per_device_eval_batch_size=args.batch_size, learning_rate=args.learning_rate,
