@@ -362,8 +362,8 @@ def check_mido_vs_symusic(paths: list[Path]) -> list[str]:
 
 
 def test_mido_matches_the_fast_reader_on_a_sample_of_valid_files():
-    # mido parses ~30x slower: a fixed sample here (every 8th file under 64 KB), all in the slow test
-    paths = [p for p in valid_files() if p.stat().st_size <= 64 << 10][::8]
+    # mido parses ~30x slower: a fixed sample here (every 3rd file under 64 KB), all in the slow test
+    paths = [p for p in valid_files() if p.stat().st_size <= 64 << 10][::3]
     assert not check_mido_vs_symusic(paths)
 
 

@@ -11,7 +11,8 @@ repair it makes (the caller turns them into one :class:`~musenet_hf.errors.MidiR
 - :func:`parse_track` reads the events of one chunk into a compact list. Data bytes above 127
   are clamped, undefined status bytes (0xF1-0xFE) are skipped with their data, running status
   with no status before it skips to the next status byte, truncated events end the track, and a
-  missing end-of-track ends the track at its last event.
+  missing end-of-track ends the track at its last event. Variable-length numbers have 4 bytes
+  at most (as the standard says, and as symusic reads them), so no delta time is absurd.
 
 Nothing here raises anything but :class:`~musenet_hf.errors.MidiReadError`, and only when there
 is no header to read (no ``MThd``, a truncated header, a time division of 0).
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 
 from .errors import MidiReadError
 
-# Event kinds of a parsed track (the second field of an event tuple).
+# Event kinds of a parsed track (the fourth field of an event tuple).
 NOTE_OFF, NOTE_ON, PROGRAM, PEDAL, TEMPO = 0, 1, 2, 3, 4
 
 # An event is (tick, track index, index in track, kind, channel, value1, value2); tuples sort
@@ -62,7 +63,6 @@ class Layout:
     division: int
     spans: list[tuple[int, int]]
     repairs: list[str] = field(default_factory=list)
-
 
 
 @dataclass
@@ -189,7 +189,8 @@ def parse_track(data: bytes, start: int, end: int, repairs: list[str], index: in
 
     Only note-ons, note-offs, program changes, sustain pedal (CC64) and tempo are kept; every
     other event is skipped by its length. Running status is kept across meta events (as mido
-    and symusic do). Repairs are appended to ``repairs``; ``index`` is the track's number.
+    and symusic do) and, leniently, across sysex events (which should cancel it). Repairs are
+    appended to ``repairs``; ``index`` is the track's number.
 
     Returns:
         the events in file order and the end tick.
