@@ -196,9 +196,12 @@ def test_validation_windows_carry_prefix_and_whole_piece_positions(encoded, tok)
         n = len(w["input_ids"]) - len(prefix) - (i == len(items) - 1)  # the end token is not in `whole`
         at = slice(len(prefix) + i * span, len(prefix) + i * span + n)
         assert torch.equal(got["part_ids"][0, len(prefix):len(prefix) + n], whole["part_ids"][0, at]), i
-        diff = (got["countdown_ids"][0, len(prefix):len(prefix) + n] != whole["countdown_ids"][0, at]).numpy()
-        # Equal, except (float rounding in the model) exactly on a whole second before the end.
-        assert (units_left[i * span:i * span + n][diff] % 100 == 0).all(), i
+        assert torch.equal(got["countdown_ids"][0, len(prefix):len(prefix) + n], whole["countdown_ids"][0, at]), i
+        # on a whole second before the end, the countdown is exactly that many seconds
+        exact = units_left[i * span:i * span + n] % 100 == 0
+        seconds_left = torch.as_tensor(units_left[i * span:i * span + n][exact] // 100)
+        assert torch.equal(got["countdown_ids"][0, len(prefix):len(prefix) + n][torch.as_tensor(exact)],
+                           seconds_left.clamp(max=127)), i
     # the piece runs 90.6 s: 91 one-second steps to go at its first note, part 127 at its end
     assert whole["part_ids"].max() == 127 and whole["countdown_ids"][0, len(prefix)] == 91
 

@@ -153,8 +153,10 @@ class MuseNetEmbeddings(nn.Module):
             if isinstance(piece, torch.Tensor):
                 known = piece > 0  # unknown lengths (<= 0) get the neutral part and countdown
                 piece = torch.where(known, piece, 1.0)
-            part = torch.floor(c.num_parts * seconds / piece).clamp_(0, c.num_parts - 1)
-            left = torch.ceil((piece - seconds) / c.countdown_step_seconds).clamp_(0, c.num_countdown - 1)
+            # The epsilons keep exact boundaries on one side whichever way the window offset and
+            # the in-window time were summed (0.3 + 0.1 vs 0.4): float error is far below 1e-6.
+            part = torch.floor(c.num_parts * seconds / piece + 1e-6).clamp_(0, c.num_parts - 1)
+            left = torch.ceil((piece - seconds) / c.countdown_step_seconds - 1e-6).clamp_(0, c.num_countdown - 1)
             if isinstance(piece, torch.Tensor):
                 part = part.masked_fill_(~known, 0)
                 left = left.masked_fill_(~known, c.num_countdown - 1)
