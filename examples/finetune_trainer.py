@@ -5,6 +5,8 @@
 The folder is searched recursively; sub-folder names (or a metadata.csv with `path,label`
 columns) become composer/style labels where the vocabulary knows them. Unreadable files are
 reported and skipped. The fine-tuned model and its tokenizer are saved to `<output>/final`.
+
+`add_finetune_arguments` and `load_windows` are shared with `finetune_lora.py`, which imports them.
 """
 
 import argparse
@@ -21,19 +23,42 @@ from musenet_hf.tokenization_musenet import MuseNetTokenizer
 from musenet_hf.training import MuseNetTrainer
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_finetune_arguments(p: argparse.ArgumentParser, learning_rate: float) -> None:
+    """The options both fine-tuning examples take; `learning_rate` is the example's default."""
     p.add_argument("--checkpoint", required=True, help="a folder saved with save_pretrained (model + tokenizer)")
     p.add_argument("--data", required=True, help="a folder of MIDI files")
     p.add_argument("--output", required=True)
     p.add_argument("--context-length", type=int, default=256)
     p.add_argument("--max-steps", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--learning-rate", type=float, default=3e-4)
-    p.add_argument("--mixup-alpha", type=float, default=0.0, help="MuseNet's mixup on token embeddings (0 = off)")
+    p.add_argument("--learning-rate", type=float, default=learning_rate)
     p.add_argument("--validation-fraction", type=float, default=0.1)
     p.add_argument("--num-proc", type=int, default=2, help="processes for encoding the MIDI files")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+
+
+def load_windows(args: argparse.Namespace, tokenizer: MuseNetTokenizer,
+                 context: int) -> tuple[MuseNetWindows, MuseNetWindows]:
+    """Encode `args.data` (cached in `<output>/data-cache`), print its report, cut (train, validation) windows.
+
+    Training windows are random crops with augmentation; validation takes at most two fixed windows
+    a piece. A small folder may put no file in validation: then it evaluates on training pieces.
+    """
+    enc = load_midi_folder(args.data, tokenizer, validation_fraction=args.validation_fraction,
+                           num_proc=args.num_proc, cache_dir=Path(args.output) / "data-cache")
+    print(enc.report(show_failed=5))
+    train = MuseNetWindows(enc.dataset["train"], tokenizer, context, train=True, augmentation=AugmentationConfig())
+    val = MuseNetWindows(enc.dataset["validation"], tokenizer, context, train=False, max_windows_per_piece=2)
+    if len(val) == 0:
+        print("no file fell in the validation split (raise --validation-fraction): evaluating on training pieces")
+        val = MuseNetWindows(enc.dataset["train"], tokenizer, context, train=False, max_windows_per_piece=1)
+    return train, val
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_finetune_arguments(p, learning_rate=3e-4)
+    p.add_argument("--mixup-alpha", type=float, default=0.0, help="MuseNet's mixup on token embeddings (0 = off)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -42,17 +67,9 @@ def main() -> int:
     tokenizer = MuseNetTokenizer.from_pretrained(args.checkpoint)
     model = AutoModelForCausalLM.from_pretrained(args.checkpoint)
     context = min(args.context_length, model.config.max_position_embeddings)
+    train, val = load_windows(args, tokenizer, context)
 
     out = Path(args.output)
-    enc = load_midi_folder(args.data, tokenizer, validation_fraction=args.validation_fraction,
-                           num_proc=args.num_proc, cache_dir=out / "data-cache")
-    print(enc.report(show_failed=5))
-    train = MuseNetWindows(enc.dataset["train"], tokenizer, context, train=True, augmentation=AugmentationConfig())
-    val = MuseNetWindows(enc.dataset["validation"], tokenizer, context, train=False, max_windows_per_piece=2)
-    if len(val) == 0:
-        print("no file fell in the validation split (raise --validation-fraction): evaluating on training pieces")
-        val = MuseNetWindows(enc.dataset["train"], tokenizer, context, train=False, max_windows_per_piece=1)
-
     training_args = TrainingArguments(
         output_dir=str(out), max_steps=args.max_steps, per_device_train_batch_size=args.batch_size,
         per_device_eval_batch_size=args.batch_size, learning_rate=args.learning_rate, warmup_steps=args.max_steps // 10,

@@ -16,14 +16,7 @@ from musenet_hf.attention import (
     resolve_backend,
 )
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small ops on two shared cores: a second thread only adds contention (10-20x slower under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 LAYOUTS = [

@@ -1,41 +1,26 @@
 """``musenet generate`` end to end on a saved tiny random model: MIDI, WAV, PNG, errors."""
 
-import json
 import shutil
 import wave
 from pathlib import Path
 
 import mido
 import pytest
-import torch
 
 from musenet_hf import cli, cli_generate
-from musenet_hf.configuration_musenet import MuseNetConfig
-from musenet_hf.modeling_musenet import MuseNetForCausalLM
-from musenet_hf.tokenization_musenet import MuseNetTokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MIDI = REPO.parent / "shared" / "midi" / "valid"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    tok = MuseNetTokenizer.from_preset("musenet")
-    cfg = json.loads((REPO / "configs" / "musenet-tiny.json").read_text())
-    for key in ("model_type", "architectures"):
-        cfg.pop(key, None)
-    cfg.update(tok.vocabulary.model_config_kwargs())
-    torch.manual_seed(0)
+def model_dir(tmp_path_factory, tiny, tok):
+    """conftest.py's tiny random model and musenet tokenizer, saved as a checkpoint folder."""
     path = tmp_path_factory.mktemp("tiny-musenet")
-    MuseNetForCausalLM(MuseNetConfig(**cfg)).save_pretrained(path)
+    tiny.save_pretrained(path)
     tok.save_pretrained(path)
     return path
 

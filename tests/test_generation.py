@@ -5,14 +5,12 @@ musenet vocabulary's facts): it samples close to uniformly, which is the hardest
 processors (most random tokens break the grammar). Acceptance numbers are printed (pytest -s).
 """
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LogitsProcessorList
 
-from musenet_hf.configuration_musenet import MuseNetConfig
 from musenet_hf.generation import (
     build_prompt,
     critic_scores,
@@ -31,35 +29,13 @@ from musenet_hf.logits_processors import (
     grammar_violations,
     resolve_instruments,
 )
-from musenet_hf.modeling_musenet import MuseNetForCausalLM
-from musenet_hf.vocabulary import MuseNetVocabulary
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MIDI = REPO.parent / "shared" / "midi" / "valid"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two cores shared by everyone: one torch thread keeps generation from collapsing."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def vocab():
-    return MuseNetVocabulary.from_preset("musenet")
-
-
-@pytest.fixture(scope="module")
-def tiny(vocab):
-    torch.manual_seed(0)
-    cfg = json.loads((REPO / "configs" / "musenet-tiny.json").read_text())
-    for key in ("model_type", "architectures"):
-        cfg.pop(key, None)
-    cfg.update(vocab.model_config_kwargs())
-    return MuseNetForCausalLM(MuseNetConfig(**cfg)).eval()
+# `vocab` (the musenet preset) and `tiny` (a random MuseNetForCausalLM) come from conftest.py
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def prompt_batch(vocab, batch, instruments=("piano", "violin")):

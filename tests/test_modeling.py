@@ -21,14 +21,7 @@ MIDI = REPO.parent / "shared" / "midi"
 SONG = MIDI / "valid" / "miditok" / "tests_MIDIs_multitrack_Funkytown.mid"
 START, END, PAD = 4096, 4097, 4836
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small ops on two shared cores: a second thread only adds contention (10-20x slower under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 LAYOUTS = {

@@ -1,49 +1,25 @@
 """The musenet-generation pipeline on a tiny random MuseNetForCausalLM: MIDI, tokens, WAV, PNG."""
 
 import io
-import json
 import shutil
 import wave
 from pathlib import Path
 
 import mido
 import pytest
-import torch
 from transformers import pipeline
 
-from musenet_hf.configuration_musenet import MuseNetConfig
 from musenet_hf.generation import split_prompt
 from musenet_hf.logits_processors import grammar_violations
-from musenet_hf.modeling_musenet import MuseNetForCausalLM
 from musenet_hf.pipeline_musenet import TASK, register_pipeline
 from musenet_hf.render import render_pianoroll, render_wav
-from musenet_hf.tokenization_musenet import MuseNetTokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MIDI = REPO.parent / "shared" / "midi" / "valid"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return MuseNetTokenizer.from_preset("musenet")
-
-
-@pytest.fixture(scope="module")
-def tiny(tok):
-    cfg = json.loads((REPO / "configs" / "musenet-tiny.json").read_text())
-    for key in ("model_type", "architectures"):
-        cfg.pop(key, None)
-    cfg.update(tok.vocabulary.model_config_kwargs())
-    torch.manual_seed(0)
-    return MuseNetForCausalLM(MuseNetConfig(**cfg)).eval()
+# `tok` (the musenet preset) and `tiny` (a random MuseNetForCausalLM) come from conftest.py
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -37,6 +37,7 @@ queries, so cached decoding sees exactly the layout of a full forward.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -377,18 +378,25 @@ def _cached_block_mask(layout: SparseLayout, pattern: str, seq_len: int, device:
     return _make_block_mask(layout, pattern, seq_len, None, device)
 
 
-def _import_xformers_ops():
-    """Import `xformers.ops` with its logger silenced: a wheel built for another torch logs warnings."""
+@contextlib.contextmanager
+def _quiet_xformers():
+    """Silence xformers' logger and Python warnings: a wheel built for another torch logs warnings."""
     xlogger = logging.getLogger("xformers")
     level = xlogger.level
     xlogger.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            import xformers.ops as xops
-        return xops
+            yield
     finally:
         xlogger.setLevel(level)
+
+
+def _import_xformers_ops():
+    """Import `xformers.ops` quietly (see `_quiet_xformers`)."""
+    with _quiet_xformers():
+        import xformers.ops as xops
+    return xops
 
 
 @functools.lru_cache(maxsize=None)
@@ -399,15 +407,8 @@ def xformers_available(device_type: str, dtype: torch.dtype = torch.float16) -> 
     try:
         xops = _import_xformers_ops()
         x = torch.zeros(1, 8, 1, 64, device="cuda", dtype=dtype)
-        xlogger = logging.getLogger("xformers")
-        level = xlogger.level
-        xlogger.setLevel(logging.ERROR)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                xops.memory_efficient_attention(x, x, x)
-        finally:
-            xlogger.setLevel(level)
+        with _quiet_xformers():
+            xops.memory_efficient_attention(x, x, x)
         return True
     except Exception:  # no wheel, wrong torch build, no kernel for this GPU or dtype
         return False

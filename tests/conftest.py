@@ -1,0 +1,50 @@
+"""Fixtures shared by several test files: one torch thread, the musenet tokenizer, a tiny random model.
+
+All are module scoped, so every test file gets its own model (tests may change its generation config)
+and its own tokenizer. A test file's own fixture of the same name wins (test_data.py's `tok` is the
+extended preset). `one_thread` is not autouse: a file opts in with
+``pytestmark = pytest.mark.usefixtures("one_thread")``.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from musenet_hf.configuration_musenet import MuseNetConfig
+from musenet_hf.modeling_musenet import MuseNetForCausalLM
+from musenet_hf.tokenization_musenet import MuseNetTokenizer
+from musenet_hf.vocabulary import MuseNetVocabulary
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Small ops on two shared cores: a second thread only adds contention (10-20x slower under load)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tok() -> MuseNetTokenizer:
+    return MuseNetTokenizer.from_preset("musenet")
+
+
+@pytest.fixture(scope="module")
+def vocab() -> MuseNetVocabulary:
+    return MuseNetVocabulary.from_preset("musenet")
+
+
+@pytest.fixture(scope="module")
+def tiny(vocab) -> MuseNetForCausalLM:
+    """configs/musenet-tiny.json with the musenet vocabulary's sizes and ids, random weights (seed 0), eval mode."""
+    cfg = json.loads((REPO / "configs" / "musenet-tiny.json").read_text())
+    for key in ("model_type", "architectures"):  # set by the config class itself
+        cfg.pop(key, None)
+    cfg.update(vocab.model_config_kwargs())
+    torch.manual_seed(0)
+    return MuseNetForCausalLM(MuseNetConfig(**cfg)).eval()
