@@ -39,6 +39,7 @@ def main() -> int:
     register_auto_classes()
     tokenizer = MuseNetTokenizer.from_pretrained(args.checkpoint)
     base = AutoModelForCausalLM.from_pretrained(args.checkpoint)
+    torch.manual_seed(0)  # the adapters' initial weights: same run, same result
     model = get_peft_model(base, LoraConfig(r=args.rank, lora_alpha=2 * args.rank, lora_dropout=0.0,
                                             target_modules=LORA_TARGETS))
     model.print_trainable_parameters()
