@@ -136,6 +136,24 @@ def test_zero_length_and_unfinished_notes():
         (60, 0.0, 0.0), (62, 0.5, 2.0), (64, 1.0, 1.5)]
 
 
+def test_notes_left_sounding_end_with_the_file():
+    short = [M("note_on", note=60, velocity=100, time=0), Meta("end_of_track", time=480)]
+    long = [M("note_on", channel=1, note=62, velocity=90, time=0), M("note_off", channel=1, note=62, time=1920)]
+    assert tuples(read_all(midi_bytes(short, long)), "pitch", "start", "end") == [(60, 0.0, 2.0), (62, 0.0, 2.0)]
+
+
+def test_pedal_lifted_and_pressed_at_one_tick_releases_held_notes():
+    track = [M("control_change", control=64, value=127, time=0),
+             M("note_on", note=60, velocity=90, time=0), M("note_off", note=60, time=240),  # held
+             M("control_change", control=64, value=0, time=240), M("control_change", control=64, value=127, time=0),
+             M("note_on", note=62, velocity=90, time=0),  # re-pedalled at 480: 60 ends there
+             M("control_change", control=64, value=0, time=480),  # 62 released at 960 as the pedal
+             M("control_change", control=64, value=127, time=0), M("note_off", note=62, time=0),  # changes
+             M("note_on", note=64, velocity=90, time=0), M("note_off", note=64, time=240),
+             M("control_change", control=64, value=0, time=240)]
+    assert tuples(read_all(midi_bytes(track)), "pitch", "start", "end") == [(60, 0.0, 0.5), (62, 0.5, 1.0), (64, 1.0, 1.5)]
+
+
 def test_notes_pair_within_their_track():
     # an off in another track does not end a note
     score = read_all(midi_bytes([M("note_on", note=60, velocity=100, time=0), Meta("end_of_track", time=960)],

@@ -9,15 +9,16 @@ What a note is (the same for every backend, checked file by file in the tests):
 - Note-ons and note-offs pair up per track, channel and pitch, first in first out: when a pitch
   is struck again before it is released, the first note-off ends the first note. A note-on of
   velocity 0 is a note-off; a note-off with nothing to end is ignored; an off at the tick of its
-  on gives a zero-length note (kept). Notes still sounding when a track ends end at its last
-  event (its end-of-track).
+  on gives a zero-length note (kept). Notes still sounding when their track ends sound on until
+  the file's last event (as a player would hold them).
 - A note's program is the last program change on its channel before its note-on, with all tracks
   merged in time order (ties: earlier track first, then file order). Drums (channel 10, index 9)
   get program 0.
-- Sustain (``sustain=True``): a note released while its channel's CC64 is >= 64 ends when the
-  pedal goes up (or at the file's last event), but no later than the next onset of the same
-  pitch on that channel. The pedal state at a tick is the one after the last CC64 at that tick.
-  Drums ignore the pedal, as General MIDI drum kits do.
+- Sustain (``sustain=True``): a note released while its channel's pedal is down (CC64 >= 64,
+  the state after the last CC64 of that tick) ends at the first pedal-up at or after its
+  release (a pedal lifted and pressed again at one tick counts as lifted), or at the file's
+  last event, but no later than the next onset of the same pitch on that channel. Drums ignore
+  the pedal, as General MIDI drum kits do.
 - Times: ticks -> seconds through the tempo map of all tracks (a tempo change in any track
   applies to all; 120 bpm until the first one; a tempo of 0 is ignored); beats = ticks / ticks
   per beat. SMPTE files (negative division) run at frames x ticks-per-frame ticks per second;
@@ -195,9 +196,7 @@ def _raw_from_tracks(tracks: list[Track]) -> _RawNotes:
                      dtype=np.int64, count=7 * count).reshape(count, 7)
     ev = ev[np.argsort(ev[:, 0], kind="stable")]  # merged order: tracks are concatenated in order
     tick, trk, _, kind, ch, a, b = ev.T
-    end_of = np.zeros(max((t.index for t in tracks), default=0) + 1, dtype=np.int64)
-    for t in tracks:
-        end_of[t.index] = t.end_tick
+    last_tick = max((t.end_tick for t in tracks), default=0)
 
     # Queue of sounding notes per (track, channel, pitch): its length after each event is the
     # running sum of +1 (on) / -1 (off), floored at 0 (an off with nothing to end is ignored).
@@ -225,7 +224,7 @@ def _raw_from_tracks(tracks: list[Track]) -> _RawNotes:
     ons, offs = sel[on], sel[ends_note]
     matched = off_key[j] == on_key if len(off_key) else np.zeros(len(ons), dtype=bool)
     end = np.where(matched, tick[offs[j]] if len(offs) else 0,
-                   end_of[trk[ons]])  # still sounding at the end of their track: end there
+                   last_tick)  # still sounding when their track ends: they end with the file
 
     # Program at each note-on: the last program change on its channel before it.
     pcs = np.flatnonzero(kind == PROGRAM)
@@ -241,7 +240,7 @@ def _raw_from_tracks(tracks: list[Track]) -> _RawNotes:
     last_at_tick = np.append(tick[tmp][1:] != tick[tmp][:-1], True)[:len(tmp)]
     tmp = tmp[last_at_tick]
     return _RawNotes(ch[ons], a[ons], b[ons], program, tick[ons], end, ch[ped], tick[ped], a[ped] >= 64,
-                     tick[tmp], a[tmp], max((t.end_tick for t in tracks), default=0))
+                     tick[tmp], a[tmp], last_tick)
 
 
 def _tracks_from_mido(mf: mido.MidiFile, repairs: list[str]) -> list[Track]:
@@ -279,17 +278,19 @@ def _sustain(raw: _RawNotes) -> np.ndarray:
             continue
         sel = raw.pedal_channel == ch
         t, down = raw.pedal_tick[sel], raw.pedal_down[sel]
-        last = np.r_[t[1:] != t[:-1], True]  # the state after the last CC64 at each tick
-        t, down = t[last], down[last]
+        last = np.append(t[1:] != t[:-1], True)  # the state after the last CC64 at each tick
         idx = np.flatnonzero(raw.channel == ch)
         e = raw.end[idx]
-        i = np.searchsorted(t, e, side="right") - 1
-        held = (i >= 0) & down[np.maximum(i, 0)]
+        i = np.searchsorted(t[last], e, side="right") - 1
+        held = (i >= 0) & down[last][np.maximum(i, 0)]
         if not held.any():
             continue
-        ups = np.flatnonzero(~down)
-        j = np.searchsorted(ups, i, side="right")  # the first pedal-up after the press
-        release = np.where(j < len(ups), t[ups[np.minimum(j, len(ups) - 1)]] if len(ups) else 0, raw.end_tick)
+        # Released by the first pedal-up at or after the note's release tick, even one followed
+        # by a new press at its tick (re-pedalling).
+        up_ticks = t[~down]
+        j = np.searchsorted(up_ticks, e, side="left")
+        release = np.where(j < len(up_ticks), up_ticks[np.minimum(j, len(up_ticks) - 1)] if len(up_ticks) else 0,
+                           raw.end_tick)
         # The next onset of the same pitch on this channel at or after the release (self excluded).
         pitch, start = raw.pitch[idx], raw.start[idx]
         ranks = np.unique(np.concatenate([start, e]))
@@ -387,7 +388,7 @@ def _assemble(parts: list[dict], tempos: list, last_sec: float, clock: _Clock, s
 #           had no program change before them;
 # and after the end-of-track (which becomes a marker meta event "musenet-hf k" at the same tick E):
 #   E+1     a note-off for every pitch (channels that may have notes): closes what is still
-#           sounding; those notes come back ending at E+1 and are ended at E;
+#           sounding; those notes come back ending at E+1 and are ended with the file;
 #   E+2     the same again: a note ending here means two were left open (symusic would lose
 #           the rest): give up;
 #   E+3     (the lowest channel, and channels with controllers or program changes) the
@@ -704,7 +705,7 @@ def _raw_from_symusic(data: bytes, spans: list[tuple[int, int]]) -> _RawNotes | 
     end = time + dur
     if len(time) and (time.min() < 0 or (end > e + 1).any()):
         return _reject("notes left open")  # two or more left sounding (symusic loses some), or overflow
-    end = np.where(end == e + 1, e, end)  # notes left sounding end with their track
+    end = np.where(end == e + 1, max(ends), end)  # left sounding: they end with the file
 
     # CC64s of a (chunk, channel), merged by tick; two symusic tracks of one channel with CC64s
     # at one tick lose their order.
