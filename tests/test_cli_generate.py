@@ -99,10 +99,13 @@ def test_errors_name_the_problem(model_dir, tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "x.mid").exists()
 
 
-def test_bundled_checkpoint_location():
+def test_bundled_checkpoint_ships_and_loads():
+    """Without --model the CLI finds the checkpoint shipped in the repository, and it loads."""
     import musenet_hf
+    from transformers import AutoModelForCausalLM
 
-    root = Path(musenet_hf.__file__).resolve().parents[2] / "checkpoints"
-    expected = next((root / n for n in ("musenet-small-music21", "musenet-tiny-music21")
-                     if (root / n / "config.json").is_file()), root / "musenet-small-music21")
-    assert cli_generate.bundled_checkpoint() == expected
+    path = cli_generate.bundled_checkpoint()
+    assert path.parent == Path(musenet_hf.__file__).resolve().parents[2] / "checkpoints"
+    assert (path / "config.json").is_file() and (path / "model.safetensors").is_file()
+    model = AutoModelForCausalLM.from_pretrained(path)
+    assert type(model).__name__ == "MuseNetForCausalLM"
