@@ -17,7 +17,7 @@ import torch
 from musenet_hf.data import MuseNetCollator, MuseNetWindows, load_midi_folder
 from musenet_hf.training import (
     CriticPool, MuseNetTrainer, TrainConfig, build_model, build_tokenizer, causal_lm_loss, critic_batch, evaluate,
-    lr_lambda, mixup_loss, roc_auc, summarize_eval, train,
+    lr_lambda, mixup_loss, piece_opening, roc_auc, summarize_eval, train,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,6 +61,17 @@ def setup(songs, cache):
     collator = MuseNetCollator(tok.vocabulary.pad_id)
     batch = collator([windows[(i, 0, 0.0)] for i in (0, 3, 5)])
     return cfg, tok, model, enc, collator, batch
+
+
+def test_critic_positives_are_piece_openings_like_the_samples(setup):
+    """Real and generated critic examples both start at a piece's start, after its prefix."""
+    _, tok, _, enc, _, _ = setup
+    windows = MuseNetWindows(enc.dataset["train"], tok, 128, train=True, seed=0)
+    opening = piece_opening(windows, 1, 20)
+    prefix, body = windows.prefixes[1], windows.piece_body(1)
+    assert opening["input_ids"].tolist() == prefix.tolist() + body[:20].tolist()
+    assert opening["time_offset_seconds"] == 0.0 and opening["piece_seconds"] == windows.piece_seconds(1)
+    assert tok.vocabulary.start_id in opening["input_ids"][:len(prefix)].tolist()
 
 
 def log_of(out: Path) -> list[dict]:

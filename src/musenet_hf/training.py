@@ -227,6 +227,15 @@ class CriticPool:
         self.add([np.asarray(x, dtype=np.int64) for x in state["ids"]], state["seconds"])
 
 
+def piece_opening(windows: MuseNetWindows, piece: int, length: int) -> dict[str, Any]:
+    """The opening of a real piece as the critic's positive: its prefix and first ``length`` body
+    tokens from time 0, placed in the piece exactly as a generated sample is (generation starts
+    from the prefix at the piece's start), so where a window sits in its piece gives nothing away."""
+    body = windows.piece_body(piece)[:max(0, int(length))]
+    return {"input_ids": np.concatenate([windows.prefixes[piece], body]),
+            "piece_seconds": windows.piece_seconds(piece), "time_offset_seconds": 0.0}
+
+
 def critic_batch(real: Sequence[dict[str, Any]], fake: Sequence[tuple[np.ndarray, float]],
                  collator: MuseNetCollator) -> dict[str, torch.Tensor]:
     """Real windows (label 1), each cut to the length of a generated sample (label 0), so length
@@ -551,8 +560,8 @@ def critic_auc(model: torch.nn.Module, val_windows: MuseNetWindows, cfg: TrainCo
     vocab = val_windows.vocab
     rank, world = accelerator.process_index, accelerator.num_processes
     idx = [i for i in range(rank, min(len(val_windows), cfg.critic_eval_samples * world), world)]
-    real = [val_windows[i] for i in idx]
     pieces = [int(val_windows.piece_of[i]) for i in idx]
+    real = [piece_opening(val_windows, p, cfg.critic_sample_tokens) for p in pieces]
     prompts = [val_windows.prefixes[p] for p in pieces]
     secs = [val_windows.piece_seconds(p) for p in pieces]
     fake = generate_samples(model, prompts, secs, cfg.critic_sample_tokens, eos_token_id=vocab.end_id,
@@ -575,18 +584,17 @@ def critic_step(model: torch.nn.Module, batch: dict[str, torch.Tensor], pool: Cr
                 cfg: TrainConfig, rng: np.random.Generator, accelerator: Any,
                 collator: MuseNetCollator) -> torch.Tensor:
     """One critic update's gradients (accumulated, not yet synchronized): fresh samples of the
-    current model join the pool; the critic learns to tell pool samples (0) from the batch's real
-    windows cut to the same lengths (1). Returns the critic loss."""
+    current model join the pool; the critic learns to tell pool samples (0) from openings of real
+    training pieces cut to the same lengths (1). Returns the critic loss."""
     pieces = rng.integers(windows.num_pieces, size=cfg.critic_samples)
     prompts = [windows.prefixes[p] for p in pieces]
     secs = [windows.piece_seconds(p) for p in pieces]
     vocab = windows.vocab
     pool.add(generate_samples(model, prompts, secs, cfg.critic_sample_tokens, eos_token_id=vocab.end_id,
                               pad_token_id=vocab.pad_id, device=accelerator.device), secs)
-    ids, mask = batch["input_ids"].cpu().numpy(), batch["attention_mask"].cpu().numpy()
-    real = [{"input_ids": ids[i][mask[i] > 0], "piece_seconds": float(batch["piece_seconds"][i]),
-             "time_offset_seconds": float(batch["time_offset_seconds"][i])} for i in range(len(ids))]
-    cb = {k: v.to(accelerator.device) for k, v in critic_batch(real, pool.draw(len(ids), rng), collator).items()}
+    n = len(batch["input_ids"])
+    real = [piece_opening(windows, p, cfg.critic_sample_tokens) for p in rng.integers(windows.num_pieces, size=n)]
+    cb = {k: v.to(accelerator.device) for k, v in critic_batch(real, pool.draw(n, rng), collator).items()}
     with accelerator.no_sync(model), accelerator.autocast():
         loss = model(**cb).loss
     accelerator.backward(loss)
@@ -660,6 +668,6 @@ def run_train(args: argparse.Namespace) -> int:
 
 __all__ = [
     "CriticPool", "MuseNetTrainer", "TrainConfig", "add_train_arguments", "build_model", "build_tokenizer",
-    "causal_lm_loss", "critic_auc", "critic_batch", "critic_step", "evaluate", "generate_samples", "load_checkpoint",
+    "causal_lm_loss", "critic_auc", "critic_batch", "piece_opening", "critic_step", "evaluate", "generate_samples", "load_checkpoint",
     "lr_lambda", "mixup_loss", "roc_auc", "run_train", "save_checkpoint", "summarize_eval", "train",
 ]
