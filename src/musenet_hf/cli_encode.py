@@ -30,7 +30,8 @@ def add_encode_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_encode(args: argparse.Namespace) -> int:
-    from .tokenization_musenet import FolderEncoding, MuseNetTokenizer, _encode_one
+    from .errors import MidiReadError
+    from .tokenization_musenet import FolderEncoding, MuseNetTokenizer
 
     tok = MuseNetTokenizer.from_pretrained(args.tokenizer) if args.tokenizer else MuseNetTokenizer.from_preset(args.preset)
     result = FolderEncoding()
@@ -41,11 +42,10 @@ def run_encode(args: argparse.Namespace) -> int:
             result.ids.update(found.ids)
             result.failed.update(found.failed)
         elif path.is_file():
-            name, ids, reason = _encode_one(tok, str(path), args.composer, True)
-            if ids is None:
-                result.failed[name] = reason or "unknown error"
-            else:
-                result.ids[name] = ids
+            try:
+                result.ids[str(path)] = tok.encode_midi(path, composer=args.composer)
+            except MidiReadError as err:
+                result.failed[str(path)] = err.reason
         else:
             result.failed[str(path)] = "no such file or folder"
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
