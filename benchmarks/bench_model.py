@@ -56,30 +56,16 @@ def timed(fn, device: torch.device) -> tuple[float, float]:
 
 
 def build_models(device: torch.device):
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers import GPT2LMHeadModel
 
+    from musenet_hf.baseline import gpt2_config_for
     from musenet_hf.configuration_musenet import MuseNetConfig
     from musenet_hf.modeling_musenet import MuseNetForCausalLM
 
     sparse = MuseNetConfig.from_json_file(SMALL)
     full = MuseNetConfig.from_json_file(SMALL)
     full.attention_layout = "full"
-    gpt2 = GPT2Config(
-        vocab_size=sparse.vocab_size,
-        n_positions=sparse.max_position_embeddings,
-        n_embd=sparse.hidden_size,
-        n_layer=sparse.num_hidden_layers,
-        n_head=sparse.num_attention_heads,
-        n_inner=sparse.intermediate_size,
-        activation_function=sparse.hidden_act,
-        resid_pdrop=sparse.resid_dropout,
-        embd_pdrop=sparse.embd_dropout,
-        attn_pdrop=sparse.attn_dropout,
-        bos_token_id=sparse.bos_token_id,
-        eos_token_id=sparse.eos_token_id,
-        pad_token_id=sparse.pad_token_id,
-    )
-    gpt2._attn_implementation = "sdpa"
+    gpt2 = gpt2_config_for(sparse)  # same depth, width, heads, MLP, dropout, vocabulary, context
     torch.manual_seed(0)
     models = {
         "GPT2LMHeadModel": GPT2LMHeadModel(gpt2),

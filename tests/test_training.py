@@ -297,5 +297,34 @@ def test_train_configs_load():
     small = TrainConfig.from_yaml(REPO / "configs" / "train" / "small.yaml")
     assert tiny.context_length == 256 and small.context_length == 1024
     assert Path(small.model_config).name == "musenet-small.json" and small.mixup_alpha > 0 and small.critic_every > 0
+    cpu = TrainConfig.from_yaml(REPO / "configs" / "train" / "small-cpu.yaml")
+    assert Path(cpu.model_config).name == "musenet-small.json" and cpu.context_length == 512
+    assert cpu.model_overrides["max_position_embeddings"] == 512 and cpu.critic_every > 0  # generation slides 512
     with pytest.raises(ValueError, match="unknown training options"):
         TrainConfig.from_yaml(TINY, {"learning_rat": 1.0})
+
+
+def test_gpt2_baseline_trains_on_the_same_windows_and_steps(songs, cache, tmp_path):
+    from transformers import GPT2LMHeadModel
+
+    from musenet_hf.baseline import GPT2Baseline
+
+    more = {"critic_every": 0}
+    musenet = train(TrainConfig.from_yaml(TINY, overrides(songs, cache, tmp_path / "m", **more)), progress=False)
+    gpt2 = train(TrainConfig.from_yaml(TINY, overrides(songs, cache, tmp_path / "g", architecture="gpt2", **more)),
+                 progress=False)
+    data = lambda out: [r for r in log_of(out) if r.get("event") == "final"][0]["replicas"][0]["data"]  # noqa: E731
+    assert data(tmp_path / "m") == data(tmp_path / "g")  # the very same windows, step for step
+    g_log = log_of(tmp_path / "g")
+    assert [r["step"] for r in g_log if "val_loss" in r] == [0, 4, 8]
+    assert [r["lr"] for r in g_log if "lr" in r] == [r["lr"] for r in log_of(tmp_path / "m") if "lr" in r]
+    assert gpt2["val_loss"] < g_log[0]["val_loss"] and np.isfinite(musenet["val_loss"])
+    loaded = GPT2LMHeadModel.from_pretrained(tmp_path / "g" / "final")  # an ordinary GPT-2 checkpoint
+    cfg = TrainConfig.from_yaml(TINY)
+    m = build_model(cfg, build_tokenizer(cfg))
+    assert (loaded.config.n_layer, loaded.config.n_embd, loaded.config.n_head, loaded.config.vocab_size) == (
+        m.config.num_hidden_layers, m.config.hidden_size, m.config.num_attention_heads, m.config.vocab_size)
+    assert isinstance(build_model(TrainConfig.from_yaml(TINY, {"architecture": "gpt2"}), build_tokenizer(cfg)),
+                      GPT2Baseline)
+    with pytest.raises(ValueError, match="architecture"):
+        build_model(TrainConfig.from_yaml(TINY, {"architecture": "bert"}), build_tokenizer(cfg))

@@ -277,6 +277,7 @@ class TrainConfig:
     model_config: str | None = "configs/musenet-tiny.json"
     model_overrides: dict = dataclasses.field(default_factory=dict)
     init_from: str | None = None
+    architecture: str = "musenet"  # or "gpt2": the plain GPT-2 baseline of the same size (baseline.py)
     # optimization
     per_device_batch_size: int = 4
     gradient_accumulation_steps: int = 1
@@ -352,12 +353,21 @@ def build_tokenizer(cfg: TrainConfig):
 
 
 def build_model(cfg: TrainConfig, tokenizer) -> torch.nn.Module:
-    """From ``init_from`` (a checkpoint) or a config JSON plus the tokenizer's vocabulary facts."""
+    """From ``init_from`` (a checkpoint) or a config JSON plus the tokenizer's vocabulary facts.
+
+    ``architecture: gpt2`` builds the plain GPT-2 baseline of the same size instead
+    (:class:`~musenet_hf.baseline.GPT2Baseline`), for side-by-side runs on the same windows."""
     from .configuration_musenet import MuseNetConfig
     from .modeling_musenet import MuseNetForCausalLM
 
+    if cfg.architecture not in ("musenet", "gpt2"):
+        raise ValueError(f"architecture must be 'musenet' or 'gpt2', got {cfg.architecture!r}")
     vocab = tokenizer.vocabulary
     if cfg.init_from:
+        if cfg.architecture == "gpt2":
+            from .baseline import GPT2Baseline
+
+            return GPT2Baseline.from_pretrained(cfg.init_from)
         model = MuseNetForCausalLM.from_pretrained(cfg.init_from)
         if model.config.vocab_size != len(vocab):
             model.resize_token_embeddings(len(vocab))
@@ -368,7 +378,12 @@ def build_model(cfg: TrainConfig, tokenizer) -> torch.nn.Module:
     base.update(cfg.model_overrides)
     for key in ("model_type", "architectures", "transformers_version"):
         base.pop(key, None)
-    return MuseNetForCausalLM(MuseNetConfig(**base))
+    config = MuseNetConfig(**base)
+    if cfg.architecture == "gpt2":
+        from .baseline import GPT2Baseline, gpt2_config_for
+
+        return GPT2Baseline(gpt2_config_for(config))
+    return MuseNetForCausalLM(config)
 
 
 def _param_digest(model: torch.nn.Module) -> str:
@@ -484,7 +499,7 @@ def train(cfg: TrainConfig, *, resume: str = "auto", stop_after_step: int | None
         summed = accelerator.reduce(torch.tensor([stats["nll"], stats["tokens"], stats["seconds"]],
                                                  dtype=torch.float64, device=accelerator.device), reduction="sum")
         ev = {"step": step, **summarize_eval(dict(zip(("nll", "tokens", "seconds"), summed.tolist())))}
-        if cfg.critic_every > 0 and inner.critic is not None and len(val_windows) and step > 0:
+        if cfg.critic_every > 0 and getattr(inner, "critic", None) is not None and len(val_windows) and step > 0:
             ev["critic_auc"] = critic_auc(model, val_windows, cfg, accelerator, collator)
         log(ev)
         last.update(ev)
@@ -496,7 +511,7 @@ def train(cfg: TrainConfig, *, resume: str = "auto", stop_after_step: int | None
     model.train()
     step = start_step
     while step < cfg.max_steps:
-        critic_now = cfg.critic_every > 0 and inner.critic is not None and (step + 1) % cfg.critic_every == 0
+        critic_now = cfg.critic_every > 0 and getattr(inner, "critic", None) is not None and (step + 1) % cfg.critic_every == 0
         lm_losses, critic_loss = [], None
         for micro in range(cfg.gradient_accumulation_steps):
             batch = {k: v.to(accelerator.device) for k, v in next(batches).items()}
