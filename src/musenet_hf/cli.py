@@ -1,4 +1,4 @@
-"""The ``musenet`` command: generate, prepare-corpus, train, encode.
+"""The ``musenet`` command: generate, prepare-corpus, train, encode, evaluate.
 
 Each subcommand lives with the code it drives and exposes ``add_<name>_arguments(parser)`` and
 ``run_<name>(args) -> int``; this file only wires them up, importing each lazily so that
@@ -17,6 +17,7 @@ COMMANDS = {
     "prepare-corpus": ("musenet_hf.corpus", "prepare_corpus", "convert the music21 corpus to labelled MIDI files"),
     "train": ("musenet_hf.training", "train", "train or resume a model from a YAML config (Accelerate)"),
     "encode": ("musenet_hf.cli_encode", "encode", "encode MIDI files or folders to token ids / text"),
+    "evaluate": ("musenet_hf.evaluation", "evaluate", "measure a model: bits per second against GPT-2, composers, steering, length"),
 }
 
 

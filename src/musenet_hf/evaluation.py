@@ -1,0 +1,449 @@
+"""``musenet evaluate``: what a trained model is worth, measured on the validation split.
+
+Each measurement is one function, and the command runs the ones asked for and writes a JSON
+report plus a Markdown table (the one in ``MODEL_CARD.md``):
+
+* :func:`compression`: bits per second of music and per token of one or more models (the bundled
+  MuseNet, its GPT-2 baseline) on the same validation windows.
+* :func:`composer_recognisability`: a scikit-learn classifier over :func:`piece_features`
+  (pitch-class, melodic-interval and duration histograms, note density, polyphony, range),
+  trained on real training pieces; its accuracy on held-out real pieces next to its accuracy on
+  pieces the model generated for each composer. Real and generated pieces both go through the
+  tokens (real pieces are decoded from their token ids and cut to the generated length), so
+  quantization gives neither side away.
+* :func:`validity`: of the generated pieces, how many follow the grammar, end with ``end`` and
+  make a MIDI file that mido reads back with notes in it.
+* :func:`steering_adherence`: the share of note-ons on the requested instruments with no, soft
+  and hard steering.
+* :func:`length_control`: pieces asked for N seconds and how long they came out; the wall time
+  of each (the 240-second one is the "4-minute piece on this CPU").
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .midi_io import Note
+
+SECTIONS = ("compression", "composer", "steering", "length")
+INTERVAL_RANGE = 12  # melodic intervals beyond an octave are folded into the outermost bins
+DURATION_EDGES = np.array([0.0, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, np.inf])
+
+
+# ---------------------------------------------------------------------- features
+def piece_features(notes: Sequence[Note]) -> np.ndarray:
+    """A fixed-length description of a piece's notes (drums left out), for the composer classifier.
+
+    12 pitch-class shares, 25 melodic-interval shares (-12..+12 semitones between successive
+    onsets in time order, folded at the octave), 10 duration shares (seconds, binned at
+    :data:`DURATION_EDGES`), then notes per second, mean polyphony, mean pitch / 127, pitch range
+    / 127 and the share of onsets that share their moment with another. ``(52,)`` float64; zeros
+    for a piece without notes.
+    """
+    notes = [n for n in notes if not n.is_drum]
+    out = np.zeros(12 + 2 * INTERVAL_RANGE + 1 + len(DURATION_EDGES) - 1 + 5)
+    if not notes:
+        return out
+    notes = sorted(notes, key=lambda n: (n.start, n.pitch))
+    pitch = np.array([n.pitch for n in notes])
+    start = np.array([n.start for n in notes])
+    length = np.array([max(n.end - n.start, 0.0) for n in notes])
+    k = 0
+    out[k:k + 12] = np.bincount(pitch % 12, minlength=12) / len(pitch)
+    k += 12
+    steps = np.clip(np.diff(pitch), -INTERVAL_RANGE, INTERVAL_RANGE) + INTERVAL_RANGE
+    if len(steps):
+        out[k:k + 2 * INTERVAL_RANGE + 1] = np.bincount(steps, minlength=2 * INTERVAL_RANGE + 1) / len(steps)
+    k += 2 * INTERVAL_RANGE + 1
+    bins = np.clip(np.searchsorted(DURATION_EDGES, length, side="right") - 1, 0, len(DURATION_EDGES) - 2)
+    out[k:k + len(DURATION_EDGES) - 1] = np.bincount(bins, minlength=len(DURATION_EDGES) - 1) / len(bins)
+    k += len(DURATION_EDGES) - 1
+    span = max(float(max(n.end for n in notes) - start[0]), 1e-3)
+    out[k] = len(notes) / span
+    out[k + 1] = length.sum() / span  # mean number of notes sounding
+    out[k + 2] = pitch.mean() / 127
+    out[k + 3] = (pitch.max() - pitch.min()) / 127
+    out[k + 4] = 1.0 - len(np.unique(start)) / len(start)
+    return out
+
+
+def cut_notes(notes: Sequence[Note], seconds: float) -> list[Note]:
+    """The notes that start in the first ``seconds`` of a piece."""
+    return [n for n in notes if n.start < seconds]
+
+
+# ---------------------------------------------------------------------- compression
+def compression(models: dict[str, Any], windows: Any, batch_size: int = 8) -> dict[str, dict[str, float]]:
+    """Bits per second of music and per token of each model on the same windows.
+
+    Args:
+        models: name -> causal LM (a ``MuseNetForCausalLM`` or a ``GPT2Baseline``).
+        windows: validation :class:`~musenet_hf.data.MuseNetWindows`.
+
+    Returns:
+        name -> ``{"bits_per_second", "bits_per_token", "nats_per_token", "tokens", "seconds"}``.
+    """
+    from .data import MuseNetCollator
+    from .training import evaluate
+
+    if not len(windows):
+        raise ValueError("no validation windows: the data folder's validation split is empty")
+    collator = MuseNetCollator(windows.vocab.pad_id)
+    out = {}
+    for name, model in models.items():
+        stats = evaluate(model, windows, collator, batch_size=batch_size)
+        nats = stats["nll"] / max(stats["tokens"], 1.0)
+        out[name] = {"bits_per_second": stats["nll"] / math.log(2) / stats["seconds"],
+                     "bits_per_token": nats / math.log(2), "nats_per_token": nats,
+                     "tokens": stats["tokens"], "seconds": stats["seconds"]}
+    return out
+
+
+# ---------------------------------------------------------------------- generation helpers
+def generate_pieces(pipe: Any, n: int, *, seed: int, batch: int = 10, **prompt: Any) -> list[dict[str, Any]]:
+    """``n`` pieces from the ``musenet-generation`` pipeline, in batches, each with its wall time share."""
+    pieces: list[dict[str, Any]] = []
+    k = 0
+    while len(pieces) < n:
+        size = min(batch, n - len(pieces))
+        t0 = time.perf_counter()
+        got = pipe(num_samples=size, seed=seed + k, **prompt)
+        wall = time.perf_counter() - t0
+        for r in got:
+            r["wall_seconds"] = wall / size
+        pieces.extend(got)
+        k += 1
+    return pieces
+
+
+def is_valid_piece(tokenizer: Any, ids: Sequence[int]) -> tuple[bool, str]:
+    """Whether a generated piece is valid: no grammar violation, ends with ``end``, and its MIDI
+    file reads back with mido with the same number of notes. Returns ``(ok, reason)``."""
+    import mido
+
+    from .logits_processors import grammar_violations
+
+    v = tokenizer.vocabulary
+    problems = grammar_violations(v, ids)
+    if problems:
+        return False, problems[0]
+    if v.end_id not in ids:
+        return False, "no end token"
+    notes = tokenizer.decode_to_notes(ids)
+    if not notes:
+        return False, "no notes"
+    buf = io.BytesIO()
+    tokenizer.decode_to_midi(ids).save(file=buf)
+    back = mido.MidiFile(file=io.BytesIO(buf.getvalue()))
+    ons = sum(1 for track in back.tracks for m in track if m.type == "note_on" and m.velocity > 0)
+    if ons != len(notes):
+        return False, f"MIDI file has {ons} note-ons for {len(notes)} notes"
+    return True, ""
+
+
+def validity(tokenizer: Any, pieces: Sequence[Sequence[int]]) -> dict[str, Any]:
+    """How many of ``pieces`` (id lists) are valid (:func:`is_valid_piece`), with the first reasons."""
+    results = [is_valid_piece(tokenizer, ids) for ids in pieces]
+    reasons = [r for ok, r in results if not ok]
+    return {"pieces": len(results), "valid": len(results) - len(reasons), "reasons": reasons[:10]}
+
+
+def note_on_instruments(tokenizer: Any, ids: Sequence[int]) -> list[int]:
+    """Instrument index of each note-on in ``ids``."""
+    v = tokenizer.vocabulary
+    a = np.asarray(ids, dtype=np.int64)
+    a = a[(a >= 0) & (a < len(v))]
+    on = v.is_note[a] & ~v.is_note_off[a]
+    return v.note_instrument[a[on]].tolist()
+
+
+# ---------------------------------------------------------------------- composer recognisability
+def composer_recognisability(
+    pipe: Any,
+    train_pieces: Sequence[tuple[str, list[Note]]],
+    heldout_pieces: Sequence[tuple[str, list[Note]]],
+    instruments: dict[str, str],
+    *,
+    pieces_per_composer: int = 12,
+    seconds: float = 20.0,
+    max_train_per_composer: int = 200,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Train a classifier on real pieces' features; test it on held-out real and on generated pieces.
+
+    Args:
+        pipe: the ``musenet-generation`` pipeline of the model under test.
+        train_pieces, heldout_pieces: ``(composer, notes)`` of real pieces (training and
+            validation split); only their first ``seconds`` are used.
+        instruments: composer -> the instrumentation to ask for (their usual one in the data).
+        pieces_per_composer: generated pieces per composer.
+
+    Returns:
+        ``{"composers", "real_accuracy", "generated_accuracy", "per_composer": {c: {"real",
+        "generated", "n_real", "n_generated"}}, "chance", "generated_ids": {c: [ids...]},
+        "generation_seconds"}``.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    composers = sorted(instruments)
+    rng = np.random.default_rng(seed)
+    by: dict[str, list[list[Note]]] = {c: [] for c in composers}
+    for c, notes in train_pieces:
+        if c in by:
+            by[c].append(notes)
+    x, y = [], []
+    for c in composers:
+        chosen = rng.permutation(len(by[c]))[:max_train_per_composer]
+        for i in chosen:
+            x.append(piece_features(cut_notes(by[c][i], seconds)))
+            y.append(c)
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000, C=0.5, class_weight="balanced"))
+    clf.fit(np.array(x), np.array(y))
+
+    held = [(c, n) for c, n in heldout_pieces if c in by and n]
+    real_pred = clf.predict(np.array([piece_features(cut_notes(n, seconds)) for _, n in held])) if held else []
+    generated: dict[str, list[list[int]]] = {}
+    t0 = time.perf_counter()
+    gen_rows = []
+    for k, c in enumerate(composers):
+        pieces = generate_pieces(pipe, pieces_per_composer, seed=seed + 1000 * k, composer=c,
+                                 instruments=instruments[c], seconds=seconds)
+        generated[c] = [p["tokens"] for p in pieces]
+        gen_rows += [(c, pipe.tokenizer.decode_to_notes(p["tokens"])) for p in pieces]
+    gen_seconds = time.perf_counter() - t0
+    gen_pred = clf.predict(np.array([piece_features(n) for _, n in gen_rows]))
+
+    per = {}
+    for c in composers:
+        r = [p == c for (t, _), p in zip(held, real_pred) if t == c]
+        g = [p == c for (t, _), p in zip(gen_rows, gen_pred) if t == c]
+        per[c] = {"real": float(np.mean(r)) if r else float("nan"), "n_real": len(r),
+                  "generated": float(np.mean(g)) if g else float("nan"), "n_generated": len(g),
+                  "generated_as": dict(Counter(p for (t, _), p in zip(gen_rows, gen_pred) if t == c).most_common(3))}
+    return {
+        "composers": composers,
+        "chance": 1.0 / len(composers),
+        "real_accuracy": float(np.mean([p == t for (t, _), p in zip(held, real_pred)])) if held else float("nan"),
+        "n_real": len(held),
+        "generated_accuracy": float(np.mean([p == t for (t, _), p in zip(gen_rows, gen_pred)])),
+        "n_generated": len(gen_rows),
+        "per_composer": per,
+        "generated_ids": generated,
+        "generation_seconds": gen_seconds,
+        "seconds": seconds,
+    }
+
+
+# ---------------------------------------------------------------------- steering and length
+def steering_adherence(pipe: Any, *, composer: str | None, instruments: str, pieces: int = 10,
+                       seconds: float = 15.0, strength: float = 3.0, seed: int = 0) -> dict[str, Any]:
+    """Share of note-ons on ``instruments`` with no steering (the instrumentation token alone),
+    soft steering (``strength``) and hard steering, over ``pieces`` pieces each."""
+    from .logits_processors import resolve_instruments
+
+    wanted = set(resolve_instruments(pipe.tokenizer.vocabulary, instruments))
+    out: dict[str, Any] = {"instruments": instruments, "composer": composer, "pieces": pieces, "seconds": seconds,
+                           "strength": strength}
+    for mode in ("none", "soft", "hard"):
+        got = generate_pieces(pipe, pieces, seed=seed, composer=composer, instruments=instruments, seconds=seconds,
+                              steering=None if mode == "none" else mode, strength=strength)
+        ons = [i for p in got for i in note_on_instruments(pipe.tokenizer, p["tokens"])]
+        out[mode] = {"note_ons": len(ons), "share": sum(i in wanted for i in ons) / max(len(ons), 1)}
+    return out
+
+
+def length_control(pipe: Any, lengths: Sequence[float], *, pieces: int, composer: str | None, instruments: str,
+                   seed: int = 0, tolerance: float = 0.1) -> dict[str, Any]:
+    """Pieces asked for each of ``lengths`` seconds (``pieces`` each, one at a time, so each wall
+    time is that of one piece): their lengths, whether they ended, and whether within ``tolerance``."""
+    rows = []
+    for target in lengths:
+        for k in range(pieces):
+            got = generate_pieces(pipe, 1, seed=seed + k, batch=1, composer=composer, instruments=instruments,
+                                  seconds=target)[0]
+            rows.append({"target": target, "seconds": got["seconds"], "finished": got["finished"],
+                         "within": got["finished"] and abs(got["seconds"] - target) <= tolerance * target,
+                         "tokens": len(got["tokens"]), "wall_seconds": got["wall_seconds"]})
+    return {"rows": rows, "tolerance": tolerance, "within": sum(r["within"] for r in rows), "pieces": len(rows)}
+
+
+# ---------------------------------------------------------------------- report
+def markdown_report(report: dict[str, Any]) -> str:
+    """The evaluation table of ``MODEL_CARD.md`` from a report of :func:`run_evaluate`."""
+    lines = []
+    comp = report.get("compression")
+    if comp:
+        lines += ["| model | bits per second of music | bits per token | nats per token |", "|---|---:|---:|---:|"]
+        for name, r in comp["models"].items():
+            lines.append(f"| {name} | {r['bits_per_second']:.2f} | {r['bits_per_token']:.3f} | {r['nats_per_token']:.3f} |")
+        lines.append(f"\nValidation windows: {comp['windows']} ({comp['tokens']:.0f} predicted tokens, "
+                     f"{comp['seconds'] / 60:.1f} minutes of music).")
+        if "relative" in comp:
+            lines.append(f"MuseNet vs GPT-2: {100 * comp['relative']:+.1f}% bits per second.")
+        lines.append("")
+    cr = report.get("composer")
+    if cr:
+        lines += [f"Composer recognisability ({len(cr['composers'])} labels, chance {100 * cr['chance']:.0f}%, "
+                  f"first {cr['seconds']:.0f} s of each piece):", "",
+                  "| label | real held-out | generated | generated mostly read as |", "|---|---:|---:|---|"]
+        for c, r in cr["per_composer"].items():
+            lines.append(f"| {c} | {100 * r['real']:.0f}% ({r['n_real']}) | {100 * r['generated']:.0f}% "
+                         f"({r['n_generated']}) | {', '.join(f'{k} {v}' for k, v in r['generated_as'].items())} |")
+        lines.append(f"| **all** | **{100 * cr['real_accuracy']:.1f}%** ({cr['n_real']}) | "
+                     f"**{100 * cr['generated_accuracy']:.1f}%** ({cr['n_generated']}) | |\n")
+    val = report.get("validity")
+    if val:
+        lines.append(f"Validity: {val['valid']} of {val['pieces']} generated pieces valid (grammar, `end`, MIDI "
+                     f"read back by mido with every note).\n")
+    st = report.get("steering")
+    if st:
+        lines += [f"Instrument adherence, asking for `{st['instruments']}` ({st['composer']}, {st['pieces']} pieces "
+                  f"of {st['seconds']:.0f} s per mode):", "", "| steering | note-ons | on the requested instruments |",
+                  "|---|---:|---:|"]
+        for mode in ("none", "soft", "hard"):
+            label = f"soft (strength {st['strength']:g})" if mode == "soft" else mode
+            lines.append(f"| {label} | {st[mode]['note_ons']} | {100 * st[mode]['share']:.1f}% |")
+        lines.append("")
+    ln = report.get("length")
+    if ln:
+        lines += [f"Length control (tolerance {100 * ln['tolerance']:.0f}%): {ln['within']} of {ln['pieces']} "
+                  "pieces within it.", "", "| asked (s) | got (s) | ended | tokens | wall time (s) |",
+                  "|---:|---:|---|---:|---:|"]
+        for r in ln["rows"]:
+            lines.append(f"| {r['target']:.0f} | {r['seconds']:.1f} | {'yes' if r['finished'] else 'no'} | "
+                         f"{r['tokens']} | {r['wall_seconds']:.1f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _pieces_as_notes(tokenizer: Any, dataset: Any) -> list[tuple[str, list[Note]]]:
+    rows = dataset.select_columns(["composer", "body"]).to_dict()
+    return [(c, tokenizer.decode_to_notes(b)) for c, b in zip(rows["composer"], rows["body"]) if c]
+
+
+def usual_instruments(tokenizer: Any, dataset: Any) -> dict[str, str]:
+    """composer -> its most common instrumentation token name in ``dataset``."""
+    v = tokenizer.vocabulary
+    rows = dataset.select_columns(["composer", "prefix"]).to_dict()
+    counts: dict[str, Counter] = {}
+    for c, prefix in zip(rows["composer"], rows["prefix"]):
+        groups = [v.tokens[t] for t in prefix if v.is_instrumentation[t]]
+        if c and groups:
+            counts.setdefault(c, Counter())[groups[-1]] += 1
+    return {c: n.most_common(1)[0][0] for c, n in counts.items()}
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from transformers import AutoModelForCausalLM, pipeline
+    from tqdm.auto import tqdm
+
+    from .baseline import GPT2Baseline
+    from .data import MuseNetWindows, load_midi_folder
+    from .pipeline_musenet import TASK, register_pipeline, tokenizer_for_model
+    from .training import TrainConfig
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sections = set(args.sections)
+    unknown = sections - set(SECTIONS)
+    if unknown:
+        raise SystemExit(f"musenet evaluate: unknown sections {sorted(unknown)}; choose from {SECTIONS}")
+    register_pipeline()
+    cfg = TrainConfig.from_yaml(args.config, {"data_dir": args.data_dir} if args.data_dir else None)
+    model = AutoModelForCausalLM.from_pretrained(args.model).eval()
+    tokenizer = tokenizer_for_model(model)
+    enc = load_midi_folder(cfg.data_dir, tokenizer, labels=cfg.labels, unknown_labels=cfg.unknown_labels,
+                           validation_fraction=cfg.validation_fraction, num_proc=cfg.num_proc,
+                           cache_dir=cfg.data_cache_dir or Path(cfg.output_dir) / "data-cache")
+    report: dict[str, Any] = {"model": str(args.model), "config": str(args.config),
+                              "train_pieces": len(enc.dataset["train"]), "validation_pieces": len(enc.dataset["validation"]),
+                              "threads": torch.get_num_threads()}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:
+        (out / "report.json").write_text(json.dumps(report, indent=1, default=float) + "\n", "utf-8")
+        (out / "report.md").write_text(markdown_report(report) + "\n", "utf-8")
+
+    if "compression" in sections:
+        windows = MuseNetWindows(enc.dataset["validation"], tokenizer, cfg.context_length, train=False)
+        models = {"MuseNet (this model)": model}
+        for path in args.baseline or []:
+            models[f"GPT-2 baseline ({Path(path).parent.name})"] = GPT2Baseline.from_pretrained(path).eval()
+        res = compression(models, windows, batch_size=cfg.eval_batch_size)
+        report["compression"] = {"models": res, "windows": len(windows),
+                                 "tokens": next(iter(res.values()))["tokens"],
+                                 "seconds": next(iter(res.values()))["seconds"]}
+        if len(res) > 1:
+            names = list(res)
+            report["compression"]["relative"] = res[names[0]]["bits_per_second"] / res[names[1]]["bits_per_second"] - 1
+        print(markdown_report({"compression": report["compression"]}), flush=True)
+        save()
+
+    pipe = pipeline(TASK, model=model, tokenizer=tokenizer, device=torch.device("cpu"))
+    if "composer" in sections:
+        train_notes = _pieces_as_notes(tokenizer, enc.dataset["train"])
+        held_notes = _pieces_as_notes(tokenizer, enc.dataset["validation"])
+        usual = usual_instruments(tokenizer, enc.dataset["train"])
+        counts = Counter(c for c, _ in train_notes)
+        labels = args.composers or sorted(c for c, n in counts.items() if n >= args.min_pieces)
+        res = composer_recognisability(pipe, train_notes, held_notes, {c: usual[c] for c in labels},
+                                       pieces_per_composer=args.pieces_per_composer, seconds=args.seconds, seed=args.seed)
+        generated = res.pop("generated_ids")
+        pieces = [ids for c in res["composers"] for ids in generated[c]]
+        report["composer"] = res
+        report["validity"] = validity(tokenizer, pieces)
+        print(markdown_report({"composer": res, "validity": report["validity"]}), flush=True)
+        save()
+    if "steering" in sections:
+        report["steering"] = steering_adherence(pipe, composer=args.steering_composer, instruments=args.steering_instruments,
+                                                pieces=args.steering_pieces, seconds=15.0, seed=args.seed)
+        print(markdown_report({"steering": report["steering"]}), flush=True)
+        save()
+    if "length" in sections:
+        report["length"] = length_control(pipe, args.lengths, pieces=args.length_pieces, composer="bach",
+                                          instruments="piano", seed=args.seed)
+        print(markdown_report({"length": report["length"]}), flush=True)
+        save()
+    tqdm.write(f"wrote {out / 'report.json'} and {out / 'report.md'}")
+    return 0
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    p = parser
+    p.add_argument("--model", required=True, help="the MuseNet checkpoint folder to evaluate")
+    p.add_argument("--config", required=True, help="the training config whose data and validation split to use")
+    p.add_argument("--data-dir", help="override the config's data_dir")
+    p.add_argument("--baseline", nargs="*", metavar="PATH", help="GPT-2 baseline checkpoint folder(s) to compare")
+    p.add_argument("--sections", nargs="+", default=list(SECTIONS), help=f"what to measure (default all: {SECTIONS})")
+    p.add_argument("--composers", nargs="+", help="labels for the composer classifier (default: those with "
+                                                  "--min-pieces training pieces)")
+    p.add_argument("--min-pieces", type=int, default=40, help="training pieces a label needs (default 40)")
+    p.add_argument("--pieces-per-composer", type=int, default=12, help="generated pieces per label (default 12)")
+    p.add_argument("--seconds", type=float, default=20.0, help="length of the classifier's pieces (default 20)")
+    p.add_argument("--steering-composer", default="bach")
+    p.add_argument("--steering-instruments", default="violin,cello")
+    p.add_argument("--steering-pieces", type=int, default=10)
+    p.add_argument("--lengths", type=float, nargs="+", default=[30.0, 60.0, 240.0])
+    p.add_argument("--length-pieces", type=int, default=2, help="pieces per length (default 2)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    p.add_argument("--out", default="runs/eval", help="folder for report.json and report.md")
+
+
+__all__ = [
+    "composer_recognisability", "compression", "is_valid_piece", "length_control", "markdown_report", "piece_features",
+    "run_evaluate", "steering_adherence", "usual_instruments", "validity",
+]
