@@ -100,7 +100,7 @@ def test_evaluate_command_end_to_end(tmp_path):
     cmd = [sys.executable, "-m", "musenet_hf.cli", "evaluate", "--model", str(TINY_CHECKPOINT),
            "--config", str(config), "--data-dir", str(data),
            "--baseline", str(tmp_path / "gpt2" / "final"), "--min-pieces", "2", "--pieces-per-composer", "2",
-           "--seconds", "4", "--steering-pieces", "2", "--lengths", "4", "--length-pieces", "1",
+           "--seconds", "4", "--critic-pieces", "4", "--steering-pieces", "2", "--lengths", "4", "--length-pieces", "1",
            "--threads", "1", "--out", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -110,6 +110,8 @@ def test_evaluate_command_end_to_end(tmp_path):
     # the trained tiny model compresses real music far better than an untrained GPT-2 (~log2(11677) bits a token)
     assert models["MuseNet (this model)"]["bits_per_token"] < models["GPT-2 baseline (gpt2)"]["bits_per_token"] - 3
     assert models["GPT-2 baseline (gpt2)"]["bits_per_token"] > 12
+    critic = report["critic"]
+    assert critic["real"] == critic["generated"] >= 2 and 0.0 <= critic["auc"] <= 1.0
     assert report["composer"]["composers"] == ["bach", "folk"] and report["composer"]["n_generated"] == 4
     assert report["validity"] == {"pieces": 4, "valid": 4, "reasons": []}
     assert report["steering"]["hard"]["share"] == 1.0

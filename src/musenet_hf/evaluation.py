@@ -5,6 +5,8 @@ report plus a Markdown table (the one in ``MODEL_CARD.md``):
 
 * :func:`compression`: bits per second of music and per token of one or more models (the bundled
   MuseNet, its GPT-2 baseline) on the same validation windows.
+* :func:`critic_auc_heldout`: the critic head's ROC AUC, real openings of held-out pieces against
+  fresh generations from the same prompts (neither seen in training).
 * :func:`composer_recognisability`: a scikit-learn classifier over :func:`piece_features`
   (pitch-class, melodic-interval and duration histograms, note density, polyphony, range),
   trained on real training pieces; its accuracy on held-out real pieces next to its accuracy on
@@ -35,7 +37,7 @@ import torch
 
 from .midi_io import Note
 
-SECTIONS = ("compression", "composer", "steering", "length")
+SECTIONS = ("compression", "critic", "composer", "steering", "length")
 INTERVAL_RANGE = 12  # melodic intervals beyond an octave are folded into the outermost bins
 DURATION_EDGES = np.array([0.0, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, np.inf])
 
@@ -107,6 +109,42 @@ def compression(models: dict[str, Any], windows: Any, batch_size: int = 8) -> di
                      "bits_per_token": nats / math.log(2), "nats_per_token": nats,
                      "tokens": stats["tokens"], "seconds": stats["seconds"]}
     return out
+
+
+# ---------------------------------------------------------------------- critic
+@torch.no_grad()
+def critic_auc_heldout(model: Any, windows: Any, *, pieces: int = 64, tokens: int = 128, batch: int = 16,
+                       seed: int = 0) -> dict[str, Any]:
+    """The critic's ROC AUC on validation pieces: the real opening of each piece (its prefix and
+    first ``tokens`` tokens) against a fresh generation from the same prefix, cut to the same
+    length, so neither position nor length tells them apart.
+
+    Args:
+        model: a ``MuseNetForCausalLM`` with its critic head.
+        windows: validation :class:`~musenet_hf.data.MuseNetWindows`.
+        pieces: how many validation pieces (spread over the split).
+    """
+    from .data import MuseNetCollator
+    from .training import critic_batch, generate_samples, piece_opening, roc_auc
+
+    if getattr(model, "critic", None) is None:
+        raise ValueError("the model has no critic head")
+    v = windows.vocab
+    chosen = np.unique(np.linspace(0, windows.num_pieces - 1, min(pieces, windows.num_pieces)).astype(int))
+    collator = MuseNetCollator(v.pad_id)
+    torch.manual_seed(seed)
+    labels, scores = [], []
+    for i in range(0, len(chosen), batch):
+        group = [int(p) for p in chosen[i:i + batch]]
+        secs = [windows.piece_seconds(p) for p in group]
+        fake = generate_samples(model, [windows.prefixes[p] for p in group], secs, tokens, eos_token_id=v.end_id,
+                                pad_token_id=v.pad_id)
+        real = [piece_opening(windows, p, tokens) for p in group]
+        cb = critic_batch(real, list(zip(fake, secs)), collator)
+        labels += cb.pop("critic_labels").tolist()
+        scores += model(**cb).critic_logits.float().tolist()
+    return {"auc": roc_auc(labels, scores), "real": int(sum(labels)), "generated": len(labels) - int(sum(labels)),
+            "tokens": tokens}
 
 
 # ---------------------------------------------------------------------- generation helpers
@@ -280,51 +318,56 @@ def length_control(pipe: Any, lengths: Sequence[float], *, pieces: int, composer
 
 
 # ---------------------------------------------------------------------- report
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], caption: str | None = None) -> list[str]:
+    """Markdown table lines (after ``caption``); the first column left-aligned, the others right-aligned."""
+    rule = "|---|" + "---:|" * (len(header) - 1)
+    head = [caption, ""] if caption else []
+    return head + ["| " + " | ".join(header) + " |", rule] + ["| " + " | ".join(map(str, r)) + " |" for r in rows] + [""]
+
+
 def markdown_report(report: dict[str, Any]) -> str:
-    """The evaluation table of ``MODEL_CARD.md`` from a report of :func:`run_evaluate`."""
-    lines = []
+    """The evaluation tables of ``MODEL_CARD.md`` from a report of :func:`run_evaluate`."""
+    lines: list[str] = []
     comp = report.get("compression")
     if comp:
-        lines += ["| model | bits per second of music | bits per token | nats per token |", "|---|---:|---:|---:|"]
-        for name, r in comp["models"].items():
-            lines.append(f"| {name} | {r['bits_per_second']:.2f} | {r['bits_per_token']:.3f} | {r['nats_per_token']:.3f} |")
-        lines.append(f"\nValidation windows: {comp['windows']} ({comp['tokens']:.0f} predicted tokens, "
+        lines += _table(["model", "bits per second of music", "bits per token", "nats per token"],
+                        [(name, f"{r['bits_per_second']:.2f}", f"{r['bits_per_token']:.3f}", f"{r['nats_per_token']:.3f}")
+                         for name, r in comp["models"].items()])
+        lines.append(f"Validation windows: {comp['windows']} ({comp['tokens']:.0f} predicted tokens, "
                      f"{comp['seconds'] / 60:.1f} minutes of music).")
         if "relative" in comp:
             lines.append(f"MuseNet vs GPT-2: {100 * comp['relative']:+.1f}% bits per second.")
         lines.append("")
+    ca = report.get("critic")
+    if ca:
+        lines.append(f"Critic: ROC AUC {ca['auc']:.3f} on {ca['real']} held-out real openings against {ca['generated']} "
+                     f"fresh generations ({ca['tokens']} tokens each; 0.5 is chance).\n")
     cr = report.get("composer")
     if cr:
-        lines += [f"Composer recognisability ({len(cr['composers'])} labels, chance {100 * cr['chance']:.0f}%, "
-                  f"first {cr['seconds']:.0f} s of each piece):", "",
-                  "| label | real held-out | generated | generated mostly read as |", "|---|---:|---:|---|"]
-        for c, r in cr["per_composer"].items():
-            lines.append(f"| {c} | {100 * r['real']:.0f}% ({r['n_real']}) | {100 * r['generated']:.0f}% "
-                         f"({r['n_generated']}) | {', '.join(f'{k} {v}' for k, v in r['generated_as'].items())} |")
-        lines.append(f"| **all** | **{100 * cr['real_accuracy']:.1f}%** ({cr['n_real']}) | "
-                     f"**{100 * cr['generated_accuracy']:.1f}%** ({cr['n_generated']}) | |\n")
+        caption = (f"Composer recognisability ({len(cr['composers'])} labels, chance {100 * cr['chance']:.0f}%, "
+                   f"first {cr['seconds']:.0f} s of each piece):")
+        rows = [(c, f"{100 * r['real']:.0f}% ({r['n_real']})", f"{100 * r['generated']:.0f}% ({r['n_generated']})",
+                 ", ".join(f"{k} {v}" for k, v in r["generated_as"].items())) for c, r in cr["per_composer"].items()]
+        rows.append(("**all**", f"**{100 * cr['real_accuracy']:.1f}%** ({cr['n_real']})",
+                     f"**{100 * cr['generated_accuracy']:.1f}%** ({cr['n_generated']})", ""))
+        lines += _table(["label", "real held-out", "generated", "generated mostly read as"], rows, caption)
     val = report.get("validity")
     if val:
         lines.append(f"Validity: {val['valid']} of {val['pieces']} generated pieces valid (grammar, `end`, MIDI "
                      f"read back by mido with every note).\n")
     st = report.get("steering")
     if st:
-        lines += [f"Instrument adherence, asking for `{st['instruments']}` ({st['composer']}, {st['pieces']} pieces "
-                  f"of {st['seconds']:.0f} s per mode):", "", "| steering | note-ons | on the requested instruments |",
-                  "|---|---:|---:|"]
-        for mode in ("none", "soft", "hard"):
-            label = f"soft (strength {st['strength']:g})" if mode == "soft" else mode
-            lines.append(f"| {label} | {st[mode]['note_ons']} | {100 * st[mode]['share']:.1f}% |")
-        lines.append("")
+        caption = (f"Instrument adherence, asking for `{st['instruments']}` ({st['composer']}, {st['pieces']} pieces "
+                   f"of {st['seconds']:.0f} s per mode):")
+        modes = [(f"soft (strength {st['strength']:g})" if m == "soft" else m, st[m]["note_ons"],
+                  f"{100 * st[m]['share']:.1f}%") for m in ("none", "soft", "hard")]
+        lines += _table(["steering", "note-ons", "on the requested instruments"], modes, caption)
     ln = report.get("length")
     if ln:
-        lines += [f"Length control (tolerance {100 * ln['tolerance']:.0f}%): {ln['within']} of {ln['pieces']} "
-                  "pieces within it.", "", "| asked (s) | got (s) | ended | tokens | wall time (s) |",
-                  "|---:|---:|---|---:|---:|"]
-        for r in ln["rows"]:
-            lines.append(f"| {r['target']:.0f} | {r['seconds']:.1f} | {'yes' if r['finished'] else 'no'} | "
-                         f"{r['tokens']} | {r['wall_seconds']:.1f} |")
-        lines.append("")
+        caption = f"Length control (tolerance {100 * ln['tolerance']:.0f}%): {ln['within']} of {ln['pieces']} pieces within it."
+        rows = [(f"{r['target']:.0f}", f"{r['seconds']:.1f}", "yes" if r["finished"] else "no", r["tokens"],
+                 f"{r['wall_seconds']:.1f}") for r in ln["rows"]]
+        lines += _table(["asked (s)", "got (s)", "ended", "tokens", "wall time (s)"], rows, caption)
     return "\n".join(lines)
 
 
@@ -377,8 +420,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         (out / "report.json").write_text(json.dumps(report, indent=1, default=float) + "\n", "utf-8")
         (out / "report.md").write_text(markdown_report(report) + "\n", "utf-8")
 
+    windows = MuseNetWindows(enc.dataset["validation"], tokenizer, cfg.context_length, train=False)
     if "compression" in sections:
-        windows = MuseNetWindows(enc.dataset["validation"], tokenizer, cfg.context_length, train=False)
         models = {"MuseNet (this model)": model}
         for path in args.baseline or []:
             models[f"GPT-2 baseline ({Path(path).parent.name})"] = GPT2Baseline.from_pretrained(path).eval()
@@ -392,6 +435,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(markdown_report({"compression": report["compression"]}), flush=True)
         save()
 
+    if "critic" in sections and getattr(model, "critic", None) is not None:
+        report["critic"] = critic_auc_heldout(model, windows, pieces=args.critic_pieces, seed=args.seed)
+        print(markdown_report({"critic": report["critic"]}), flush=True)
+        save()
     pipe = pipeline(TASK, model=model, tokenizer=tokenizer, device=torch.device("cpu"))
     if "composer" in sections:
         train_notes = _pieces_as_notes(tokenizer, enc.dataset["train"])
@@ -428,6 +475,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="override the config's data_dir")
     p.add_argument("--baseline", nargs="*", metavar="PATH", help="GPT-2 baseline checkpoint folder(s) to compare")
     p.add_argument("--sections", nargs="+", default=list(SECTIONS), help=f"what to measure (default all: {SECTIONS})")
+    p.add_argument("--critic-pieces", type=int, default=64, help="validation pieces for the critic's AUC (default 64)")
     p.add_argument("--composers", nargs="+", help="labels for the composer classifier (default: those with "
                                                   "--min-pieces training pieces)")
     p.add_argument("--min-pieces", type=int, default=40, help="training pieces a label needs (default 40)")
@@ -444,6 +492,6 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 __all__ = [
-    "composer_recognisability", "compression", "is_valid_piece", "length_control", "markdown_report", "piece_features",
+    "composer_recognisability", "compression", "critic_auc_heldout", "is_valid_piece", "length_control", "markdown_report", "piece_features",
     "run_evaluate", "steering_adherence", "usual_instruments", "validity",
 ]

@@ -1,0 +1,54 @@
+"""Plot validation curves of training runs (``log.jsonl`` of ``musenet train``) into one PNG.
+
+    python examples/plot_curves.py runs/small-cpu runs/small-cpu-gpt2 --labels MuseNet GPT-2 \
+        -o checkpoints/musenet-small-music21/curve.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def read_log(run: Path) -> list[dict]:
+    """The records of a run folder's ``log.jsonl`` (or of the file itself)."""
+    path = run / "log.jsonl" if run.is_dir() else run
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+def main() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders (or log.jsonl files)")
+    parser.add_argument("--labels", nargs="+", help="one legend label per run (default: the folder names)")
+    parser.add_argument("-o", "--output", default="curve.png")
+    args = parser.parse_args()
+    labels = args.labels or [r.name for r in args.runs]
+    fig, (ax_loss, ax_bps) = plt.subplots(1, 2, figsize=(11, 4))
+    for run, label in zip(args.runs, labels):
+        log = read_log(run)
+        ev = [r for r in log if "val_loss" in r]
+        train = [r for r in log if "loss" in r and "val_loss" not in r]
+        line, = ax_loss.plot([r["step"] for r in ev], [r["val_loss"] for r in ev], marker="o", label=f"{label} validation")
+        ax_loss.plot([r["step"] for r in train], [r["loss"] for r in train], alpha=0.35, color=line.get_color(),
+                     label=f"{label} training")
+        ax_bps.plot([r["step"] for r in ev], [r["val_bits_per_second"] for r in ev], marker="o", label=label)
+    ax_loss.set(xlabel="optimizer step", ylabel="nats per token", title="loss", ylim=(None, None))
+    ax_bps.set(xlabel="optimizer step", ylabel="bits per second of music", title="validation bits per second")
+    for ax in (ax_loss, ax_bps):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    ax_loss.set_yscale("log")
+    ax_bps.set_yscale("log")
+    fig.tight_layout()
+    fig.savefig(args.output, dpi=110)
+    print(f"{args.output}: {len(args.runs)} runs")
+
+
+if __name__ == "__main__":
+    main()
