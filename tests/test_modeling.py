@@ -191,6 +191,28 @@ def test_explicit_ids_and_inputs_embeds_match_derived():
     assert (no_piece - derived).abs().max().item() > 1e-3  # part and countdown do reach the logits
 
 
+def test_zero_initialized_structural_tables_start_as_a_plain_decoder_and_then_learn():
+    """structural_init_std=0: the untrained model is the same network without the four tables
+    (its logits match one with them switched off), and one training step moves every table."""
+    tokens, length = midi_tokens(SONG)
+    ids = torch.tensor([tokens[100:180]])
+    zero = tiny_model(structural_init_std=0.0)
+    tables = [zero.model.embeddings.embed_time, zero.model.embeddings.embed_chord,
+              zero.model.embeddings.embed_part, zero.model.embeddings.embed_countdown]
+    assert all(float(t.weight.abs().max()) == 0.0 for t in tables)
+    plain = tiny_model(use_time_embedding=False, use_chord_embedding=False, use_part_embedding=False,
+                       use_countdown_embedding=False)
+    plain.load_state_dict(zero.state_dict(), strict=False)
+    with torch.no_grad():
+        assert torch.allclose(zero(ids, piece_seconds=length).logits, plain(ids).logits, atol=1e-6)
+    random = tiny_model(structural_init_std=0.05)
+    assert 0.04 < float(random.model.embeddings.embed_part.weight.std()) < 0.06
+    zero.train()
+    torch.optim.SGD(zero.parameters(), lr=1.0).zero_grad()
+    zero(ids, labels=ids, piece_seconds=length).loss.backward()
+    assert all(float(t.weight.grad.abs().max()) > 0 for t in tables)
+
+
 # -------------------------------------------------------------------------------- cached decoding
 
 

@@ -303,6 +303,11 @@ class MuseNetPreTrainedModel(PreTrainedModel):
         if isinstance(module, MuseNetEmbeddings):
             init.copy_(module.wait_units, wait_units_table(self.config))
             init.copy_(module.is_note, is_note_table(self.config))
+            std = self.config.structural_init_std
+            if std is not None:  # after the tables' own (generic) initialization: apply() visits children first
+                for table in (module.embed_time, module.embed_chord, module.embed_part, module.embed_countdown):
+                    if table is not None:
+                        init.zeros_(table.weight) if std == 0 else init.normal_(table.weight, mean=0.0, std=std)
         elif isinstance(module, (MuseNetAttention, MuseNetMLP)):
             # GPT-2: residual projections scaled by 1/sqrt(2 * layers) so the residual stream stays O(1)
             std = self.config.initializer_range / math.sqrt(2 * self.config.num_hidden_layers)
