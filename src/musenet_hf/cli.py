@@ -1,4 +1,4 @@
-"""The ``musenet`` command: generate, prepare-corpus, train, encode, evaluate.
+"""The ``musenet`` command: generate, prepare-corpus, train, train-critic, encode, evaluate.
 
 Each subcommand lives with the code it drives and exposes ``add_<name>_arguments(parser)`` and
 ``run_<name>(args) -> int``; this file only wires them up, importing each lazily so that
@@ -16,6 +16,7 @@ COMMANDS = {
     "generate": ("musenet_hf.cli_generate", "generate", "write a piece of music as MIDI (and WAV, piano roll)"),
     "prepare-corpus": ("musenet_hf.corpus", "prepare_corpus", "convert the music21 corpus to labelled MIDI files"),
     "train": ("musenet_hf.training", "train", "train or resume a model from a YAML config (Accelerate)"),
+    "train-critic": ("musenet_hf.critic", "train_critic", "train a finished model's critic head on its own samples"),
     "encode": ("musenet_hf.cli_encode", "encode", "encode MIDI files or folders to token ids / text"),
     "evaluate": ("musenet_hf.evaluation", "evaluate", "measure a model: bits per second against GPT-2, composers, steering, length"),
 }
