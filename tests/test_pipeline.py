@@ -109,7 +109,10 @@ def test_wav_and_png_from_pipeline_output(pipe, tok, tmp_path):
         seconds = w.getnframes() / w.getframerate()
         assert w.getnchannels() == 2 and w.getsampwidth() == 2
         frames = w.readframes(w.getnframes())
-    assert r["seconds"] <= seconds <= r["seconds"] + 2.0 + 1e-3  # the music, then at most a 2 s tail
+    # the music (the MIDI file's length: a note struck at the very end still sounds its minimum
+    # length past the last wait), then at most a 2 s tail
+    assert r["seconds"] <= r["midi"].length <= r["seconds"] + 0.05
+    assert r["midi"].length <= seconds <= r["midi"].length + 2.0 + 1e-3
     assert max(frames) > 0  # not silence
 
 

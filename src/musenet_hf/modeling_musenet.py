@@ -216,6 +216,7 @@ class MuseNetAttention(nn.Module):
         self.attn_dropout = config.attn_dropout
         self.c_attn = nn.Linear(config.hidden_size, 3 * config.hidden_size)
         self.c_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.c_proj.is_residual_projection = True  # scaled at initialization (see _init_weights)
         self.resid_dropout = nn.Dropout(config.resid_dropout)
 
     def forward(self, hidden_states: torch.Tensor, plan: AttentionPlan, cache: Cache | None = None) -> torch.Tensor:
@@ -247,6 +248,7 @@ class MuseNetMLP(nn.Module):
         self.c_fc = nn.Linear(config.hidden_size, config.intermediate_size)
         self.act = ACT2FN[config.hidden_act]
         self.c_proj = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.c_proj.is_residual_projection = True  # scaled at initialization (see _init_weights)
         self.dropout = nn.Dropout(config.resid_dropout)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
@@ -299,6 +301,14 @@ class MuseNetPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
+        # Transformers 5 calls this only for modules that hold parameters or buffers themselves,
+        # so the residual projections are recognised on the Linear layer, not on its parent block.
+        if isinstance(module, nn.Linear) and getattr(module, "is_residual_projection", False):
+            # GPT-2: residual projections scaled by 1/sqrt(2 * layers) so the residual stream stays O(1)
+            std = self.config.initializer_range / math.sqrt(2 * self.config.num_hidden_layers)
+            init.normal_(module.weight, mean=0.0, std=std)
+            init.zeros_(module.bias)
+            return
         super()._init_weights(module)
         if isinstance(module, MuseNetEmbeddings):
             init.copy_(module.wait_units, wait_units_table(self.config))
@@ -308,10 +318,6 @@ class MuseNetPreTrainedModel(PreTrainedModel):
                 for table in (module.embed_time, module.embed_chord, module.embed_part, module.embed_countdown):
                     if table is not None:
                         init.zeros_(table.weight) if std == 0 else init.normal_(table.weight, mean=0.0, std=std)
-        elif isinstance(module, (MuseNetAttention, MuseNetMLP)):
-            # GPT-2: residual projections scaled by 1/sqrt(2 * layers) so the residual stream stays O(1)
-            std = self.config.initializer_range / math.sqrt(2 * self.config.num_hidden_layers)
-            init.normal_(module.c_proj.weight, mean=0.0, std=std)
 
 
 class MuseNetModel(MuseNetPreTrainedModel):
