@@ -48,10 +48,7 @@ class MuseNetConfig(PreTrainedConfig):
             the piece in steps of `countdown_step_seconds`, capped at num_countdown - 1.
         structural_init_std: standard deviation of these four tables at initialization (None:
             `initializer_range`). 0.0 starts them at zero: the untrained model then sees tokens and
-            positions only, as GPT-2 does, and each table grows only as far as its gradient finds
-            it useful. Four random tables summed onto the token embedding otherwise bury the
-            token's identity early in training (measured: 0.2 nats per token behind GPT-2 at
-            step 40 on the corpus).
+            positions only, as GPT-2 does, and each table grows as its gradient finds it useful.
 
     Attention (see `musenet_hf.attention`):
         attention_layout: `"full"`, `"strided"` or `"fixed"` (Sparse Transformer, Child et al. 2019).
