@@ -3,6 +3,10 @@ that load in float32, the tokenizer, the generation config, and the run's log be
 
     python examples/export_checkpoint.py runs/small-cpu/final checkpoints/musenet-small-music21 --half
 
+``SOURCE`` may also be a checkpoint of the training loop (``runs/x/checkpoints/step-0000200``,
+model weights without a config): pass ``--config`` (the run's YAML, plus its ``--set`` options
+as ``--set``) to rebuild the network it belongs to, MuseNet or the GPT-2 baseline.
+
 The weights are stored as float16 when ``--half`` is given (half the size: 19.5M parameters take
 39 MB), while ``config.json`` keeps ``"dtype": "float32"``, so ``from_pretrained`` (whose default
 ``dtype="auto"`` reads the config) casts them back to float32: CPUs run float32 far faster than
@@ -24,10 +28,32 @@ import musenet_hf  # noqa: F401  (registers the musenet model type)
 from musenet_hf.pipeline_musenet import tokenizer_for_model
 
 
-def export(source: Path, target: Path, half: bool) -> Path:
+def load_training_checkpoint(path: Path, config: Path, overrides: dict) -> tuple[torch.nn.Module, object]:
+    """The model of a training-loop checkpoint (accelerate's ``model.safetensors``) and its tokenizer."""
+    from safetensors.torch import load_file
+
+    from musenet_hf.training import TrainConfig, build_model, build_tokenizer
+
+    cfg = TrainConfig.from_yaml(config, overrides)
+    tokenizer = build_tokenizer(cfg)
+    model = build_model(cfg, tokenizer)
+    missing, unexpected = model.load_state_dict(load_file(str(path / "model.safetensors")), strict=False)
+    tied = {"lm_head.weight"}  # stored once, as the input embedding
+    if set(missing) - tied or unexpected:
+        raise ValueError(f"{path} does not fit {config}: missing {sorted(set(missing) - tied)}, unexpected {unexpected}")
+    model.tie_weights()
+    return model, tokenizer
+
+
+def export(source: Path, target: Path, half: bool, config: Path | None = None, overrides: dict | None = None) -> Path:
     """Write ``source``'s model and tokenizer to ``target``; returns the weights file."""
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
-    tokenizer = tokenizer_for_model(model)
+    if (source / "trainer_state.json").is_file():
+        if config is None:
+            raise SystemExit(f"{source} is a training checkpoint: pass --config (the run's YAML)")
+        model, tokenizer = load_training_checkpoint(source, config, overrides or {})
+    else:
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+        tokenizer = tokenizer_for_model(model)
     target.mkdir(parents=True, exist_ok=True)
     if half:
         model = model.to(torch.float16)
@@ -38,7 +64,7 @@ def export(source: Path, target: Path, half: bool) -> Path:
     config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", "utf-8")
     tokenizer.save_pretrained(target)
     log = source.parent / "log.jsonl"
-    if log.is_file():
+    if log.is_file() and not (source / "trainer_state.json").is_file():
         shutil.copy(log, target / "training_log.jsonl")
     return target / "model.safetensors"
 
@@ -48,8 +74,13 @@ def main() -> None:
     p.add_argument("source", type=Path, help="a folder written by save_pretrained (e.g. runs/small-cpu/final)")
     p.add_argument("target", type=Path, help="the checkpoint folder to write")
     p.add_argument("--half", action="store_true", help="store the weights as float16 (they load as float32)")
+    p.add_argument("--config", type=Path, help="with a training checkpoint: the run's YAML config")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="the run's --set options")
     args = p.parse_args()
-    weights = export(args.source, args.target, args.half)
+    import yaml
+
+    overrides = {k: yaml.safe_load(v) for k, _, v in (item.partition("=") for item in args.set)}
+    weights = export(args.source, args.target, args.half, args.config, overrides)
     print(f"{weights}: {weights.stat().st_size / 2**20:.1f} MiB")
 
 
