@@ -1,5 +1,6 @@
 """``musenet generate`` end to end on a saved tiny random model: MIDI, WAV, PNG, errors."""
 
+import json
 import shutil
 import wave
 from pathlib import Path
@@ -100,12 +101,35 @@ def test_errors_name_the_problem(model_dir, tmp_path, monkeypatch, capsys):
 
 
 def test_bundled_checkpoint_ships_and_loads():
-    """Without --model the CLI finds the checkpoint shipped in the repository, and it loads."""
+    """Without --model the CLI finds musenet-small-music21 shipped in the repository: at most 60 MB,
+    safetensors only, and it loads in float32 through the Auto classes and the pipeline in a fresh
+    process (nothing imported here beforehand)."""
+    import subprocess
+    import sys
+
     import musenet_hf
-    from transformers import AutoModelForCausalLM
 
     path = cli_generate.bundled_checkpoint()
-    assert path.parent == Path(musenet_hf.__file__).resolve().parents[2] / "checkpoints"
-    assert (path / "config.json").is_file() and (path / "model.safetensors").is_file()
-    model = AutoModelForCausalLM.from_pretrained(path)
-    assert type(model).__name__ == "MuseNetForCausalLM"
+    assert path == Path(musenet_hf.__file__).resolve().parents[2] / "checkpoints" / "musenet-small-music21"
+    files = sorted(p.name for p in path.iterdir())
+    assert "model.safetensors" in files and not [f for f in files if f.endswith((".bin", ".pt", ".pth", ".ckpt"))]
+    assert sum(p.stat().st_size for p in path.iterdir()) <= 60 * 2**20
+    script = f"""
+import json, torch, musenet_hf
+from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
+path = {str(path)!r}
+torch.set_num_threads(1)
+model = AutoModelForCausalLM.from_pretrained(path)
+tok = AutoTokenizer.from_pretrained(path)
+music = pipeline("musenet-generation", model=path)
+piece = music(composer="bach", instruments=["piano"], seconds=3, seed=0)[0]
+print(json.dumps({{"cls": type(model).__name__, "dtype": str(model.dtype), "params": model.num_parameters(),
+                  "tok": type(tok).__name__, "pipe_model": type(music.model).__name__, "finished": piece["finished"],
+                  "seconds": piece["seconds"], "notes": len(music.tokenizer.decode_to_notes(piece["tokens"]))}}))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["cls"] == got["pipe_model"] == "MuseNetForCausalLM" and got["tok"] == "MuseNetTokenizer"
+    assert got["dtype"] == "torch.float32" and got["params"] > 15_000_000  # the 8-layer, 384-wide network
+    assert got["finished"] and abs(got["seconds"] - 3) <= 0.3 and got["notes"] > 0

@@ -7,8 +7,7 @@ Example::
         --seed 0 -o out.mid --wav out.wav --pianoroll out.png
 
 Without ``--model`` the bundled checkpoint ``checkpoints/musenet-small-music21`` of the
-repository is used when it exists, else the interim ``checkpoints/musenet-tiny-music21``. With ``--samples N`` the first (the best with ``--rerank``)
-goes to ``-o`` and the others to ``NAME-2.mid``, ``NAME-3.mid``, ...; the WAV and PNG show the
+repository is used. With ``--samples N`` the first (the best with ``--rerank``) goes to ``-o`` and the others to ``NAME-2.mid``, ``NAME-3.mid``, ...; the WAV and PNG show the
 first.
 """
 
@@ -20,22 +19,14 @@ import time
 from pathlib import Path
 
 BUNDLED = "musenet-small-music21"
-# Shipped until musenet-small-music21 is trained: a tiny model that proves the path, not the music.
-INTERIM = "musenet-tiny-music21"
 
 
 def bundled_checkpoint() -> Path:
-    """The repository's bundled checkpoint: musenet-small-music21, else the interim tiny one.
-
-    Returns the small model's path when neither exists (the caller reports it missing).
-    """
+    """The repository's bundled checkpoint, ``checkpoints/musenet-small-music21`` (the caller
+    reports it missing when a checkout lacks it)."""
     import musenet_hf
 
-    root = Path(musenet_hf.__file__).resolve().parents[2] / "checkpoints"
-    for name in (BUNDLED, INTERIM):
-        if (root / name / "config.json").is_file():
-            return root / name
-    return root / BUNDLED
+    return Path(musenet_hf.__file__).resolve().parents[2] / "checkpoints" / BUNDLED
 
 
 def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
