@@ -124,25 +124,16 @@ def critic_auc_heldout(model: Any, windows: Any, *, pieces: int = 64, tokens: in
         windows: validation :class:`~musenet_hf.data.MuseNetWindows`.
         pieces: how many validation pieces (spread over the split).
     """
-    from .data import MuseNetCollator
-    from .training import critic_batch, generate_samples, piece_opening, roc_auc
+    from .critic import critic_examples
+    from .training import roc_auc
 
     if getattr(model, "critic", None) is None:
         raise ValueError("the model has no critic head")
-    v = windows.vocab
     chosen = np.unique(np.linspace(0, windows.num_pieces - 1, min(pieces, windows.num_pieces)).astype(int))
-    collator = MuseNetCollator(v.pad_id)
     torch.manual_seed(seed)
-    labels, scores = [], []
-    for i in range(0, len(chosen), batch):
-        group = [int(p) for p in chosen[i:i + batch]]
-        secs = [windows.piece_seconds(p) for p in group]
-        fake = generate_samples(model, [windows.prefixes[p] for p in group], secs, tokens, eos_token_id=v.end_id,
-                                pad_token_id=v.pad_id)
-        real = [piece_opening(windows, p, tokens) for p in group]
-        cb = critic_batch(real, list(zip(fake, secs)), collator)
-        labels += cb.pop("critic_labels").tolist()
-        scores += model(**cb).critic_logits.float().tolist()
+    feats, label_tensor = critic_examples(model, windows, chosen, tokens, batch=batch, progress=False)
+    labels = label_tensor.tolist()
+    scores = model.critic(feats).float().tolist()  # the head on the pooled states: what a full forward gives
     return {"auc": roc_auc(labels, scores), "real": int(sum(labels)), "generated": len(labels) - int(sum(labels)),
             "tokens": tokens}
 
