@@ -126,19 +126,16 @@ def run_train_critic(args: argparse.Namespace) -> int:
 
     from transformers import AutoModelForCausalLM
 
-    from .data import load_midi_folder
     from .evaluation import critic_auc_heldout
     from .pipeline_musenet import tokenizer_for_model
-    from .training import TrainConfig
+    from .training import TrainConfig, load_data
 
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = TrainConfig.from_yaml(args.config)
     model = AutoModelForCausalLM.from_pretrained(args.model)
     tokenizer = tokenizer_for_model(model)
-    enc = load_midi_folder(cfg.data_dir, tokenizer, labels=cfg.labels, unknown_labels=cfg.unknown_labels,
-                           validation_fraction=cfg.validation_fraction, num_proc=cfg.num_proc,
-                           cache_dir=cfg.data_cache_dir or Path(cfg.output_dir) / "data-cache")
+    enc = load_data(cfg, tokenizer)
     train_windows = MuseNetWindows(enc.dataset["train"], tokenizer, cfg.context_length, train=False)
     val_windows = MuseNetWindows(enc.dataset["validation"], tokenizer, cfg.context_length, train=False)
     report = train_critic_head(model, train_windows, samples=args.samples, tokens=args.tokens, epochs=args.epochs,

@@ -384,9 +384,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from .baseline import GPT2Baseline
-    from .data import MuseNetWindows, load_midi_folder
+    from .data import MuseNetWindows
     from .pipeline_musenet import TASK, register_pipeline, tokenizer_for_model
-    from .training import TrainConfig
+    from .training import TrainConfig, load_data
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -398,9 +398,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     cfg = TrainConfig.from_yaml(args.config, {"data_dir": args.data_dir} if args.data_dir else None)
     model = AutoModelForCausalLM.from_pretrained(args.model).eval()
     tokenizer = tokenizer_for_model(model)
-    enc = load_midi_folder(cfg.data_dir, tokenizer, labels=cfg.labels, unknown_labels=cfg.unknown_labels,
-                           validation_fraction=cfg.validation_fraction, num_proc=cfg.num_proc,
-                           cache_dir=cfg.data_cache_dir or Path(cfg.output_dir) / "data-cache")
+    enc = load_data(cfg, tokenizer)
     report: dict[str, Any] = {"model": str(args.model), "config": str(args.config),
                               "train_pieces": len(enc.dataset["train"]), "validation_pieces": len(enc.dataset["validation"]),
                               "threads": torch.get_num_threads()}

@@ -334,6 +334,15 @@ class TrainConfig:
         return cfg
 
 
+def load_data(cfg: TrainConfig, tokenizer) -> Any:
+    """The run's encoded folder (:func:`~musenet_hf.data.load_midi_folder` with the config's data
+    options and cache): what training, ``musenet evaluate`` and ``musenet train-critic`` all read,
+    so they see the same train/validation split."""
+    return load_midi_folder(cfg.data_dir, tokenizer, labels=cfg.labels, unknown_labels=cfg.unknown_labels,
+                            validation_fraction=cfg.validation_fraction, num_proc=cfg.num_proc,
+                            cache_dir=cfg.data_cache_dir or Path(cfg.output_dir) / "data-cache")
+
+
 def lr_lambda(cfg: TrainConfig):
     """Linear warmup to 1, then cosine decay to ``min_lr_ratio`` at ``max_steps``."""
     def f(step: int) -> float:
@@ -439,9 +448,7 @@ def train(cfg: TrainConfig, *, resume: str = "auto", stop_after_step: int | None
 
     tokenizer = build_tokenizer(cfg)
     with accelerator.main_process_first():
-        enc = load_midi_folder(cfg.data_dir, tokenizer, labels=cfg.labels, unknown_labels=cfg.unknown_labels,
-                               validation_fraction=cfg.validation_fraction, num_proc=cfg.num_proc,
-                               cache_dir=cfg.data_cache_dir or out / "data-cache")
+        enc = load_data(cfg, tokenizer)
     if accelerator.is_main_process:
         print(enc.report(show_failed=5), flush=True)
     aug = AugmentationConfig.from_dict(cfg.augmentation)
@@ -684,5 +691,5 @@ def run_train(args: argparse.Namespace) -> int:
 __all__ = [
     "CriticPool", "MuseNetTrainer", "TrainConfig", "add_train_arguments", "build_model", "build_tokenizer",
     "causal_lm_loss", "critic_auc", "critic_batch", "piece_opening", "critic_step", "evaluate", "generate_samples", "load_checkpoint",
-    "lr_lambda", "mixup_loss", "roc_auc", "run_train", "save_checkpoint", "summarize_eval", "train",
+    "load_data", "lr_lambda", "mixup_loss", "roc_auc", "run_train", "save_checkpoint", "summarize_eval", "train",
 ]
