@@ -11,8 +11,9 @@ Three steps, each small:
    is decided by a hash of each file's bytes, so it is stable across runs and machines and a
    piece stored twice lands in one split only.
 2. :class:`MuseNetWindows` cuts pieces into context-length windows on the fly (numpy slicing):
-   every window starts with the piece's prefix (``[composer] [instrumentation] start``), then a
-   slice of the body; only a piece's last window holds ``end``. Each window carries
+   every window starts with the piece's prefix (``[composer] [instrumentation] start``), then
+   the notes still sounding at the cut, struck again, then a slice of the body
+   (:func:`continuation_ids`); only a piece's last window holds ``end``. Each window carries
    ``piece_seconds`` and ``time_offset_seconds``, from which the model derives the part and
    countdown positions of the whole piece. Training windows take random offsets and
    augmentation drawn from ``(seed, epoch, index)``; validation windows tile each piece.
@@ -37,7 +38,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
-from .augmentation import END, NOTE_COLUMNS, START, AugmentationConfig, array_to_note_arrays, augment, notes_to_array
+from .augmentation import NOTE_COLUMNS, AugmentationConfig, array_to_note_arrays, augment, notes_to_array
 from .errors import MidiReadError
 from .tokenization_musenet import MIDI_SUFFIXES, MuseNetTokenizer
 from .vocabulary import MuseNetVocabulary
@@ -311,18 +312,19 @@ def _ragged(table: Any, column: str, dtype: Any) -> tuple[np.ndarray, np.ndarray
 class MuseNetWindows(torch.utils.data.Dataset):
     """Context-length windows of encoded pieces, cut on the fly.
 
-    A window is ``prefix + body_with_end[o : o + span]`` with ``span = context_length -
-    len(prefix)``: the conditioning prefix, then a slice of the piece, so only the piece's last
-    window holds ``end``. Any token boundary is a valid cut (as in MuseNet); a window may open
-    with the note-off of a note struck before it.
+    A window is :func:`continuation_ids`: the conditioning prefix, the notes still sounding at
+    the cut struck again, then a slice of the piece, so only the piece's last window holds
+    ``end`` and no window opens with the note-off of a note it cannot see. Any token boundary
+    is a valid cut (as in MuseNet). Training, validation and long-form generation all cut
+    windows this way.
 
     Training (``train=True``): a piece with ``W`` windows' worth of tokens appears ``W`` times
     per epoch; each appearance takes a random offset and (if configured) random augmentation,
     drawn from ``(seed, epoch, index)``. Validation: the windows tile each piece, no
     augmentation.
 
-    Items are dicts: ``input_ids`` ``(T,)`` int64, ``labels`` ``(T,)`` (-100 on the prefix, which
-    is given, not predicted), ``piece_seconds`` (length of the whole piece, as the model's clock
+    Items are dicts: ``input_ids`` ``(T,)`` int64, ``labels`` ``(T,)`` (-100 on the prefix and
+    the re-struck notes, which are given, not predicted), ``piece_seconds`` (length of the whole piece, as the model's clock
     counts it) and ``time_offset_seconds`` (the piece time at the window's first body token).
 
     An index is an ``int`` (uses :attr:`epoch` and :attr:`progress`, set them with
@@ -368,6 +370,15 @@ class MuseNetWindows(torch.utils.data.Dataset):
         if len(spans) and spans.min() < 1:
             raise ValueError(f"context_length {context_length} leaves no room after a prefix")
         per_piece = np.maximum(1, -(-lengths // np.maximum(spans, 1))) if len(spans) else np.zeros(0, np.int64)
+        self.tile_offsets: list[list[int]] = []
+        if not train:  # validation tiles each piece: each window starts where the last one stopped
+            for piece in range(len(self.prefixes)):
+                body, offsets, offset = self.piece_body(piece), [], 0
+                while offset <= len(body):
+                    offsets.append(offset)
+                    offset = continuation_ids(self.vocab, self.prefixes[piece], body, offset, context_length)[2]
+                self.tile_offsets.append(offsets)
+            per_piece = np.array([len(o) for o in self.tile_offsets], dtype=np.int64)
         if max_windows_per_piece is not None:
             per_piece = np.minimum(per_piece, max_windows_per_piece)
         self.piece_of = np.repeat(np.arange(len(per_piece)), per_piece)
@@ -404,7 +415,7 @@ class MuseNetWindows(torch.utils.data.Dataset):
         prefix, body = self.prefixes[piece], self.piece_body(piece)
         span = self.context_length - len(prefix)
         if not self.train:
-            return self.window(prefix, body, int(self.window_of[index]) * span)
+            return self.window(prefix, body, self.tile_offsets[piece][int(self.window_of[index])])
         rng = np.random.default_rng([self.seed, int(epoch), index])
         offset = int(rng.integers(0, max(0, len(body) + 1 - span) + 1))
         if self.augmentation is None:
@@ -417,56 +428,37 @@ class MuseNetWindows(torch.utils.data.Dataset):
         return self.notes[a:b].reshape(-1, len(NOTE_COLUMNS))
 
     def _augmented_window(self, piece: int, offset: int, rng: np.random.Generator, progress: float) -> dict[str, Any]:
-        """The training window at body position ``offset`` of the augmented piece, encoded by the tokenizer.
+        """The training window at body position ``offset`` of the augmented piece.
 
-        Seconds clock: only the notes that start inside the window's time span (plus a margin)
-        are encoded, so the cost follows the window, not the piece. Notes struck before the
-        window are left out (their note-offs with them): an augmented window reads as music
-        that starts at its time offset. Beats clock: the whole piece is re-encoded (its tempo
-        changes must go through the tokenizer) and cut at ``offset``.
+        The whole piece's notes are augmented (:func:`~musenet_hf.augmentation.augment`) and
+        encoded again, so the window is cut by :meth:`window` exactly as a validation window is
+        (re-struck sounding notes included); ``offset`` is moved to the same share of the new
+        body. A re-voiced piece gets the instrumentation token of its new instruments; a
+        ``drop_instrumentation`` share of windows has none.
         """
         v, tok = self.vocab, self.tokenizer
-        prefix, body = self.prefixes[piece], self.piece_body(piece)
+        body = self.piece_body(piece)
+        arr, tempos, drawn = augment(self._notes(piece), self.tempos[piece], rng, self.augmentation, v, progress)
+        drop = bool(rng.random() < self.augmentation.drop_instrumentation)
+        notes = array_to_note_arrays(arr, tempos)
+        ids, tempo = tok.encode_notes(notes)
+        new_body = np.asarray(ids, dtype=np.int64)
+        instruments = None if drop else (tok.instruments_of(notes) if drawn["revoice"] else self.instruments[piece])
+        prefix = np.asarray(tok.prefix_ids(self.composers[piece] or None, instruments or None, tempo), dtype=np.int64)
         span = self.context_length - len(prefix)
-        notes = self._notes(piece)
-        arr, tempos, drawn = augment(notes, self.tempos[piece], rng, self.augmentation, v, progress)
-        if v.config.clock == "beats":
-            ids, tempo = tok.encode_notes(array_to_note_arrays(arr, tempos))
-            prefix = np.asarray(tok.prefix_ids(self.composers[piece] or None, self.instruments[piece] or None, tempo))
-            body = np.asarray(ids, dtype=np.int64)
-            span = self.context_length - len(prefix)
-            return self.window(prefix, body, min(offset, max(0, len(body) + 1 - span)))
-        unit, st = v.wait_unit_seconds, drawn["stretch"]
-        cum = np.cumsum(v.wait_units[body])  # (N,) clock units elapsed after each body token
-        t0 = int(cum[offset - 1]) if offset > 0 else 0
-        t1 = int(cum[min(offset + span, len(body)) - 1])
-        hi = t1 + (t1 - t0) // 4 + 100  # a margin: the augmented window may need more time to fill up
-        onset = np.rint(notes[:, START] / unit)  # original onsets in clock units
-        keep = (onset >= t0) & (onset <= hi)
-        sub = arr[keep]
-        shift = t0 * unit * st
-        sub[:, START] = np.maximum(sub[:, START] - shift, 0.0)
-        sub[:, END] = np.maximum(sub[:, END] - shift, sub[:, START])
-        ids = np.asarray(tok.encode_notes(array_to_note_arrays(sub, tempos))[0], dtype=np.int64)[:span]
-        if len(ids) < span and not (onset > hi).any():  # the slice holds the rest of the piece
-            ids = np.append(ids, v.end_id)
-        return {
-            "input_ids": np.concatenate([prefix, ids]).astype(np.int64),
-            "labels": np.concatenate([np.full(len(prefix), -100), ids]).astype(np.int64),
-            "piece_seconds": float(v.wait_units[body].sum() * unit * st),
-            "time_offset_seconds": float(shift),
-        }
+        moved = int(round(offset * len(new_body) / max(len(body), 1)))
+        return self.window(prefix, new_body, min(moved, max(0, len(new_body) + 1 - span)))
 
     def window(self, prefix: np.ndarray, body: np.ndarray, offset: int) -> dict[str, Any]:
-        """The window of ``body`` (+ ``end``) starting at body position ``offset``, after ``prefix``."""
+        """The window of ``body`` (+ ``end``) from body position ``offset``, after ``prefix``.
+
+        Its ids are :func:`continuation_ids`: the prefix, the notes still sounding at ``offset``
+        struck again (given, like the prefix: label -100), then the body slice.
+        """
         v = self.vocab
-        span = self.context_length - len(prefix)
-        part = body[offset:offset + span]
-        if len(part) < span and offset + span > len(body):  # the slice reaches the end
-            part = np.append(part, v.end_id)
-        ids = np.concatenate([prefix, part]).astype(np.int64)
+        ids, given, _ = continuation_ids(v, prefix, body, offset, self.context_length, add_end=True)
         labels = ids.copy()
-        labels[:len(prefix)] = -100
+        labels[:given] = -100
         waits = v.wait_units
         return {
             "input_ids": ids,
@@ -474,6 +466,74 @@ class MuseNetWindows(torch.utils.data.Dataset):
             "piece_seconds": float(waits[body].sum() * v.wait_unit_seconds),
             "time_offset_seconds": float(waits[body[:offset]].sum() * v.wait_unit_seconds),
         }
+
+
+def sounding_note_ons(vocabulary: MuseNetVocabulary, ids: np.ndarray) -> np.ndarray:
+    """The note-on ids of the notes still sounding after ``ids`` (struck and not yet released),
+    in the order they were struck. Drums have no note-off and never sound. Shape ``(K,)``."""
+    v = vocabulary
+    ids = np.asarray(ids, dtype=np.int64)
+    notes = ids[v.is_note[ids]]
+    if v.drum_index is not None:
+        notes = notes[v.note_instrument[notes] != v.drum_index]
+    if not len(notes):
+        return notes
+    key = v.note_instrument[notes] * 128 + v.note_pitch[notes]
+    # the last event of each key decides: struck (note-on) or released (note-off)
+    _, first_from_end = np.unique(key[::-1], return_index=True)
+    last = np.sort(len(key) - 1 - first_from_end)
+    return notes[last[v.is_note_on[notes[last]]]]
+
+
+def continuation_ids(vocabulary: MuseNetVocabulary, prefix: np.ndarray, body: np.ndarray, offset: int,
+                     context_length: int, add_end: bool = True,
+                     max_again: int | None = None) -> tuple[np.ndarray, int, int]:
+    """The one window format of training, validation and generation: ``prefix``, then the notes
+    sounding at body position ``offset`` struck again, then ``body[offset:]`` up to
+    ``context_length`` ids (with ``end`` when the slice reaches the piece's end and ``add_end``).
+
+    So no window opens with the note-off of a note it cannot see: a note struck before the
+    window sounds from the window's first moment, and its note-off closes a note the model saw.
+    A sounding note released in the window's first moment (before its first wait) is neither
+    struck again nor released. The model tells an opening from a continuation by the part and
+    countdown positions (``time_offset_seconds``), not by the tokens.
+
+    More than ``max_again`` sounding notes (default half the room after the prefix) is a wall of
+    drones, not music: only the newest ``max_again`` are struck again.
+
+    Returns:
+        ``(ids, given, next_offset)``: the window ``(T,)`` int64; how many of its first ids are
+        given context (prefix + re-struck notes), not music to predict; and the body position
+        where the next window starts (the windows from 0, each at the last one's
+        ``next_offset``, cover the body exactly once).
+    """
+    v = vocabulary
+    prefix = np.asarray(prefix, dtype=np.int64)
+    body = np.asarray(body, dtype=np.int64)
+    again = sounding_note_ons(v, body[:offset]) if offset > 0 else body[:0]
+    room = context_length - len(prefix)
+    max_again = room // 2 if max_again is None else max_again
+    if len(again) > max_again:  # keep the newest struck notes: at least half the window stays music
+        again = again[len(again) - max_again:]
+    rest = body[offset:offset + room - len(again)]
+    skipped = 0  # body ids left out of the window but covered by it (released in its first moment)
+    if len(again):
+        waits = np.flatnonzero(v.is_wait[rest])
+        first = rest[:waits[0] if len(waits) else len(rest)]
+        key_again = v.note_instrument[again] * 128 + v.note_pitch[again]
+        key_first = np.where(v.is_note_off[first], v.note_instrument[first] * 128 + v.note_pitch[first], -1)
+        released_now = np.isin(key_again, key_first)
+        drop_first = np.isin(key_first, key_again[released_now])
+        again, skipped = again[~released_now], int(drop_first.sum())
+        rest = body[offset:offset + room - len(again) + skipped]
+        keep = np.ones(len(rest), dtype=bool)
+        keep[:len(first)] = ~drop_first
+        rest = rest[keep]
+    next_offset = offset + len(rest) + skipped
+    if add_end and next_offset >= len(body) and len(prefix) + len(again) + len(rest) < context_length:
+        rest = np.append(rest, v.end_id)
+        next_offset += 1  # the end token is position len(body) of body + end
+    return np.concatenate([prefix, again, rest]).astype(np.int64), len(prefix) + len(again), next_offset
 
 
 # ---------------------------------------------------------------------- batching
@@ -570,6 +630,6 @@ def window_seconds(labels: torch.Tensor, vocabulary: MuseNetVocabulary) -> torch
 
 
 __all__ = [
-    "EncodedFolder", "MuseNetCollator", "MuseNetWindows", "TrainBatches", "list_midi_files", "load_midi_folder",
-    "resolve_labels", "split_of", "window_seconds",
+    "EncodedFolder", "MuseNetCollator", "MuseNetWindows", "TrainBatches", "continuation_ids", "list_midi_files",
+    "load_midi_folder", "resolve_labels", "sounding_note_ons", "split_of", "window_seconds",
 ]

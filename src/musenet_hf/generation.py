@@ -24,9 +24,11 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
+from .data import continuation_ids, sounding_note_ons
 from .logits_processors import (
     InstrumentSteeringLogitsProcessor,
     MusicGrammarLogitsProcessor,
@@ -253,14 +255,17 @@ def generate_long(
 ) -> LongFormOutput:
     """Generate ``num_samples`` pieces of about ``seconds`` from one prompt, past the context length.
 
-    Each round calls ``model.generate()`` on a window ``prefix + body[cut:]`` where the prefix is
-    the prompt's conditioning tokens (composer, instrumentation, start) and ``cut`` drops the
-    oldest body tokens so that ``step`` new tokens fit in ``max_window``. The model is told the
-    piece's length and the window's absolute start time (``piece_seconds``,
-    ``time_offset_seconds``, when its forward accepts them) so its part and countdown
-    embeddings follow the whole piece. Processors that hold a :class:`NoteStateTracker` get the
-    piece's state at the cut (the notes whose note-ons fell out of the window still sound), so
-    the rules hold across windows. Samples that end leave the batch.
+    Each round calls ``model.generate()`` on a window cut as training windows are
+    (:func:`~musenet_hf.data.continuation_ids`): the prompt's conditioning tokens (composer,
+    instrumentation, start), the notes still sounding at the cut struck again, then
+    ``body[cut:]``, where ``cut`` drops the oldest body tokens so that ``step`` new tokens fit in
+    ``max_window``. The model is told the piece's length and the window's absolute start time
+    (``piece_seconds``, ``time_offset_seconds``, when its forward accepts them) so its part and
+    countdown embeddings follow the whole piece. The window holds the whole musical state (every
+    sounding note is in it), so processors that hold a :class:`NoteStateTracker` read the notes
+    from the window and only the clock from the cut. Rows whose windows differ in length (they
+    strike different numbers of notes again) run as separate ``generate()`` batches. Samples that
+    end leave the batch.
 
     Args:
         model: any causal LM with ``generate()`` (MuseNetForCausalLM, or GPT-2 for tests).
@@ -304,29 +309,61 @@ def generate_long(
     windows: list[dict[str, Any]] = []
     bar = tqdm(total=round(seconds, 1), unit="s", desc="music", disable=not progress)
     generated = 0
+    prefix_np = np.asarray(prefix, dtype=np.int64)
+    num_keys = len(v.instruments) * 128
     while rows and generated < budget:
         length = body.shape[1]
         room = window - len(prefix)
-        cut = max(0, length - (room - step))
+        # the notes sounding now will be struck again at the window's start: keep room for them
+        body_np = body.cpu().numpy()
+        reserve = min(max(len(sounding_note_ons(v, row)) for row in body_np), room // 2) if length else 0
+        cut = max(0, length - (room - step - reserve))
         cut = _snap_cut(v, body, cut, min(length, cut + step)) if cut else 0
-        # the piece's state at the cut, from the whole body before it
-        head = state_tracker.compute(body[:, :cut]) if cut else None
-        units0 = head.units if head is not None else torch.zeros(len(rows), dtype=torch.long, device=device)
-        for t in trackers:
-            if head is None:
-                t.reset()
-            else:
-                t.set_initial_state(head.sounding[:, :-1], head.units, started=True)
-        win = torch.cat([prefix_t.expand(len(rows), -1), body[:, cut:]], dim=1)
-        n_new = min(window - win.shape[1], budget - generated)
-        kwargs = dict(generate_kwargs)
-        if structure:
-            # float64: the model's part/countdown must not depend on float32 rounding of the length
-            kwargs["piece_seconds"] = torch.full((len(rows),), float(seconds), dtype=torch.float64, device=device)
-            kwargs["time_offset_seconds"] = units0.double() * unit
-        out = model.generate(input_ids=win, attention_mask=torch.ones_like(win), max_new_tokens=n_new,
-                             logits_processor=procs, **kwargs)
-        new = out[:, win.shape[1]:]
+        # the piece's clock at the cut, from the whole body before it
+        units0 = (state_tracker.compute(body[:, :cut]).units if cut
+                  else torch.zeros(len(rows), dtype=torch.long, device=device))
+        # Each row's window is the training format (data.continuation_ids): prefix, the notes
+        # sounding at the cut struck again, then the body from the cut. The window so holds the
+        # whole musical state, and the processors read it from the window (clock from the cut).
+        wins = [continuation_ids(v, prefix_np, row, cut, 1 << 30, add_end=False, max_again=room // 2)[0] for row in body_np]
+        while window - max(len(w) for w in wins) < max(1, step // 2) and cut < length:
+            cut = min(length, cut + max(len(w) for w in wins) - (window - max(1, step // 2)))  # more notes sounded at the cut
+            units0 = state_tracker.compute(body[:, :cut]).units
+            wins = [continuation_ids(v, prefix_np, row, cut, 1 << 30, add_end=False, max_again=room // 2)[0] for row in body_np]
+        n_new = min(window - max(len(w) for w in wins), budget - generated)
+        sounding0 = torch.zeros(len(rows), num_keys, dtype=torch.bool, device=device)
+        for r, row in enumerate(body_np):
+            # Notes the window does not strike again still sound (past max_again) or were released
+            # in its first moment (neither struck nor released in it): the piece's state through
+            # the body's first moment after the cut; the window's own events override it.
+            waits = np.flatnonzero(v.is_wait[row[cut:]])
+            held = sounding_note_ons(v, row[:cut + (int(waits[0]) if len(waits) else len(row) - cut)]) if cut else []
+            if len(held):
+                sounding0[r, torch.as_tensor(v.note_instrument[held] * 128 + v.note_pitch[held])] = True
+        by_length: dict[int, list[int]] = {}
+        for r, w in enumerate(wins):
+            by_length.setdefault(len(w), []).append(r)
+        new_rows: list[torch.Tensor | None] = [None] * len(rows)
+        for members in by_length.values():  # rows whose windows have one length run as one batch
+            win = torch.as_tensor(np.stack([wins[r] for r in members]), device=device)
+            for t in trackers:
+                if cut:
+                    t.set_initial_state(sounding0[members], units0[members], started=True)
+                else:
+                    t.reset()
+            kwargs = dict(generate_kwargs)
+            if structure:
+                # float64: the model's part/countdown must not depend on float32 rounding of the length
+                kwargs["piece_seconds"] = torch.full((len(members),), float(seconds), dtype=torch.float64, device=device)
+                kwargs["time_offset_seconds"] = units0[members].double() * unit
+            out = model.generate(input_ids=win, attention_mask=torch.ones_like(win), max_new_tokens=n_new,
+                                 logits_processor=procs, **kwargs)
+            for i, r in enumerate(members):
+                new_rows[r] = out[i, win.shape[1]:]
+        # a batch whose rows all ended stops early: pad its rows (after their `end`) to one width
+        width = max(len(x) for x in new_rows)
+        pad = generate_kwargs["pad_token_id"]
+        new = torch.stack([torch.cat([x, x.new_full((width - len(x),), pad)]) for x in new_rows])
         windows.append({"body_start": cut, "rows": list(rows), "new_tokens": int(new.shape[1]),
                         "time_offset_seconds": (units0.double() * unit).tolist()})
         generated += new.shape[1]
