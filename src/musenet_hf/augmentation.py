@@ -54,6 +54,11 @@ class AugmentationConfig:
         volume: velocities are scaled by a factor drawn uniformly from ``[1 - volume, 1 + volume]``.
         stretch: times are scaled by a factor drawn uniformly from ``[1 - stretch, 1 + stretch]``
             (the seconds clock; with the beats clock the tempo changes instead).
+        revoice: the share of windows whose parts are re-voiced onto other melodic instruments
+            (:func:`revoice`), so the model learns to play and close notes on instruments the
+            corpus rarely has; the instrumentation token follows the new instruments.
+        drop_instrumentation: the share of windows whose prefix loses its instrumentation token,
+            so a prompt without instruments (``pipeline(composer="bach")``) is one the model saw.
         enabled: master switch.
     """
 
@@ -61,6 +66,8 @@ class AugmentationConfig:
     transpose_final: int | None = 2
     volume: float = 0.1
     stretch: float = 0.05
+    revoice: float = 0.0
+    drop_instrumentation: float = 0.0
     enabled: bool = True
 
     @classmethod
@@ -141,6 +148,59 @@ def transpose(arr: np.ndarray, semitones: int) -> np.ndarray:
     return out
 
 
+# The melodic instruments re-voicing may choose, and the GM program written for each.
+REVOICE_PROGRAMS: dict[str, int] = {
+    "piano": 0, "violin": 40, "cello": 42, "bass": 32, "guitar": 24, "flute": 73, "clarinet": 71, "trumpet": 56,
+    "harp": 46,
+}
+
+
+def _fitting(lo: int, hi: int) -> list[tuple[str, int]]:
+    """``(instrument, octave shift)`` for every re-voicing instrument whose range holds
+    ``lo..hi`` as written or moved by an octave (unmoved preferred)."""
+    out = []
+    for name in REVOICE_PROGRAMS:
+        r_lo, r_hi = INSTRUMENT_RANGES[name]
+        shift = next((k for k in (0, -12, 12) if r_lo <= lo + k and hi + k <= r_hi), None)
+        if shift is not None:
+            out.append((name, shift))
+    return out
+
+
+def revoice(arr: np.ndarray, rng: np.random.Generator, vocabulary: MuseNetVocabulary) -> np.ndarray:
+    """A copy of ``arr`` with each part moved onto another melodic instrument whose range fits.
+
+    A part is the notes of one instrument class (drums stay). Each part either moves whole to an
+    instrument that holds its range (moved by an octave when that makes it fit), or is split at
+    its median pitch into an upper and a lower voice, each moved to an instrument that holds it
+    (violin over cello, flute over bass, ...): a chorale read as one piano part can so become a
+    string or wind ensemble. A part that no instrument holds keeps its instrument. Every draw
+    comes from ``rng``.
+    """
+    out = arr.copy()
+    pitched = out[:, IS_DRUM] == 0
+    inst = np.full(len(out), -1)
+    inst[pitched] = vocabulary.program_to_instrument[out[pitched, PROGRAM].astype(np.int64)]
+    for i in np.unique(inst[pitched]):
+        part = np.flatnonzero(inst == i)
+        pitches = out[part, PITCH]
+        voices = [part]
+        if rng.random() < 0.5 and len(np.unique(pitches)) > 1:
+            cut = np.median(pitches)
+            upper = pitches > cut if (pitches > cut).any() else pitches >= cut
+            voices = [part[upper], part[~upper]]
+        for voice in voices:
+            if not len(voice):
+                continue
+            options = _fitting(int(out[voice, PITCH].min()), int(out[voice, PITCH].max()))
+            if not options:
+                continue
+            name, shift = options[rng.integers(len(options))]
+            out[voice, PROGRAM] = REVOICE_PROGRAMS[name]
+            out[voice, PITCH] += shift
+    return out
+
+
 def augment(
     arr: np.ndarray,
     tempos: list[tuple[float, float]],
@@ -149,7 +209,7 @@ def augment(
     vocabulary: MuseNetVocabulary,
     progress: float = 0.0,
 ) -> tuple[np.ndarray, list[tuple[float, float]], dict[str, float]]:
-    """Randomly transpose, rescale volumes and stretch time.
+    """Randomly transpose, re-voice (a ``config.revoice`` share), rescale volumes and stretch time.
 
     Args:
         arr: ``(N, 8)`` note array (:data:`NOTE_COLUMNS`); not modified.
@@ -161,7 +221,7 @@ def augment(
 
     Returns:
         The new ``(N, 8)`` array, the new tempo list and what was drawn
-        (``{"transpose": semitones, "volume": factor, "stretch": factor}``).
+        (``{"transpose": semitones, "volume": factor, "stretch": factor, "revoice": bool}``).
     """
     # Draw all three numbers unconditionally so switching one transform off does not change
     # what the others draw.
@@ -169,18 +229,21 @@ def augment(
     k = int(choices[rng.integers(len(choices))])
     vol = float(rng.uniform(1.0 - config.volume, 1.0 + config.volume))
     st = float(rng.uniform(1.0 - config.stretch, 1.0 + config.stretch))
+    revoiced = bool(rng.random() < config.revoice)
     if not config.enabled:
-        return arr, tempos, {"transpose": 0, "volume": 1.0, "stretch": 1.0}
+        return arr, tempos, {"transpose": 0, "volume": 1.0, "stretch": 1.0, "revoice": False}
     out = transpose(arr, k)
+    if revoiced:  # after the transposition: the new instruments' ranges hold the moved notes
+        out = revoice(out, rng, vocabulary)
     out[:, VELOCITY] = np.clip(np.rint(out[:, VELOCITY] * vol), 1, 127)
     # Seconds stretch; beat positions stay, so the tempo slows by the same factor.
     out[:, START] *= st
     out[:, END] *= st
     new_tempos = [(t * st, bpm / st) for t, bpm in tempos]
-    return out, new_tempos, {"transpose": k, "volume": vol, "stretch": st}
+    return out, new_tempos, {"transpose": k, "volume": vol, "stretch": st, "revoice": revoiced}
 
 
 __all__ = [
-    "AugmentationConfig", "INSTRUMENT_RANGES", "NOTE_COLUMNS", "allowed_transpositions", "array_to_note_arrays",
-    "array_to_notes", "augment", "notes_to_array", "transpose",
+    "AugmentationConfig", "INSTRUMENT_RANGES", "NOTE_COLUMNS", "REVOICE_PROGRAMS", "allowed_transpositions",
+    "array_to_note_arrays", "array_to_notes", "augment", "notes_to_array", "revoice", "transpose",
 ]

@@ -65,6 +65,11 @@ class MuseNetConfig(PreTrainedConfig):
         use_critic: add the real-vs-generated head (one logit per sequence).
         critic_hidden_size: width of its hidden layer.
         critic_loss_weight: weight of its binary cross-entropy in the loss.
+
+    Provenance:
+        training_coverage: what ``musenet train`` saw (:func:`musenet_hf.training.training_coverage`):
+            ``{"labels": {label: {instrumentation: pieces}}, "revoiced": [instruments],
+            "drop_instrumentation": share}``; the pipeline warns on requests outside it.
     """
 
     model_type = "musenet"
@@ -127,6 +132,9 @@ class MuseNetConfig(PreTrainedConfig):
     use_critic: bool = True
     critic_hidden_size: int = 256
     critic_loss_weight: float = 0.1
+
+    # what the model was trained on
+    training_coverage: dict | None = None
 
     def __post_init__(self, **kwargs):
         if self.intermediate_size is None:

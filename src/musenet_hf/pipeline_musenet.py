@@ -23,6 +23,7 @@ critic head's logit, averaged over windows; higher = more like real music), ``fi
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,41 @@ def tokenizer_for_model(model: Any) -> Any:
     raise ValueError(f"no tokenizer found for this model (vocab_size {size}): pass tokenizer=MuseNetTokenizer...")
 
 
+def coverage_warning(coverage: dict[str, Any] | None, vocabulary: Any, composer: Any, instruments: Any) -> str | None:
+    """What a request asks for that the model never trained on, as one sentence (None: all seen).
+
+    Args:
+        coverage: the model's ``config.training_coverage`` (None: unknown, nothing to say).
+        vocabulary: the tokenizer's vocabulary.
+        composer: the requested composer/style (a name, a pair, or None).
+        instruments: the requested instrument or group names (None: any).
+    """
+    if not coverage or not coverage.get("labels"):
+        return None
+    from .logits_processors import resolve_instruments
+
+    labels = coverage["labels"]
+    known = sorted(lb for lb in labels if lb)
+    problems = []
+    for name in ([composer] if isinstance(composer, str) else list(composer or [])):
+        if name.lower() not in labels:
+            problems.append(f"composer/style {name!r} (it knows {', '.join(known)})")
+    if instruments:
+        names = {vocabulary.instruments[i].name for i in resolve_instruments(vocabulary, instruments)}
+        seen = set(coverage.get("revoiced", []))
+        for label in ([composer] if isinstance(composer, str) else list(composer or [])) or list(labels):
+            for inst in labels.get(str(label).lower(), {}):
+                seen |= {vocabulary.instruments[i].name for i in vocabulary.instruments_for_groups(inst.split("_"))
+                         } if inst else set()
+        missing = sorted(names - seen)
+        if missing:
+            problems.append(f"instruments {', '.join(missing)} with this composer/style")
+    if not problems:
+        return None
+    return ("this model never trained on " + " nor ".join(problems)
+            + ": expect weaker music (held notes, stray instruments); model.config.training_coverage lists what it trained on")
+
+
 class MuseNetGenerationPipeline(Pipeline):
     """Generates pieces with :func:`~musenet_hf.generation.generate_long` (see the module docs)."""
 
@@ -67,6 +103,7 @@ class MuseNetGenerationPipeline(Pipeline):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        self._warned: set[str] = set()
         if self.tokenizer is None or not hasattr(self.tokenizer, "vocabulary"):
             self.tokenizer = tokenizer_for_model(self.model)
 
@@ -93,6 +130,11 @@ class MuseNetGenerationPipeline(Pipeline):
             raise ValueError("seconds must be positive")
         instruments = params.get("instruments")
         ids = build_prompt(self.tokenizer, **params)
+        message = coverage_warning(getattr(self.model.config, "training_coverage", None), self.tokenizer.vocabulary,
+                                   params.get("composer"), instruments)
+        if message and message not in self._warned:  # once per request kind, not once per call
+            self._warned.add(message)
+            warnings.warn(message, UserWarning, stacklevel=2)
         if instruments is None:  # steering follows the primer's instruments
             v = self.tokenizer.vocabulary
             groups = [t for t in ids if v.is_instrumentation[t]]
@@ -154,4 +196,4 @@ def register_pipeline() -> None:
         PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=MuseNetGenerationPipeline, pt_model=AutoModelForCausalLM)
 
 
-__all__ = ["TASK", "MuseNetGenerationPipeline", "register_pipeline", "tokenizer_for_model"]
+__all__ = ["TASK", "MuseNetGenerationPipeline", "coverage_warning", "register_pipeline", "tokenizer_for_model"]

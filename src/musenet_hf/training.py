@@ -395,6 +395,44 @@ def build_model(cfg: TrainConfig, tokenizer) -> torch.nn.Module:
     return MuseNetForCausalLM(config)
 
 
+def training_coverage(pieces: Any, augmentation: AugmentationConfig) -> dict[str, Any]:
+    """Which label x instrumentation combinations a run trains on: the training pieces per label
+    and instrumentation token, the instruments re-voicing moves parts onto (when it is on) and
+    the share of windows without an instrumentation token. Stored in the model's config."""
+    from .augmentation import REVOICE_PROGRAMS
+
+    cols = pieces.select_columns(["label", "instruments"]).to_dict()
+    labels: dict[str, dict[str, int]] = {}
+    for label, inst in zip(cols["label"], cols["instruments"]):
+        row = labels.setdefault(label or "", {})
+        row[inst or ""] = row.get(inst or "", 0) + 1
+    on = augmentation.enabled
+    return {"labels": {k: dict(sorted(v.items(), key=lambda kv: -kv[1])) for k, v in sorted(labels.items())},
+            "revoiced": sorted(REVOICE_PROGRAMS) if on and augmentation.revoice > 0 else [],
+            "revoice": augmentation.revoice if on else 0.0,
+            "drop_instrumentation": augmentation.drop_instrumentation if on else 0.0}
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), so that bf16 autocast
+    trains faster than fp32 (about 2-3x on this project's CPUs; ``benchmarks/bench_model.py``)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text("utf-8")
+    except OSError:  # not Linux: oneDNN's own check
+        return bool(getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)())
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_mixed_precision(setting: str) -> str:
+    """``auto`` -> what this machine trains fastest with: bf16 on a GPU that has it (else fp16),
+    bf16 on a CPU with native bfloat16, else ``no`` (fp32). Other settings pass through."""
+    if setting != "auto":
+        return setting
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if cpu_supports_bf16() else "no"
+
+
 def _param_digest(model: torch.nn.Module) -> str:
     h = hashlib.sha1()
     for name, p in sorted(_unwrap(model).state_dict().items()):
@@ -425,13 +463,18 @@ def train(cfg: TrainConfig, *, resume: str = "auto", stop_after_step: int | None
     from accelerate.utils import DistributedDataParallelKwargs, set_seed
     from tqdm.auto import tqdm
 
-    mp = cfg.mixed_precision
-    if mp == "auto":
-        mp = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if torch.cuda.is_available() else "no"
+    mp = resolve_mixed_precision(cfg.mixed_precision)
     # cpu=True on a machine without an accelerator: under torchrun (`accelerate launch --multi_gpu
     # --num_processes N`, or `torchrun --nproc_per_node N`) the processes then form a CPU
     # (gloo) group instead of N independent runs.
     no_device = not torch.accelerator.is_available()
+    from accelerate.state import AcceleratorState
+
+    state = AcceleratorState._shared_state
+    if state and state.get("_mixed_precision") not in (None, mp) and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        # an earlier run in this process (a Trainer, another train()) chose another precision;
+        # accelerate keeps one per process unless told to start over
+        AcceleratorState._reset_state()
     accelerator = Accelerator(mixed_precision=mp, cpu=no_device,
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     rank, world = accelerator.process_index, accelerator.num_processes
@@ -461,6 +504,8 @@ def train(cfg: TrainConfig, *, resume: str = "auto", stop_after_step: int | None
     collator = MuseNetCollator(tokenizer.vocabulary.pad_id)
 
     model = build_model(cfg, tokenizer)
+    if hasattr(model.config, "training_coverage"):
+        model.config.training_coverage = training_coverage(enc.dataset["train"], aug)
     set_seed(cfg.seed, device_specific=True)  # same weights everywhere, but each process its own dropout
     if cfg.activation_checkpointing:
         enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
@@ -690,6 +735,6 @@ def run_train(args: argparse.Namespace) -> int:
 
 __all__ = [
     "CriticPool", "MuseNetTrainer", "TrainConfig", "add_train_arguments", "build_model", "build_tokenizer",
-    "causal_lm_loss", "critic_auc", "critic_batch", "piece_opening", "critic_step", "evaluate", "generate_samples", "load_checkpoint",
-    "load_data", "lr_lambda", "mixup_loss", "roc_auc", "run_train", "save_checkpoint", "summarize_eval", "train",
+    "causal_lm_loss", "cpu_supports_bf16", "critic_auc", "resolve_mixed_precision", "critic_batch", "piece_opening", "critic_step", "evaluate", "generate_samples", "load_checkpoint",
+    "load_data", "lr_lambda", "training_coverage", "mixup_loss", "roc_auc", "run_train", "save_checkpoint", "summarize_eval", "train",
 ]
