@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 from musenet_hf.evaluation import (
-    DURATION_EDGES, cut_notes, is_valid_piece, markdown_report, note_on_instruments, piece_features,
+    DURATION_EDGES, cut_notes, is_valid_piece, markdown_report, music_statistics, note_on_instruments, piece_features,
+    probe_table,
 )
 from musenet_hf.midi_io import Note
+from musenet_hf.musical_statistics import piece_statistics
 from musenet_hf.tokenization_musenet import MuseNetTokenizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,6 +79,93 @@ def test_markdown_report_rows():
     assert "Validity: 100 of 100" in md and "| 30 | 29.5 | yes | 700 | 3.2 |" in md and "1 of 1 pieces" in md
 
 
+class FakePipe:
+    """Stands in for the musenet-generation pipeline: the same piece every call, and what it was asked."""
+
+    def __init__(self, tokenizer, ids):
+        self.tokenizer, self.ids, self.calls = tokenizer, ids, []
+
+    def __call__(self, num_samples, seed, **prompt):
+        self.calls.append({"num_samples": num_samples, "seed": seed, **prompt})
+        return [{"tokens": list(self.ids)} for _ in range(num_samples)]
+
+
+def test_music_statistics_generated_against_real():
+    tok = MuseNetTokenizer.from_preset("musenet")
+    # on the 10 ms grid, so the decoded piece is the notes themselves: 0.5 s notes, then a 5 s chord
+    piece = [note(p, 0.5 * i, 0.5 * i + 0.5) for i, p in enumerate((60, 62, 64, 65))]
+    piece += [note(p, 2.0, 7.0) for p in (60, 64, 67)]
+    ids = tok.prefix_ids("bach", ["piano"]) + tok.encode_notes(piece)[0] + [tok.vocabulary.end_id]
+    other = [note(40 + 7 * i % 30, 0.1 * i, 0.1 * i + 0.05) for i in range(60)]  # fast, short, wide
+    held = [("bach", piece), ("bach", piece), ("folk", other), ("folk", []), ("jazz", piece)]
+    pipe = FakePipe(tok, ids)
+    res = music_statistics(pipe, held, {"bach": "piano", "folk": "piano_strings"}, pieces_per_label=3, seconds=20.0,
+                           seed=5, generated={"folk": [ids]})
+    assert res["seconds"] == 20.0 and list(res["labels"]) == ["bach", "folk"]
+    # bach is generated (3 pieces, the composer section's seeds), folk reuses the ids it was given
+    assert pipe.calls == [{"num_samples": 3, "seed": 5, "composer": "bach", "instruments": "piano", "seconds": 20.0}]
+    bach, folk = res["labels"]["bach"], res["labels"]["folk"]
+    assert bach["generated"]["pieces"] == 3 and bach["real"]["pieces"] == 2 and folk["real"]["pieces"] == 1
+    assert bach["match"] == pytest.approx(1.0)  # the same piece on both sides
+    for key in ("note_length_median", "note_length_p90", "polyphony_mean", "silent_share", "pitch_class_entropy"):
+        assert bach["generated"][key] == pytest.approx(bach["real"][key]) == pytest.approx(piece_statistics(piece)[key])
+    assert bach["generated"]["long_note_share"] == pytest.approx(3 / 7)
+    assert folk["match"] < 0.3 and folk["overlaps"]["note_length"] == 0.0
+    # a real opening is clipped to the generated length: the 5 s chord ends at 3 s
+    short = music_statistics(pipe, held, {"bach": "piano"}, seconds=3.0, generated={"bach": [ids]})
+    assert short["labels"]["bach"]["real"]["note_length_p90"] == pytest.approx(1.0)
+    assert short["labels"]["bach"]["real"]["long_note_share"] == 0.0
+
+
+def test_probe_table_on_the_tiny_checkpoint():
+    import torch
+
+    from musenet_hf.modeling_musenet import MuseNetForCausalLM
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = MuseNetForCausalLM.from_pretrained(TINY_CHECKPOINT).eval()
+        tok = MuseNetTokenizer.from_pretrained(TINY_CHECKPOINT)
+        rows = probe_table(model, tok, [("bach", "piano,violin"), (None, "piano_strings"), ("folk", None)],
+                           new_tokens=12, seed=3)
+    finally:
+        torch.set_num_threads(threads)
+    assert [(r["composer"], r["instruments"]) for r in rows] == [("bach", "piano,violin"), (None, "piano_strings"),
+                                                                 ("folk", None)]
+    for r in rows:
+        assert 0 < r["tokens"] <= 12 and r["seed"] == 3
+        assert r["note_ons"] + r["note_offs"] + r["waits"] + r["others"] == r["tokens"]
+    md = markdown_report({"probe": {"new_tokens": 12, "seed": 3, "rows": rows}})
+    assert "| prompt | tokens | note-ons |" in md and "| bach piano,violin | " in md and "| piano_strings | " in md
+
+
+def test_markdown_report_music_and_probe_tables():
+    gen = {"pieces": 3, "note_length_median": 0.5, "note_length_p90": 5.0, "long_note_share": 0.375,
+           "polyphony_mean": 2.0588, "polyphony_p95": 3.0, "notes_per_second": 1.06, "pitch_range": 12.0,
+           "pitch_class_entropy": 2.1556, "scale_consistency": 1.0, "silent_share": 0.1176}
+    real = {**gen, "pieces": 2, "note_length_p90": 1.25, "long_note_share": 0.0, "pitch_range": float("nan")}
+    report = {
+        "music": {"seconds": 20.0, "labels": {"bach": {"generated": gen, "real": real, "match": 0.8123}}},
+        "probe": {"new_tokens": 300, "seed": 0, "rows": [
+            {"composer": "bach", "instruments": "piano", "tokens": 300, "note_ons": 100, "note_offs": 90,
+             "off_on_ratio": 0.9, "orphan_offs": 0, "waits": 80, "left_sounding": 10, "struck": {"piano": 100},
+             "passes": True},
+            {"composer": None, "instruments": None, "tokens": 5, "note_ons": 0, "note_offs": 2,
+             "off_on_ratio": float("nan"), "orphan_offs": 2, "waits": 3, "left_sounding": 0, "struck": {},
+             "passes": False}]},
+    }
+    md = markdown_report(report)
+    assert "Musical statistics, generated against held-out real pieces (first 20 s" in md
+    assert "| label | pieces | length median (s) | length p90 (s) | > 4 s | polyphony mean |" in md
+    assert "| bach generated | 3 | 0.50 | 5.00 | 37.5% | 2.06 | 3.0 | 1.1 | 12.0 | 2.16 | 1.00 | 11.8% | 0.81 |" in md
+    assert "| bach real | 2 | 0.50 | 1.25 | 0.0% | 2.06 | 3.0 | 1.1 | n/a | 2.16 | 1.00 | 11.8% |  |" in md
+    assert "Note-closure probe: up to 300 tokens" in md and "within 15% of pitched note-ons" in md
+    assert "| bach piano | 300 | 100 | 90 | 0.90 | 0 | 80 | 10 | piano 100 | yes |" in md
+    assert "| (none) | 5 | 0 | 2 | n/a | 2 | 3 | 0 |  | no |" in md
+    assert markdown_report({"music": None, "probe": None}) == ""
+
+
 @pytest.mark.skipif(not SHARED_MIDI.is_dir(), reason="../shared/midi is not present")
 def test_evaluate_command_end_to_end(tmp_path):
     """Two labelled folders of real files, the bundled tiny checkpoint, a GPT-2 baseline: every section runs."""
@@ -101,7 +190,7 @@ def test_evaluate_command_end_to_end(tmp_path):
            "--config", str(config), "--data-dir", str(data),
            "--baseline", str(tmp_path / "gpt2" / "final"), "--min-pieces", "2", "--pieces-per-composer", "2",
            "--seconds", "4", "--critic-pieces", "4", "--steering-pieces", "2", "--lengths", "4", "--length-pieces", "1",
-           "--threads", "1", "--out", str(out)]
+           "--probe", "bach:piano", ":piano_strings", "--probe-tokens", "16", "--threads", "1", "--out", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
@@ -116,4 +205,11 @@ def test_evaluate_command_end_to_end(tmp_path):
     assert report["validity"] == {"pieces": 4, "valid": 4, "reasons": []}
     assert report["steering"]["hard"]["share"] == 1.0
     assert report["length"]["pieces"] == 1
-    assert "| steering | note-ons |" in (out / "report.md").read_text()
+    music = report["music"]["labels"]
+    assert list(music) == ["bach", "folk"] and music["bach"]["generated"]["pieces"] == 2  # the composer section's
+    assert all(0.0 <= r["match"] <= 1.0 for r in music.values())
+    probe = report["probe"]["rows"]
+    assert [(r["composer"], r["instruments"]) for r in probe] == [("bach", "piano"), (None, "piano_strings")]
+    assert all(r["note_ons"] + r["note_offs"] + r["waits"] + r["others"] == r["tokens"] <= 16 for r in probe)
+    md = (out / "report.md").read_text()
+    assert "| steering | note-ons |" in md and "| bach generated | 2 |" in md and "| bach piano | " in md

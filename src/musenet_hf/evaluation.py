@@ -19,6 +19,11 @@ report plus a Markdown table (the one in ``MODEL_CARD.md``):
   and hard steering.
 * :func:`length_control`: pieces asked for N seconds and how long they came out; the wall time
   of each (the 240-second one is the "4-minute piece on this CPU").
+* :func:`music_statistics`: per label, the musical statistics of generated pieces next to
+  those of held-out real pieces (note lengths, polyphony, density, range, pitch-class entropy,
+  scale consistency, silence) and one match score (:mod:`musenet_hf.musical_statistics`).
+* :func:`probe_table`: the note-closure probe, plain sampling with no logits processor, per
+  prompt: do note-offs follow note-ons (:func:`~musenet_hf.musical_statistics.note_closure_probe`)?
 """
 
 from __future__ import annotations
@@ -36,8 +41,12 @@ import numpy as np
 import torch
 
 from .midi_io import Note
+from .musical_statistics import (
+    clip_notes, music_table_parts, note_closure_probe, parse_probe_request, piece_statistics, probe_table_parts,
+    statistics_match, statistics_overlaps, summarize,
+)
 
-SECTIONS = ("compression", "critic", "composer", "steering", "length")
+SECTIONS = ("compression", "critic", "composer", "steering", "length", "music", "probe")
 INTERVAL_RANGE = 12  # melodic intervals beyond an octave are folded into the outermost bins
 DURATION_EDGES = np.array([0.0, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, np.inf])
 
@@ -308,6 +317,65 @@ def length_control(pipe: Any, lengths: Sequence[float], *, pieces: int, composer
     return {"rows": rows, "tolerance": tolerance, "within": sum(r["within"] for r in rows), "pieces": len(rows)}
 
 
+# ---------------------------------------------------------------------- musical statistics and the probe
+def music_statistics(
+    pipe: Any,
+    heldout_pieces: Sequence[tuple[str, list[Note]]],
+    instruments: dict[str, str],
+    *,
+    pieces_per_label: int = 12,
+    seconds: float = 20.0,
+    seed: int = 0,
+    generated: dict[str, list[list[int]]] | None = None,
+) -> dict[str, Any]:
+    """Musical statistics of generated pieces next to held-out real pieces, label by label.
+
+    Args:
+        pipe: the ``musenet-generation`` pipeline of the model under test.
+        heldout_pieces: ``(label, notes)`` of real validation pieces (decoded from their tokens,
+            as the composer section takes them); each is clipped to its first ``seconds``.
+        instruments: label -> the instrumentation to ask for (its usual one in the data).
+        pieces_per_label: pieces generated per label.
+        generated: label -> id lists already generated for it (the composer section's, which
+            used the same seeds and lengths); those labels are not generated again.
+
+    Returns:
+        ``{"seconds", "labels": {label: {"generated": summary, "real": summary, "match",
+        "overlaps"}}}`` with :func:`~musenet_hf.musical_statistics.summarize` summaries and the
+        :func:`~musenet_hf.musical_statistics.statistics_match` score (1 = identical).
+    """
+    tokenizer = pipe.tokenizer
+    v = tokenizer.vocabulary
+    out = {}
+    for k, c in enumerate(sorted(instruments)):
+        ids = (generated or {}).get(c)
+        if ids is None:  # the composer section's seeds, so both sections judge the same pieces
+            ids = [p["tokens"] for p in generate_pieces(pipe, pieces_per_label, seed=seed + 1000 * k, composer=c,
+                                                        instruments=instruments[c], seconds=seconds)]
+        gen = [piece_statistics(tokenizer.decode_to_notes(t), v) for t in ids]
+        real = [piece_statistics(clip_notes(n, seconds), v) for label, n in heldout_pieces if label == c and n]
+        out[c] = {"generated": summarize(gen), "real": summarize(real), "match": statistics_match(gen, real),
+                  "overlaps": statistics_overlaps(gen, real)}
+    return {"seconds": seconds, "labels": out}
+
+
+def probe_table(model: Any, tokenizer: Any, requests: Sequence[tuple[str | None, str | None]], *,
+                new_tokens: int = 300, seed: int = 0) -> list[dict[str, Any]]:
+    """The note-closure probe for each ``(composer, instruments)`` prompt (either may be None;
+    instruments as ``"piano,violin"`` or ``"piano_strings"``).
+
+    Returns one row per prompt: ``composer``, ``instruments`` and the counts of
+    :func:`~musenet_hf.musical_statistics.note_closure_probe`.
+    """
+    rows = []
+    for composer, instruments in requests:
+        names = [n for part in instruments.split(",") for n in part.strip().split("_") if n] if instruments else None
+        prefix = tokenizer.prefix_ids(composer, names)
+        rows.append({"composer": composer, "instruments": instruments,
+                     **note_closure_probe(model, tokenizer, prefix, new_tokens=new_tokens, seed=seed)})
+    return rows
+
+
 # ---------------------------------------------------------------------- report
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], caption: str | None = None) -> list[str]:
     """Markdown table lines (after ``caption``); the first column left-aligned, the others right-aligned."""
@@ -359,6 +427,10 @@ def markdown_report(report: dict[str, Any]) -> str:
         rows = [(f"{r['target']:.0f}", f"{r['seconds']:.1f}", "yes" if r["finished"] else "no", r["tokens"],
                  f"{r['wall_seconds']:.1f}") for r in ln["rows"]]
         lines += _table(["asked (s)", "got (s)", "ended", "tokens", "wall time (s)"], rows, caption)
+    if report.get("music"):
+        lines += _table(*music_table_parts(report["music"]))
+    if report.get("probe"):
+        lines += _table(*probe_table_parts(report["probe"]))
     return "\n".join(lines)
 
 
@@ -390,7 +462,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    sections = set(args.sections)
+    sections = set(args.sections) | ({"probe"} if args.probe else set())
     unknown = sections - set(SECTIONS)
     if unknown:
         raise SystemExit(f"musenet evaluate: unknown sections {sorted(unknown)}; choose from {SECTIONS}")
@@ -429,12 +501,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(markdown_report({"critic": report["critic"]}), flush=True)
         save()
     pipe = pipeline(TASK, model=model, tokenizer=tokenizer, device=torch.device("cpu"))
+    generated: dict[str, list[list[int]]] | None = None  # the composer section's pieces, reused by "music"
+    if sections & {"composer", "music", "probe"}:
+        # the labels the composer classifier uses, each with its usual instrumentation
+        usual = usual_instruments(tokenizer, enc.dataset["train"])
+        counts = Counter(c for c in enc.dataset["train"].select_columns(["composer"]).to_dict()["composer"] if c)
+        labels = args.composers or sorted(c for c, n in counts.items() if n >= args.min_pieces)
+    if sections & {"composer", "music"}:
+        held_notes = _pieces_as_notes(tokenizer, enc.dataset["validation"])
     if "composer" in sections:
         train_notes = _pieces_as_notes(tokenizer, enc.dataset["train"])
-        held_notes = _pieces_as_notes(tokenizer, enc.dataset["validation"])
-        usual = usual_instruments(tokenizer, enc.dataset["train"])
-        counts = Counter(c for c, _ in train_notes)
-        labels = args.composers or sorted(c for c, n in counts.items() if n >= args.min_pieces)
         res = composer_recognisability(pipe, train_notes, held_notes, {c: usual[c] for c in labels},
                                        pieces_per_composer=args.pieces_per_composer, seconds=args.seconds, seed=args.seed)
         generated = res.pop("generated_ids")
@@ -452,6 +528,18 @@ def run_evaluate(args: argparse.Namespace) -> int:
         report["length"] = length_control(pipe, args.lengths, pieces=args.length_pieces, composer="bach",
                                           instruments="piano", seed=args.seed)
         print(markdown_report({"length": report["length"]}), flush=True)
+        save()
+    if "music" in sections:
+        report["music"] = music_statistics(pipe, held_notes, {c: usual[c] for c in labels},
+                                           pieces_per_label=args.pieces_per_composer, seconds=args.seconds,
+                                           seed=args.seed, generated=generated)
+        print(markdown_report({"music": report["music"]}), flush=True)
+        save()
+    if "probe" in sections:
+        requests = [parse_probe_request(r) for r in args.probe] if args.probe else [(c, usual[c]) for c in labels]
+        report["probe"] = {"new_tokens": args.probe_tokens, "seed": args.seed,
+                           "rows": probe_table(model, tokenizer, requests, new_tokens=args.probe_tokens, seed=args.seed)}
+        print(markdown_report({"probe": report["probe"]}), flush=True)
         save()
     tqdm.write(f"wrote {out / 'report.json'} and {out / 'report.md'}")
     return 0
@@ -475,12 +563,18 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--steering-pieces", type=int, default=10)
     p.add_argument("--lengths", type=float, nargs="+", default=[30.0, 60.0, 240.0])
     p.add_argument("--length-pieces", type=int, default=2, help="pieces per length (default 2)")
+    p.add_argument("--probe", nargs="+", metavar="LABEL[:INSTRUMENTS]",
+                   help="run the note-closure probe (section 'probe') on these prompts, e.g. bach:piano,violin "
+                        "mozart (default with --sections probe: each classifier label, its usual instruments)")
+    p.add_argument("--probe-tokens", type=int, default=300,
+                   help="tokens sampled per probe prompt, capped by the model's context (default 300)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     p.add_argument("--out", default="runs/eval", help="folder for report.json and report.md")
 
 
 __all__ = [
-    "composer_recognisability", "compression", "critic_auc_heldout", "is_valid_piece", "length_control", "markdown_report", "piece_features",
-    "run_evaluate", "steering_adherence", "usual_instruments", "validity",
+    "composer_recognisability", "compression", "critic_auc_heldout", "is_valid_piece", "length_control",
+    "markdown_report", "music_statistics", "piece_features", "probe_table", "run_evaluate",
+    "steering_adherence", "usual_instruments", "validity",
 ]
