@@ -1,6 +1,6 @@
 """MuseNetForCausalLM against transformers' GPT2LMHeadModel: training and generate() speed, sparse attention.
 
-Three measurements, one run:
+Four measurements, one run:
 
 1. Training tokens/s (forward, backward, AdamW step) of MuseNet with every structural embedding
    and the critic on (`full` layout, and the config's sparse layout) against a GPT-2 of the same
@@ -11,18 +11,31 @@ Three measurements, one run:
    forward + backward and the peak memory it adds, for every layout and every backend that runs
    on the device (FlexAttention has no CPU backward: forward only there). Each case runs in a
    fresh process so its peak memory is its own.
+4. float32 against bfloat16 autocast (`torch.autocast(device, dtype=torch.bfloat16)`, what
+   `accelerate` does with `mixed_precision="bf16"`): training tokens/s of the model
+   `configs/train/small-cpu.yaml` trains (musenet-small with the extended vocabulary, 512-token
+   context, full attention, batch 8), built by `musenet_hf.training.build_model` from that YAML,
+   one training step as the trainer takes it (forward and backward under autocast, gradient
+   clipping, AdamW with the YAML's settings). The two precisions take turns (fp32, bf16, bf16,
+   fp32, ...; `--steps` steps a turn, `--dtype-rounds` turns each, after `--warmup` steps each), so
+   the load of other processes hits both alike; the report gives the ratio bf16/fp32 and whether the
+   CPU has bf16 instructions (`/proc/cpuinfo` flags `amx_bf16`, `avx512_bf16`).
 
 On the CPU the speeds are CPU seconds of this process (`time.process_time`), which other
 processes on a shared machine disturb far less than wall time; wall-clock numbers are printed too.
-The model size is `configs/musenet-small.json` (8 layers, 384 wide, 6 heads, 1024 context).
+The model size of sections 1-3 is `configs/musenet-small.json` (8 layers, 384 wide, 6 heads, 1024 context).
 
     python benchmarks/bench_model.py [--threads 1] [--device cpu] [--batch 1] [--steps 3]
+    python benchmarks/bench_model.py --dtype-compare [--threads 1] [--steps 3]   # section 4 only
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -34,6 +47,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = REPO / "configs" / "musenet-small.json"
+SMALL_CPU = REPO / "configs" / "train" / "small-cpu.yaml"
 LAYOUTS_4096 = {
     "full": dict(kind="full"),
     "strided": dict(kind="strided", block_size=64, stride=512, combine="split_heads"),
@@ -256,17 +270,156 @@ def print_attention_table(rows: list[dict], tokens: int) -> None:
             )
 
 
+def cpu_bf16_flags() -> dict[str, bool]:
+    """Which bf16 instructions the CPU announces (`/proc/cpuinfo` flags; all False where unreadable)."""
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    return {name: name in flags for name in ("amx_bf16", "avx512_bf16")}
+
+
+def cpu_model_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def load_average() -> str:
+    try:
+        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def build_train_model(device: torch.device):
+    """The model `configs/train/small-cpu.yaml` trains, built the way `musenet train` builds it."""
+    from musenet_hf.training import TrainConfig, build_model, build_tokenizer
+
+    cfg = TrainConfig.from_yaml(SMALL_CPU)
+    torch.manual_seed(cfg.seed)
+    return build_model(cfg, build_tokenizer(cfg)).to(device), cfg
+
+
+def bench_dtypes(model, cfg, device: torch.device, steps: int, rounds: int, warmup: int) -> dict:
+    """fp32 and bf16-autocast training steps taking turns; tokens/s from the median step."""
+    batch, length = cfg.per_device_batch_size, cfg.context_length
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, model.config.vocab_size, (batch, length), generator=generator).to(device)
+    inputs = {  # what MuseNetCollator gives the trainer: full windows, no padding
+        "input_ids": ids,
+        "labels": ids,
+        "attention_mask": torch.ones_like(ids),
+        "piece_seconds": torch.full((batch,), 120.0, device=device),
+        "time_offset_seconds": torch.full((batch,), 30.0, device=device),
+    }
+    models = {"fp32": model, "bf16": copy.deepcopy(model)}  # same initial weights
+    contexts = {
+        "fp32": contextlib.nullcontext,
+        "bf16": lambda: torch.autocast(device.type, dtype=torch.bfloat16),
+    }
+    optimizers = {}
+    for name, m in models.items():
+        m.train()
+        decay = [p for p in m.parameters() if p.dim() >= 2]
+        no_decay = [p for p in m.parameters() if p.dim() < 2]
+        optimizers[name] = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=cfg.learning_rate,
+            betas=tuple(cfg.adam_betas),
+        )
+    losses = {name: [] for name in models}
+
+    def step(name):
+        m = models[name]
+        with contexts[name]():  # the trainer runs backward inside accelerator.autocast() too
+            loss = m(**inputs).loss
+            loss.backward()
+        if cfg.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(m.parameters(), cfg.max_grad_norm)
+        optimizers[name].step()
+        optimizers[name].zero_grad(set_to_none=True)
+        losses[name].append(loss.item())
+
+    for _ in range(warmup):  # allocator, oneDNN primitives, mask caches, first-call dispatch
+        for name in models:
+            step(name)
+    times = {name: [] for name in models}
+    turns = {name: [] for name in models}
+    order = list(models)
+    key = 1 if device.type == "cpu" else 0  # CPU seconds on the CPU, wall seconds on a GPU
+    for r in range(rounds):
+        for name in order if r % 2 == 0 else order[::-1]:  # fp32 bf16 | bf16 fp32 | ...
+            samples = [timed(lambda: step(name), device) for _ in range(steps)]
+            times[name] += samples
+            turns[name].append(batch * length * len(samples) / sum(s[key] for s in samples))
+    results = summarize(times, batch * length)
+    for name in models:
+        results[name]["turns"] = turns[name]
+        results[name]["loss"] = losses[name][-1]
+        results[name]["steps"] = len(losses[name])
+    return results
+
+
+def print_dtype_table(results: dict, cfg, model, device: torch.device, steps: int, rounds: int, warmup: int) -> None:
+    key = "cpu_tok_s" if device.type == "cpu" else "wall_tok_s"
+    fp32 = results["fp32"]
+    c = model.config
+    params = sum(p.numel() for p in model.parameters())
+    print(
+        f"\n### Training precision: fp32 against bf16 autocast (batch {cfg.per_device_batch_size} x "
+        f"{cfg.context_length} tokens, forward + backward + clip + AdamW)\n"
+    )
+    print(
+        f"model: {SMALL_CPU.relative_to(REPO)} ({c.num_hidden_layers} layers, {c.hidden_size} wide, "
+        f"vocab {c.vocab_size}, context {c.max_position_embeddings}, {c.attention_layout} attention, "
+        f"{params / 1e6:.1f}M parameters); {warmup} warm-up step(s) each, then {rounds} turns each of "
+        f"{steps} step(s), alternating; medians of the steps\n"
+    )
+    print("| precision | tokens/s | ratio to fp32 | wall-clock tokens/s | wall-clock ratio | tokens/s per turn | loss after last step |")
+    print("|---|---:|---:|---:|---:|---|---:|")
+    for name, r in results.items():
+        per_turn = ", ".join(f"{t:,.0f}" for t in r["turns"])
+        print(
+            f"| {name} | {r[key]:,.0f} | {r[key] / fp32[key]:.2f} | {r['wall_tok_s']:,.0f} | "
+            f"{r['wall_tok_s'] / fp32['wall_tok_s']:.2f} | {per_turn} | {r['loss']:.3f} |"
+        )
+    basis = "CPU time of the process" if device.type == "cpu" else "wall clock"
+    bf16 = results["bf16"]
+    print(
+        f"\nbf16/fp32 tokens/s: {bf16[key] / fp32[key]:.2f} ({basis}), "
+        f"{bf16['wall_tok_s'] / fp32['wall_tok_s']:.2f} (wall clock)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: a shared 2-core machine)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=1, help="training batch (sequences of the full context)")
-    parser.add_argument("--steps", type=int, default=3, help="measured training steps per model")
+    parser.add_argument(
+        "--steps", type=int, default=3, help="measured training steps per model (per turn in the fp32/bf16 section)"
+    )
     parser.add_argument("--new-tokens", type=int, default=128, help="tokens generated per generate() call")
     parser.add_argument("--rounds", type=int, default=3, help="measured generate() calls per model")
     parser.add_argument("--attention-tokens", type=int, default=4096)
     parser.add_argument("--repeats", type=int, default=2, help="timed attention calls per case (best counts)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["training", "generate", "attention"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["training", "generate", "attention", "dtype"])
+    parser.add_argument(
+        "--dtype-compare",
+        action="store_true",
+        help="run only the fp32 / bf16-autocast training comparison (section 4)",
+    )
+    parser.add_argument("--dtype-rounds", type=int, default=2, help="measured turns per precision (fp32/bf16 alternate)")
+    parser.add_argument("--warmup", type=int, default=1, help="unmeasured training steps per precision first")
     parser.add_argument("--attention-case", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -282,28 +435,51 @@ def main() -> None:
     logging.set_verbosity_error()
     import transformers
 
-    name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
+    skip = set(args.skip)
+    if args.dtype_compare:
+        skip |= {"training", "generate", "attention"}
+    name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({cpu_model_name()}, {os.cpu_count()} cores)"
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, device {name}, torch threads {torch.get_num_threads()}")
-    models, config = build_models(device)
-    counts = {n: sum(p.numel() for p in m.parameters()) for n, m in models.items()}
-    print(
-        f"models: {config.num_hidden_layers} layers, {config.hidden_size} wide, {config.num_attention_heads} heads, "
-        f"vocab {config.vocab_size}, context {config.max_position_embeddings}; parameters "
-        + ", ".join(f"{n}: {c / 1e6:.1f}M" for n, c in counts.items())
-    )
-    if "training" not in args.skip:
+    if device.type == "cpu":
+        flags = cpu_bf16_flags()
+        try:
+            onednn = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        except (AttributeError, RuntimeError):
+            onednn = "unknown"
+        print(
+            "CPU bf16: "
+            + ", ".join(f"{flag} {'yes' if has else 'no'}" for flag, has in flags.items())
+            + f" (/proc/cpuinfo); oneDNN bf16 supported: {onednn}; torch CPU capability {torch.backends.cpu.get_cpu_capability()}"
+        )
+    print(f"load average (1, 5, 15 min) at start: {load_average()}")
+    models = None
+    if not {"training", "generate"} <= skip:
+        models, config = build_models(device)
+        counts = {n: sum(p.numel() for p in m.parameters()) for n, m in models.items()}
+        print(
+            f"models: {config.num_hidden_layers} layers, {config.hidden_size} wide, {config.num_attention_heads} heads, "
+            f"vocab {config.vocab_size}, context {config.max_position_embeddings}; parameters "
+            + ", ".join(f"{n}: {c / 1e6:.1f}M" for n, c in counts.items())
+        )
+    if "training" not in skip:
         results = bench_training(models, config, args.batch, args.steps, device)
         print_speed_table(
             f"Training (batch {args.batch} x {config.max_position_embeddings} tokens, forward + backward + AdamW)",
             results,
             device,
         )
-    if "generate" not in args.skip:
+    if "generate" not in skip:
         results = bench_generate(models, 16, args.new_tokens, args.rounds, device)
         print_speed_table(f"generate() with the KV cache (greedy, batch 1, 16-token prompt, {args.new_tokens} new tokens)", results, device)
-    if "attention" not in args.skip:
-        del models
+    del models
+    if "dtype" not in skip:
+        model, cfg = build_train_model(device)
+        results = bench_dtypes(model, cfg, device, args.steps, args.dtype_rounds, args.warmup)
+        print_dtype_table(results, cfg, model, device, args.steps, args.dtype_rounds, args.warmup)
+        del model, results
+    if "attention" not in skip:
         print_attention_table(bench_attention(args.attention_tokens, device, args.threads, args.repeats), args.attention_tokens)
+    print(f"\nload average (1, 5, 15 min) at end: {load_average()}")
 
 
 if __name__ == "__main__":
