@@ -121,3 +121,38 @@ def test_unknown_arguments_and_composers_fail_clearly(pipe):
         pipe(composer="bach", colour="blue")
     with pytest.raises(KeyError, match="unknown composer/style 'nobody'"):
         pipe(composer="nobody", seconds=1.0)
+
+
+def test_requests_outside_the_training_coverage_warn_once(tiny, tok):
+    import warnings
+
+    from musenet_hf.pipeline_musenet import coverage_warning
+
+    v = tok.vocabulary
+    coverage = {"labels": {"bach": {"piano": 400, "piano_strings": 3}, "irish": {"piano": 300}},
+                "revoiced": [], "revoice": 0.0, "drop_instrumentation": 0.0}
+    assert coverage_warning(coverage, v, "bach", "piano,violin") is None  # seen together
+    assert coverage_warning(coverage, v, "irish", None) is None
+    assert coverage_warning(None, v, "mozart", "drums") is None  # nothing recorded: nothing to say
+    msg = coverage_warning(coverage, v, "irish", "violin")
+    assert "violin" in msg and "irish" not in msg.split("never trained on")[1].split("with")[0]
+    msg = coverage_warning(coverage, v, "mozart", None)
+    assert "'mozart'" in msg and "bach, irish" in msg
+    # re-voicing covers every melodic instrument, not drums
+    revoiced = {**coverage, "revoiced": ["bass", "cello", "clarinet", "flute", "guitar", "harp", "piano",
+                                         "trumpet", "violin"]}
+    assert coverage_warning(revoiced, v, "irish", "violin,flute") is None
+    assert "drums" in coverage_warning(revoiced, v, "irish", "piano,drums")
+    # the pipeline says it once per kind of request
+    tiny.config.training_coverage = coverage
+    try:
+        register_pipeline()
+        pipe = pipeline(TASK, model=tiny, tokenizer=tok, device="cpu")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(2):
+                pipe(composer="irish", instruments="violin", seconds=1.0, seed=0, max_new_tokens=8)
+        said = [w for w in caught if "never trained on" in str(w.message)]
+        assert len(said) == 1 and "violin" in str(said[0].message)
+    finally:
+        tiny.config.training_coverage = None

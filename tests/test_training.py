@@ -17,7 +17,7 @@ import torch
 from musenet_hf.data import MuseNetCollator, MuseNetWindows, load_midi_folder
 from musenet_hf.training import (
     CriticPool, MuseNetTrainer, TrainConfig, build_model, build_tokenizer, causal_lm_loss, critic_batch, evaluate,
-    lr_lambda, mixup_loss, piece_opening, roc_auc, summarize_eval, train,
+    load_data, lr_lambda, mixup_loss, piece_opening, roc_auc, summarize_eval, train, training_coverage,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -329,3 +329,36 @@ def test_gpt2_baseline_trains_on_the_same_windows_and_steps(songs, cache, tmp_pa
                       GPT2Baseline)
     with pytest.raises(ValueError, match="architecture"):
         build_model(TrainConfig.from_yaml(TINY, {"architecture": "bert"}), build_tokenizer(cfg))
+
+
+def test_mixed_precision_auto_is_bf16_where_the_cpu_has_it(monkeypatch, tmp_path):
+    import musenet_hf.training as training
+
+    assert training.resolve_mixed_precision("no") == "no" and training.resolve_mixed_precision("bf16") == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(training, "cpu_supports_bf16", lambda: True)
+    assert training.resolve_mixed_precision("auto") == "bf16"
+    monkeypatch.setattr(training, "cpu_supports_bf16", lambda: False)
+    assert training.resolve_mixed_precision("auto") == "no"
+    # the flag this machine's CPU reports decides (AVX512-BF16 or AMX)
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    monkeypatch.undo()
+    assert training.cpu_supports_bf16() == ("avx512_bf16" in flags or "amx_bf16" in flags)
+
+
+def test_training_records_its_label_and_instrument_coverage(songs, cache, tmp_path):
+    from musenet_hf.augmentation import AugmentationConfig
+    from musenet_hf.modeling_musenet import MuseNetForCausalLM
+
+    cfg = TrainConfig.from_yaml(TINY, overrides(songs, cache, tmp_path / "run", max_steps=1, eval_every=1000,
+                                                augmentation={"revoice": 0.5, "drop_instrumentation": 0.1}))
+    train(cfg, resume="never", progress=False)
+    cov = MuseNetForCausalLM.from_pretrained(tmp_path / "run" / "final").config.training_coverage
+    enc = load_data(cfg, build_tokenizer(cfg))
+    want = training_coverage(enc.dataset["train"], AugmentationConfig.from_dict(cfg.augmentation))
+    assert cov == want and cov["revoice"] == 0.5 and cov["drop_instrumentation"] == 0.1
+    pieces = enc.dataset["train"].select_columns(["label", "instruments"]).to_dict()
+    assert sum(n for row in cov["labels"].values() for n in row.values()) == len(pieces["label"])
+    first = pieces["label"][0]
+    assert cov["labels"][first][pieces["instruments"][0]] >= 1
+    assert "violin" in cov["revoiced"] and "drums" not in cov["revoiced"]
