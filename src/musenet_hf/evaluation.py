@@ -321,7 +321,7 @@ def length_control(pipe: Any, lengths: Sequence[float], *, pieces: int, composer
 def music_statistics(
     pipe: Any,
     heldout_pieces: Sequence[tuple[str, list[Note]]],
-    instruments: dict[str, str],
+    instruments: dict[str, str | None],
     *,
     pieces_per_label: int = 12,
     seconds: float = 20.0,
@@ -334,7 +334,8 @@ def music_statistics(
         pipe: the ``musenet-generation`` pipeline of the model under test.
         heldout_pieces: ``(label, notes)`` of real validation pieces (decoded from their tokens,
             as the composer section takes them); each is clipped to its first ``seconds``.
-        instruments: label -> the instrumentation to ask for (its usual one in the data).
+        instruments: label -> the instrumentation to ask for (its usual one in the data; None
+            asks for none, as ``pipeline(composer=label)`` does).
         pieces_per_label: pieces generated per label.
         generated: label -> id lists already generated for it (the composer section's, which
             used the same seeds and lengths); those labels are not generated again.
@@ -530,9 +531,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(markdown_report({"length": report["length"]}), flush=True)
         save()
     if "music" in sections:
-        report["music"] = music_statistics(pipe, held_notes, {c: usual[c] for c in labels},
+        # --no-instruments: the prompt of a user who names none (no instrumentation token)
+        report["music"] = music_statistics(pipe, held_notes, {c: None if args.no_instruments else usual[c] for c in labels},
                                            pieces_per_label=args.pieces_per_composer, seconds=args.seconds,
-                                           seed=args.seed, generated=generated)
+                                           seed=args.seed, generated=None if args.no_instruments else generated)
+        report["music"]["instruments"] = "none asked" if args.no_instruments else "each label's usual"
         print(markdown_report({"music": report["music"]}), flush=True)
         save()
     if "probe" in sections:
@@ -566,6 +569,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--probe", nargs="+", metavar="LABEL[:INSTRUMENTS]",
                    help="run the note-closure probe (section 'probe') on these prompts, e.g. bach:piano,violin "
                         "mozart (default with --sections probe: each classifier label, its usual instruments)")
+    p.add_argument("--no-instruments", action="store_true",
+                   help="music section: generate with no instrumentation token (as pipeline(composer=X) does)")
     p.add_argument("--probe-tokens", type=int, default=300,
                    help="tokens sampled per probe prompt, capped by the model's context (default 300)")
     p.add_argument("--seed", type=int, default=0)
