@@ -9,6 +9,12 @@ inside the processors, timed directly (the number least sensitive to a busy mach
 
     python benchmarks/bench_generate.py                      # small config, batch 8, 192 tokens
     python benchmarks/bench_generate.py --config configs/musenet-tiny.json --batch 32
+
+``--compare-threads`` times the processed run with 1 and with 2 torch threads instead
+(alternating), on the machine as it is and, with ``--busy N``, again while N busy-loop processes
+compete for the cores: the measurement behind ``musenet generate``'s default of one thread.
+
+    python benchmarks/bench_generate.py --compare-threads --batch 1 --busy 1   # a 1-sample piece, 2-core CPU
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -63,6 +70,30 @@ def run(model, prompt, gen_config, procs, piece_seconds) -> tuple[float, torch.T
     return time.perf_counter() - start, out[:, prompt.shape[1]:]
 
 
+def compare_threads(model, prompt, gen_config, processors, piece_seconds, vocab, repeats: int, busy: int) -> None:
+    """Processed runs with 1 and 2 threads, alternating; as the machine is, then under ``busy`` competitors."""
+    tokens = prompt.shape[0] * gen_config.max_new_tokens
+    for label, competitors in [("as is", 0)] + ([(f"{busy} busy process(es)", busy)] if busy else []):
+        hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(competitors)]
+        try:
+            times: dict[int, list[float]] = {1: [], 2: []}
+            music = 0.0
+            for _ in range(repeats):
+                for threads in times:
+                    torch.set_num_threads(threads)
+                    dt, new = run(model, prompt, gen_config, processors(), piece_seconds)
+                    times[threads].append(dt)
+                    music = float(vocab.wait_units[new.numpy()].sum()) * vocab.wait_unit_seconds
+        finally:
+            for hog in hogs:
+                hog.kill()
+                hog.wait()
+        for threads, ts in times.items():
+            t, med = min(ts), statistics.median(ts)
+            print(f"{label:>20}, {threads} thread(s): {t:7.2f} s fastest, {med:7.2f} s median, "
+                  f"{tokens / med:8.1f} tokens/s, {music / med:7.2f} s of music per wall s (median)")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", type=Path, default=REPO / "configs" / "musenet-small.json")
@@ -70,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--new-tokens", type=int, default=192)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--compare-threads", action="store_true", help="1 against 2 threads instead of plain against processed")
+    p.add_argument("--busy", type=int, default=0, help="with --compare-threads: also measure under N busy-loop processes")
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -90,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"batch {args.batch} x {args.new_tokens} new tokens, {args.repeats} repeats, alternating runs; "
           "times: fastest run (least disturbed by other processes) and median")
     run(model, prompt, gen_config, [], piece_seconds)  # warm-up
+    if args.compare_threads:
+        compare_threads(model, prompt, gen_config, processors, piece_seconds, vocab, args.repeats, args.busy)
+        return 0
     times: dict[str, list[float]] = {"plain": [], "steering+grammar+length": []}
     music: dict[str, float] = {}
     inside = []

@@ -1,12 +1,16 @@
 """Fine-tune a MuseNet checkpoint with LoRA adapters (PEFT) on a MIDI folder.
 
+    pip install -e ".[peft]"     # LoRA needs the peft extra
     python examples/finetune_lora.py --checkpoint runs/tiny/final --data my_midis/ --output runs/lora
 
 Only the low-rank adapters on the attention and MLP projections (`c_attn`, `c_proj`, `c_fc`)
 train; the base weights stay frozen. The adapter (a few hundred kB) is saved to
-`<output>/adapter`; load it with `PeftModel.from_pretrained(base_model, "<output>/adapter")`, or
-merge it into the base model with `merge_and_unload()`. The options and the data loading are those
-of `finetune_trainer.py` (same folder, so importable when this file runs as a script).
+`<output>/adapter` and records the base checkpoint's **absolute** path, so it loads from any
+working directory and never looks for it on the Hugging Face Hub: `musenet generate --model
+<output>/adapter`, `musenet_hf.pipeline_musenet.load_model("<output>/adapter")` (both merge it into
+the base model, and say clearly when the base folder has moved), or
+`PeftModel.from_pretrained(base_model, "<output>/adapter")`. The options and the data loading are
+those of `finetune_trainer.py` (same folder, so importable when this file runs as a script).
 """
 
 import argparse
@@ -36,12 +40,16 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    checkpoint = Path(args.checkpoint).expanduser().resolve()  # recorded in the adapter: absolute
+    if not (checkpoint / "config.json").is_file():
+        p.error(f"--checkpoint {args.checkpoint}: no model folder there (a folder written by save_pretrained)")
     register_auto_classes()
-    tokenizer = MuseNetTokenizer.from_pretrained(args.checkpoint)
-    base = AutoModelForCausalLM.from_pretrained(args.checkpoint)
+    tokenizer = MuseNetTokenizer.from_pretrained(str(checkpoint))
+    base = AutoModelForCausalLM.from_pretrained(checkpoint, local_files_only=True)
     torch.manual_seed(0)  # the adapters' initial weights: same run, same result
     model = get_peft_model(base, LoraConfig(r=args.rank, lora_alpha=2 * args.rank, lora_dropout=0.0,
                                             target_modules=LORA_TARGETS))
+    model.peft_config["default"].base_model_name_or_path = str(checkpoint)
     model.print_trainable_parameters()
     context = min(args.context_length, base.config.max_position_embeddings)
     train, val = load_windows(args, tokenizer, context)
@@ -61,7 +69,7 @@ def main() -> int:
     after = trainer.evaluate()["eval_loss"]
     print(f"validation loss: {before:.4f} before, {after:.4f} after LoRA fine-tuning")
     model.save_pretrained(str(out / "adapter"))
-    print(f"saved the adapter to {out / 'adapter'}")
+    print(f"saved the adapter to {out / 'adapter'} (base model: {checkpoint})")
     return 0
 
 

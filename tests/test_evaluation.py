@@ -103,7 +103,8 @@ def test_music_statistics_generated_against_real():
                            seed=5, generated={"folk": [ids]})
     assert res["seconds"] == 20.0 and list(res["labels"]) == ["bach", "folk"]
     # bach is generated (3 pieces, the composer section's seeds), folk reuses the ids it was given
-    assert pipe.calls == [{"num_samples": 3, "seed": 5, "composer": "bach", "instruments": "piano", "seconds": 20.0}]
+    assert pipe.calls == [{"num_samples": 3, "seed": 5, "composer": "bach", "instruments": "piano", "seconds": 20.0,
+                           "steering": "none"}]  # what the model plays, not what steering forces
     bach, folk = res["labels"]["bach"], res["labels"]["folk"]
     assert bach["generated"]["pieces"] == 3 and bach["real"]["pieces"] == 2 and folk["real"]["pieces"] == 1
     assert bach["match"] == pytest.approx(1.0)  # the same piece on both sides

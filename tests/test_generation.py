@@ -298,3 +298,104 @@ def test_primer_cut_by_seconds_and_notes(vocab):
     assert sum(bool(vocab.is_note_on[t]) for t in body) == 10 and vocab.is_note_on[body[-1]]
     at_zero = cut_primer(vocab, full_body, seconds=0.0)  # the events of the first moment only
     assert at_zero and not any(vocab.is_wait[t] for t in at_zero) and vocab.is_wait[full_body[len(at_zero)]]
+
+
+# ------------------------------------------------------------------ issue 12: no silent pieces, Ctrl-C
+def test_grammar_requires_a_first_note_within_the_silence_bound(vocab):
+    """Issue 12, item 1: after `start`, no wait may carry a piece with no note past
+    max_silence_seconds, at the bound only note-ons are left, and `end` needs a note first."""
+    inf = -float("inf")
+    head = [vocab.composer_id("bach"), vocab.start_id]
+    proc = MusicGrammarLogitsProcessor(vocab)  # default bound: 2 s
+    assert proc.max_silence_units == 200
+    out = proc(torch.tensor([head]), torch.zeros(1, len(vocab)))[0]
+    assert out[vocab.end_id] == inf  # no empty piece
+    assert out[vocab.wait_ids(100)[0]] == 0 and out[vocab.note_id("flute", 80, 72)] == 0
+    near = proc(torch.tensor([head + vocab.wait_ids(190)]), torch.zeros(1, len(vocab)))[0]
+    assert near[vocab.wait_ids(10)[0]] == 0 and near[vocab.wait_ids(11)[0]] == inf  # no wait past 2 s
+    at = proc(torch.tensor([head + vocab.wait_ids(200)]), torch.zeros(1, len(vocab)))[0]
+    allowed = (at > inf).nonzero().flatten()
+    assert len(allowed) > 0 and all(vocab.is_note_on[int(t)] for t in allowed)  # strike a note, nothing else
+    # after a note (drums count too) the rule is gone
+    for note in (vocab.note_id("piano", 80, 60), vocab.note_id("drums", 80, 36)):
+        ids = head + vocab.wait_ids(200) + [note]
+        if vocab.note_instrument[note] != vocab.drum_index:
+            ids.append(vocab.note_id("piano", 0, 60))
+        later = proc(torch.tensor([ids]), torch.zeros(1, len(vocab)))[0]
+        assert later[vocab.wait_ids(128)[0]] == 0 and later[vocab.end_id] == 0
+    # a sliding window: with an initial state the piece may have struck notes before it
+    tracker = NoteStateTracker(vocab)
+    windowed = MusicGrammarLogitsProcessor(vocab, tracker=tracker)
+    keys = len(vocab.instruments) * 128
+    tracker.set_initial_state(torch.zeros(1, keys, dtype=torch.bool), torch.tensor([500]), started=True)
+    out = windowed(torch.tensor([head]), torch.zeros(1, len(vocab)))[0]
+    assert out[vocab.wait_ids(128)[0]] == 0 and out[vocab.end_id] == 0
+    tracker.set_initial_state(torch.zeros(1, keys, dtype=torch.bool), torch.tensor([500]), started=True, struck=False)
+    out = windowed(torch.tensor([head]), torch.zeros(1, len(vocab)))[0]
+    assert out[vocab.wait_ids(1)[0]] == inf and out[vocab.end_id] == inf
+    tracker.reset()
+    # the bound switched off: the old behaviour
+    free = MusicGrammarLogitsProcessor(vocab, max_silence_seconds=None)
+    out = free(torch.tensor([head + vocab.wait_ids(500)]), torch.zeros(1, len(vocab)))[0]
+    assert out[vocab.end_id] == 0 and out[vocab.wait_ids(128)[0]] == 0
+
+
+def test_a_model_that_wants_silence_still_plays(vocab, tiny):
+    """Issue 12, item 1: a model pushed to wait and end (a bias far above anything else) still
+    strikes a note within 2 s of every piece, under the default processors."""
+
+    class WantsSilence(torch.nn.Module):  # a LogitsProcessor in front: waits and end +50
+        def __call__(self, input_ids, scores):
+            scores = scores.clone()
+            scores[:, vocab.first_wait_id: vocab.first_wait_id + vocab.config.max_wait] += 50.0
+            scores[:, vocab.end_id] += 50.0
+            return scores
+
+    procs = [WantsSilence()] + list(default_logits_processors(vocab, seconds=6.0, instruments="flute", steering="hard"))
+    out = sample(tiny, vocab, prompt_batch(vocab, 8, ("winds",)), procs, 200)
+    for row in out.tolist():
+        body = row[3:]
+        first = next(i for i, t in enumerate(body) if vocab.is_note_on[t])
+        assert sequence_seconds(vocab, body[:first]) <= 2.0
+        assert vocab.note_instrument[body[first]] == vocab.instrument_index["flute"]
+        assert grammar_violations(vocab, row) == []
+
+
+def test_generate_long_on_ctrl_c_keeps_the_music_so_far(vocab, tiny, monkeypatch):
+    """Issue 12, item 5: Ctrl-C inside generate() (here: the model's 150th forward, in a later
+    window) raises GenerationInterrupted with every sample as far as it got, the interrupted
+    call's tokens included, valid, and decodable with every note closed."""
+    import functools
+
+    from musenet_hf.generation import GenerationInterrupted
+    from musenet_hf.tokenization_musenet import MuseNetTokenizer
+
+    calls = {"n": 0}
+    forward = tiny.forward
+
+    @functools.wraps(forward)
+    def interrupting(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 150:
+            raise KeyboardInterrupt
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(tiny, "forward", interrupting)
+    torch.manual_seed(0)
+    prompt = prompt_batch(vocab, 1)[0].tolist()
+    with pytest.raises(GenerationInterrupted) as caught:
+        generate_long(tiny, vocab, prompt, seconds=60.0, num_samples=2, max_window=64, step=16, progress=False,
+                      max_new_tokens=10_000)
+    assert isinstance(caught.value, KeyboardInterrupt)
+    out = caught.value.output
+    assert len(out.windows) >= 3 and not any(out.finished)
+    assert out.windows[-1]["new_tokens"] > 0  # the interrupted call's tokens are kept
+    tok = MuseNetTokenizer(vocabulary=vocab)
+    for seq in out.sequences:
+        body = seq[out.prefix_length:]
+        # every window before the interrupted one, plus the interrupted call's tokens (one fewer
+        # than its forwards: the last token was being sampled)
+        assert len(body) >= sum(w["new_tokens"] for w in out.windows[:-1]) > 0
+        assert grammar_violations(vocab, seq) == [] and vocab.end_id not in seq
+        notes = tok.decode_to_notes(seq)
+        assert notes and all(n.end >= n.start for n in notes)

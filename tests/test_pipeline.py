@@ -156,3 +156,144 @@ def test_requests_outside_the_training_coverage_warn_once(tiny, tok):
         assert len(said) == 1 and "violin" in str(said[0].message)
     finally:
         tiny.config.training_coverage = None
+
+
+# ------------------------------------------------------------------ issue 12
+def primer_file(tok, path: Path, seconds: int = 20) -> Path:
+    """A primer MIDI of `seconds` s: a piano note every half second."""
+    v = tok.vocabulary
+    ids = [v.instrumentation_id(["piano"]), v.start_id]
+    for k in range(2 * seconds):
+        pitch = 60 + k % 12
+        ids += [v.note_id("piano", 80, pitch)] + v.wait_ids(40) + [v.note_id("piano", 0, pitch)] + v.wait_ids(10)
+    tok.decode_to_midi(ids).save(str(path))
+    return path
+
+
+def test_primer_default_length_and_seconds_of_new_music(pipe, tok, tmp_path):
+    """Issue 12, item 2: a primer keeps its first 5 s unless told, and `seconds` counts the new
+    music after it (before: the whole 20 s primer came back, and nothing new)."""
+    path = primer_file(tok, tmp_path / "primer.mid")
+    r = pipe(primer=str(path), seconds=2.0, seed=0, max_polyphony=8)[0]
+    assert 4.5 <= r["primer_seconds"] <= 5.0
+    new = r["seconds"] - r["primer_seconds"]
+    assert r["finished"] and 1.3 <= new <= 2.7 and r["seconds"] < 8.0
+    r = pipe(primer=str(path), primer_seconds=1.0, seconds=3.0, seed=0, max_polyphony=8)[0]
+    assert r["primer_seconds"] <= 1.0 and 2.5 <= r["seconds"] - r["primer_seconds"] <= 3.5
+    assert pipe(composer="bach", seconds=1.0, seed=0)[0]["primer_seconds"] == 0.0
+    with pytest.raises(ValueError, match="primer_seconds"):
+        pipe(primer=str(path), primer_seconds=float("nan"), seconds=1.0)
+
+
+def test_named_instruments_are_soft_steered_by_default(pipe, tok):
+    """Issue 12, item 3: instruments named without `steering` get soft steering at the default
+    strength; steering=None (or "none") switches it off."""
+    from musenet_hf.logits_processors import DEFAULT_STEERING_STRENGTH
+
+    kw = dict(composer="bach", instruments="violin", seconds=3.0, seed=5, num_samples=4, max_polyphony=8)
+    default = pipe(**kw)
+    soft = pipe(**kw, steering="soft", strength=DEFAULT_STEERING_STRENGTH)
+    off = pipe(**kw, steering=None)
+    assert [r["tokens"] for r in default] == [r["tokens"] for r in soft]
+    assert [r["tokens"] for r in pipe(**kw, steering="none")] == [r["tokens"] for r in off]
+    v = tok.vocabulary
+
+    def share(results):
+        ons = [int(v.note_instrument[t]) for r in results for t in r["tokens"] if v.is_note_on[t]]
+        return sum(i == v.instrument_index["violin"] for i in ons) / len(ons)
+
+    assert share(default) > share(off) + 0.2
+    with pytest.raises(ValueError, match="steering must be"):
+        pipe(**kw, steering="medium")
+
+
+def test_threads_argument_and_environment(pipe, tiny, monkeypatch):
+    """Issue 12, item 4: `threads` (or $MUSENET_THREADS) sets torch's threads for the call only."""
+    import functools
+
+    import torch
+
+    seen = []
+    forward = tiny.forward
+
+    @functools.wraps(forward)
+    def recording(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(tiny, "forward", recording)
+    monkeypatch.delenv("MUSENET_THREADS", raising=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        pipe(composer="bach", seconds=1.0, seed=0, threads=1, max_new_tokens=8)
+        assert seen and set(seen) == {1} and torch.get_num_threads() == 2  # restored after the call
+        seen.clear()
+        monkeypatch.setenv("MUSENET_THREADS", "1")
+        pipe(composer="bach", seconds=1.0, seed=0, max_new_tokens=8)
+        assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+        monkeypatch.setenv("MUSENET_THREADS", "many")
+        with pytest.raises(ValueError, match="MUSENET_THREADS"):
+            pipe(composer="bach", seconds=1.0, seed=0, max_new_tokens=8)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_ctrl_c_raises_with_the_pieces_so_far(pipe, tiny, monkeypatch):
+    """Issue 12, item 5: Ctrl-C during the pipeline raises GenerationInterrupted (a
+    KeyboardInterrupt) whose results are the usual dicts, MIDI with every note ended."""
+    import functools
+
+    from musenet_hf.generation import GenerationInterrupted
+
+    calls = {"n": 0}
+    forward = tiny.forward
+
+    @functools.wraps(forward)
+    def interrupting(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 40:
+            raise KeyboardInterrupt
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(tiny, "forward", interrupting)
+    with pytest.raises(GenerationInterrupted) as caught:
+        pipe(composer="bach", instruments="piano", seconds=30.0, num_samples=2, seed=0, rerank=True)
+    results = caught.value.results
+    assert len(results) == 2
+    for r in results:
+        assert not r["finished"] and r["seconds"] < 30 and len(r["tokens"]) > 20
+        midi = reread(r["midi"])
+        open_notes: dict[tuple[int, int], int] = {}
+        for msg in mido.merge_tracks(midi.tracks):
+            if msg.type in ("note_on", "note_off"):
+                key = (msg.channel, msg.note)
+                open_notes[key] = open_notes.get(key, 0) + (1 if msg.type == "note_on" and msg.velocity else -1)
+        assert all(n == 0 for n in open_notes.values())  # every note ended
+
+
+def test_clear_errors_greedy_and_names_in_any_case(pipe, tiny, tok):
+    """Issue 12, item 7: NaN/inf lengths, temperature 0 (greedy), names in any case, and the
+    unknown-composer message (the labels the model trained on first, then every name)."""
+    for bad in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(ValueError, match="seconds must be a positive finite number"):
+            pipe(composer="bach", seconds=bad)
+    with pytest.raises(ValueError, match="temperature must be"):
+        pipe(composer="bach", seconds=1.0, temperature=-1.0)
+    greedy = pipe(composer="bach", instruments="piano", seconds=2.0, num_samples=2, temperature=0, max_polyphony=8)
+    assert greedy[0]["tokens"] == greedy[1]["tokens"] and len(greedy[0]["tokens"]) > 3  # no sampling: alike
+    v = tok.vocabulary
+    upper = pipe(composer="BACH", instruments="Piano,VIOLIN", seconds=1.0, seed=0, max_new_tokens=4)[0]
+    assert upper["tokens"][:3] == [v.composer_id("bach"), v.instrumentation_id(["piano", "strings"]), v.start_id]
+    tiny.config.training_coverage = {"labels": {"irish": {"piano": 300}, "bach": {"piano": 400, "piano_strings": 10}},
+                                     "revoiced": [], "revoice": 0.0, "drop_instrumentation": 0.0}
+    try:
+        with pytest.raises(KeyError) as caught:
+            pipe(composer="bachh", seconds=1.0)
+    finally:
+        tiny.config.training_coverage = None
+    msg = caught.value.args[0]
+    assert msg.startswith("unknown composer/style 'bachh' (did you mean bach")
+    assert "this model trained on: bach (410), irish (300)" in msg
+    assert msg.index("trained on") < msg.index(f"all {len(v.composers)} names: ")
+    assert all(name in msg.split("names: ")[1].split(", ") for name in v.composers)  # every name, not 20

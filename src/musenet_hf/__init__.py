@@ -4,10 +4,30 @@ Importing the package registers the ``musenet`` model type with ``AutoConfig``,
 ``AutoModel``, ``AutoModelForCausalLM`` and ``AutoTokenizer``, and the
 ``musenet-generation`` pipeline, so checkpoints load with the standard Auto classes
 and no remote code.
+
+**Offline.** Importing the package also switches the Hugging Face Hub off for the process
+(``HF_HUB_OFFLINE=1``, ``TRANSFORMERS_OFFLINE=1``), so loading a checkpoint or a LoRA adapter never
+waits on the network: a missing local folder fails at once. Set either variable yourself (e.g.
+``HF_HUB_OFFLINE=0``) before the import to decide otherwise.
 """
 
-from .errors import MidiReadError, MidiReadWarning
-from .vocabulary import MuseNetVocabulary
+import os as _os
+import sys as _sys
+
+
+def _go_offline() -> None:
+    if "HF_HUB_OFFLINE" in _os.environ or "TRANSFORMERS_OFFLINE" in _os.environ:
+        return  # the user has decided
+    _os.environ["HF_HUB_OFFLINE"] = _os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    constants = _sys.modules.get("huggingface_hub.constants")  # read at its import: imported already?
+    if constants is not None:
+        constants.HF_HUB_OFFLINE = True
+
+
+_go_offline()
+
+from .errors import MidiReadError, MidiReadWarning  # noqa: E402
+from .vocabulary import MuseNetVocabulary  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -1,4 +1,4 @@
-"""The ``musenet`` command: generate, prepare-corpus, train, train-critic, encode, evaluate.
+"""The ``musenet`` command: generate, list, prepare-corpus, train, train-critic, encode, evaluate.
 
 Each subcommand lives with the code it drives and exposes ``add_<name>_arguments(parser)`` and
 ``run_<name>(args) -> int``; this file only wires them up, importing each lazily so that
@@ -14,6 +14,7 @@ import sys
 # subcommand -> (module, function stem, one-line help)
 COMMANDS = {
     "generate": ("musenet_hf.cli_generate", "generate", "write a piece of music as MIDI (and WAV, piano roll)"),
+    "list": ("musenet_hf.cli_generate", "list", "composers/styles, instruments and groups; for a model, the labels it trained on"),
     "prepare-corpus": ("musenet_hf.corpus", "prepare_corpus", "convert the music21 corpus to labelled MIDI files"),
     "train": ("musenet_hf.training", "train", "train or resume a model from a YAML config (Accelerate)"),
     "train-critic": ("musenet_hf.critic", "train_critic", "train a finished model's critic head on its own samples"),

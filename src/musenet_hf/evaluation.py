@@ -149,7 +149,11 @@ def critic_auc_heldout(model: Any, windows: Any, *, pieces: int = 64, tokens: in
 
 # ---------------------------------------------------------------------- generation helpers
 def generate_pieces(pipe: Any, n: int, *, seed: int, batch: int = 10, **prompt: Any) -> list[dict[str, Any]]:
-    """``n`` pieces from the ``musenet-generation`` pipeline, in batches, each with its wall time share."""
+    """``n`` pieces from the ``musenet-generation`` pipeline, in batches, each with its wall time share.
+
+    No steering unless ``prompt`` asks for it: the measurements judge what the model plays for a
+    prompt, not what the processors force (the pipeline itself soft-steers named instruments)."""
+    prompt.setdefault("steering", "none")
     pieces: list[dict[str, Any]] = []
     k = 0
     while len(pieces) < n:
@@ -286,17 +290,18 @@ def composer_recognisability(
 
 # ---------------------------------------------------------------------- steering and length
 def steering_adherence(pipe: Any, *, composer: str | None, instruments: str, pieces: int = 10,
-                       seconds: float = 15.0, strength: float = 3.0, seed: int = 0) -> dict[str, Any]:
+                       seconds: float = 15.0, strength: float | None = None, seed: int = 0) -> dict[str, Any]:
     """Share of note-ons on ``instruments`` with no steering (the instrumentation token alone),
     soft steering (``strength``) and hard steering, over ``pieces`` pieces each."""
-    from .logits_processors import resolve_instruments
+    from .logits_processors import DEFAULT_STEERING_STRENGTH, resolve_instruments
 
+    strength = DEFAULT_STEERING_STRENGTH if strength is None else strength
     wanted = set(resolve_instruments(pipe.tokenizer.vocabulary, instruments))
     out: dict[str, Any] = {"instruments": instruments, "composer": composer, "pieces": pieces, "seconds": seconds,
                            "strength": strength}
     for mode in ("none", "soft", "hard"):
         got = generate_pieces(pipe, pieces, seed=seed, composer=composer, instruments=instruments, seconds=seconds,
-                              steering=None if mode == "none" else mode, strength=strength)
+                              steering=mode, strength=strength)
         ons = [i for p in got for i in note_on_instruments(pipe.tokenizer, p["tokens"])]
         out[mode] = {"note_ons": len(ons), "share": sum(i in wanted for i in ons) / max(len(ons), 1)}
     return out

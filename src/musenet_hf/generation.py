@@ -30,6 +30,8 @@ from transformers import LogitsProcessor, LogitsProcessorList
 
 from .data import continuation_ids, sounding_note_ons
 from .logits_processors import (
+    DEFAULT_STEERING_STRENGTH,
+    MAX_SILENCE_SECONDS,
     InstrumentSteeringLogitsProcessor,
     MusicGrammarLogitsProcessor,
     NoteStateTracker,
@@ -141,7 +143,7 @@ def default_logits_processors(
     seconds: float | None = None,
     instruments: Sequence[str] | str | None = None,
     steering: str | None = None,
-    strength: float = 3.0,
+    strength: float = DEFAULT_STEERING_STRENGTH,
     tolerance: float = 0.1,
     grammar: bool = True,
     max_polyphony: int | None = None,
@@ -150,7 +152,8 @@ def default_logits_processors(
 
     The stateful processors share one :class:`NoteStateTracker`, so the state is computed once a
     step. Steering comes first: it only biases or removes note-ons, and the grammar mask after
-    it is what guarantees validity.
+    it is what guarantees validity. The grammar's first note comes within
+    ``min(MAX_SILENCE_SECONDS, seconds / 2)``, well before the target length.
     """
     tracker = NoteStateTracker(vocabulary)
     procs: list[LogitsProcessor] = []
@@ -159,7 +162,9 @@ def default_logits_processors(
             raise ValueError("steering needs instruments")
         procs.append(InstrumentSteeringLogitsProcessor(vocabulary, instruments, mode=steering, strength=strength))
     if grammar:
-        procs.append(MusicGrammarLogitsProcessor(vocabulary, max_polyphony=max_polyphony, tracker=tracker))
+        silence = MAX_SILENCE_SECONDS if seconds is None else min(MAX_SILENCE_SECONDS, 0.5 * seconds)
+        procs.append(MusicGrammarLogitsProcessor(vocabulary, max_polyphony=max_polyphony, tracker=tracker,
+                                                 max_silence_seconds=silence))
     if seconds is not None:
         procs.append(TargetLengthLogitsProcessor(vocabulary, seconds, tolerance=tolerance, tracker=tracker))
     return LogitsProcessorList(procs)
@@ -194,6 +199,20 @@ class LongFormOutput:
     finished: list[bool]
     seconds: list[float]
     windows: list[dict[str, Any]] = field(default_factory=list)
+
+
+class GenerationInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`generate_long`, with what was generated so far.
+
+    A ``KeyboardInterrupt``, so whatever does not catch it stops as on any Ctrl-C. ``output`` is the
+    :class:`LongFormOutput` of every sample cut where it stood (not ended: decoding closes the
+    notes still sounding); the ``musenet-generation`` pipeline re-raises it with ``results``, its
+    usual list of dicts, instead.
+    """
+
+    def __init__(self, output: LongFormOutput | None = None, results: list[dict[str, Any]] | None = None):
+        super().__init__("generation interrupted")
+        self.output, self.results = output, results
 
 
 def model_context_length(model: Any) -> int:
@@ -280,6 +299,10 @@ def generate_long(
         progress: show a tqdm bar in seconds of music (the slowest sample).
         generate_kwargs: passed to ``generate()`` (``do_sample`` defaults to True, e.g.
             ``temperature``, ``top_p``).
+
+    Ctrl-C during a ``generate()`` call raises :class:`GenerationInterrupted` carrying the
+    samples as far as they got (the tokens of the interrupted call included, read from the
+    processors' state tracker).
     """
     from tqdm.auto import tqdm
 
@@ -311,7 +334,8 @@ def generate_long(
     generated = 0
     prefix_np = np.asarray(prefix, dtype=np.int64)
     num_keys = len(v.instruments) * 128
-    while rows and generated < budget:
+    interrupted = False
+    while rows and generated < budget and not interrupted:
         length = body.shape[1]
         room = window - len(prefix)
         # the notes sounding now will be struck again at the window's start: keep room for them
@@ -356,10 +380,19 @@ def generate_long(
                 # float64: the model's part/countdown must not depend on float32 rounding of the length
                 kwargs["piece_seconds"] = torch.full((len(members),), float(seconds), dtype=torch.float64, device=device)
                 kwargs["time_offset_seconds"] = units0[members].double() * unit
-            out = model.generate(input_ids=win, attention_mask=torch.ones_like(win), max_new_tokens=n_new,
-                                 logits_processor=procs, **kwargs)
+            try:
+                out = model.generate(input_ids=win, attention_mask=torch.ones_like(win), max_new_tokens=n_new,
+                                     logits_processor=procs, **kwargs)
+            except KeyboardInterrupt:  # Ctrl-C: keep this call's tokens, as far as the trackers saw them
+                interrupted = True
+                seen = trackers[0]._ids if trackers else None
+                ok = seen is not None and seen.shape[0] == len(members) and seen.shape[1] >= win.shape[1]
+                out = seen if ok else win
             for i, r in enumerate(members):
                 new_rows[r] = out[i, win.shape[1]:]
+            if interrupted:
+                break
+        new_rows = [x if x is not None else body.new_zeros(0) for x in new_rows]  # groups an interrupt skipped
         # a batch whose rows all ended stops early: pad its rows (after their `end`) to one width
         width = max(len(x) for x in new_rows)
         pad = generate_kwargs["pad_token_id"]
@@ -387,12 +420,20 @@ def generate_long(
         body = body[keep]
     for r_i, r in enumerate(rows):  # out of budget
         done[r] = body[r_i].tolist()
+    if interrupted:  # rows of a batch the interrupt cut short were padded to the others' width
+        pad = generate_kwargs["pad_token_id"]
+        for r, ids in done.items():
+            while not finished[r] and ids and ids[-1] == pad:
+                ids.pop()
     bar.n = bar.total
     bar.close()
     for t in trackers:
         t.reset()
     sequences = [list(prefix) + done[i] for i in range(num_samples)]
-    return LongFormOutput(sequences, len(prefix), finished, [sequence_seconds(v, s) for s in sequences], windows)
+    result = LongFormOutput(sequences, len(prefix), finished, [sequence_seconds(v, s) for s in sequences], windows)
+    if interrupted:
+        raise GenerationInterrupted(result)
+    return result
 
 
 # ---------------------------------------------------------------------------------- critic
@@ -459,6 +500,7 @@ def rerank(scores: Sequence[float]) -> list[int]:
 
 
 __all__ = [
+    "GenerationInterrupted",
     "LongFormOutput",
     "build_prompt",
     "cut_primer",

@@ -7,10 +7,12 @@ with nothing left.
 
 * :class:`MusicGrammarLogitsProcessor`: no note-off of a silent note, no second note-on of a
   sounding note, no prefix or special tokens once ``start`` has been seen, ``end`` only when no
-  note is sounding (and, optionally, after a minimum length).
+  note is sounding (and, optionally, after a minimum length), and a first note within
+  ``max_silence_seconds`` of the start (no ``end`` before it), so a piece is never silent.
 * :class:`InstrumentSteeringLogitsProcessor`: ``soft`` adds a bias to the requested instruments'
-  note-ons (MuseNet's "strong suggestion"); ``hard`` forbids every other instrument's note-ons.
-  Note-offs are never touched, so notes already sounding can always end.
+  note-ons (MuseNet's "strong suggestion"; default :data:`DEFAULT_STEERING_STRENGTH`); ``hard``
+  forbids every other instrument's note-ons. Note-offs are never touched, so notes already
+  sounding can always end.
 * :class:`TargetLengthLogitsProcessor`: no ``end`` before ``(1 - tolerance) * seconds``, no wait
   past ``(1 + tolerance) * seconds``, and from ``seconds`` on only note-offs then ``end``.
 
@@ -36,6 +38,14 @@ from transformers import LogitsProcessor
 
 from .vocabulary import GROUPS, NUM_PITCHES, MuseNetVocabulary
 
+# The soft-steering bias (logits added to the requested instruments' note-ons) used wherever no
+# strength is given: the pipeline, `musenet generate`, default_logits_processors. TO BE MEASURED:
+# 5.0 is a placeholder between the old default 3 (barely moved irish + flute: 2 of 51 notes) and
+# 10 (128 of 175); choose it from adherence measured at several strengths.
+DEFAULT_STEERING_STRENGTH = 5.0
+# The grammar's bound on the silence before a piece's first note (seconds).
+MAX_SILENCE_SECONDS = 2.0
+
 
 @dataclass
 class NoteState:
@@ -47,6 +57,7 @@ class NoteState:
         started: (B,) bool, ``start`` has been seen (the body has begun).
         ended: (B,) bool, ``end`` has been seen.
         num_sounding: (B,) long, how many notes sound.
+        struck: (B,) bool, a note-on (drums included) has come in the piece (default: all True).
     """
 
     sounding: torch.Tensor
@@ -54,10 +65,13 @@ class NoteState:
     started: torch.Tensor
     ended: torch.Tensor
     num_sounding: torch.Tensor = None  # filled in from `sounding`
+    struck: torch.Tensor = None  # None: every row counts as having struck a note
 
     def __post_init__(self):
         if self.num_sounding is None:
             self.num_sounding = self.sounding.sum(dim=1)
+        if self.struck is None:
+            self.struck = torch.ones_like(self.started, dtype=torch.bool)
 
 
 class _Tables:
@@ -134,19 +148,26 @@ class NoteStateTracker:
         self._init_sounding: torch.Tensor | None = None  # (B0, K) bool
         self._init_units: torch.Tensor | None = None  # (B0,) long
         self._init_started = False
+        self._init_struck = False
 
     def set_initial_state(self, sounding: torch.Tensor | None, units: torch.Tensor | None,
-                          started: bool = True) -> None:
+                          started: bool = True, struck: bool | None = None) -> None:
         """State of the piece before the first token of the coming ``input_ids`` (sliding windows).
 
         Args:
             sounding: (B0, num_instruments * 128) bool, notes sounding at the window's first token.
             units: (B0,) long, clock units elapsed at that point.
             started: whether ``start`` lies before the window (then the window is body).
+            struck: whether a note-on lies before the window. Default: True when an initial state
+                is given (the piece may have struck notes already, so the grammar's first-note
+                rule does not apply), False when clearing it.
         ``B0`` may divide the batch (``num_return_sequences``, beams): rows repeat in order.
         Pass ``None`` for both to clear it.
         """
         self._init_sounding, self._init_units, self._init_started = sounding, units, started
+        if struck is None:
+            struck = sounding is not None or units is not None
+        self._init_struck = bool(struck)
         self._ids, self._state = None, None
 
     def reset(self) -> None:
@@ -203,7 +224,8 @@ class NoteStateTracker:
         units = units0 + tab.wait_units[ids].sum(dim=1)
         started = (input_ids == tab.start_id).any(dim=1) | self._init_started
         ended = (input_ids == tab.end_id).any(dim=1)
-        return NoteState(sounding, units, started, ended)
+        struck = tab.is_note_on[ids].any(dim=1) | self._init_struck
+        return NoteState(sounding, units, started, ended, struck=struck)
 
     def _advance(self, state: NoteState, token: torch.Tensor) -> NoteState:
         """The state after one more token per row. ``token``: (B,)."""
@@ -217,7 +239,8 @@ class NoteStateTracker:
         units = state.units + tab.wait_units[tok]
         started = state.started | (token == tab.start_id)
         ended = state.ended | (token == tab.end_id)
-        return NoteState(sounding, units, started, ended)
+        struck = state.struck | tab.is_note_on[tok]
+        return NoteState(sounding, units, started, ended, struck=struck)
 
 
 class MusicGrammarLogitsProcessor(LogitsProcessor):
@@ -230,18 +253,33 @@ class MusicGrammarLogitsProcessor(LogitsProcessor):
     left alone (``generate()`` pads them). With ``max_polyphony``, no new pitched note-on while
     that many notes sound.
 
+    **No silent pieces.** Until the piece's first note-on (drums count): no ``end``, and no wait
+    that would take the clock past ``max_silence_seconds``; once there, only note-ons, so the
+    model must strike a note (steering decides which instrument). Under a sliding window the
+    tracker's initial state says whether notes came before the window
+    (:meth:`NoteStateTracker.set_initial_state`, ``struck``). With a
+    :class:`TargetLengthLogitsProcessor`, keep ``max_silence_seconds`` below the target length
+    (:func:`~musenet_hf.generation.default_logits_processors` does).
+
     Args:
         vocabulary: the model's vocabulary.
         min_seconds: the earliest time ``end`` may come.
         max_polyphony: the most notes that may sound at once (None: no limit).
         tracker: a :class:`NoteStateTracker` to share with other processors.
+        max_silence_seconds: the latest time of the first note (None: no bound, and ``end`` may
+            come before any note).
     """
 
     def __init__(self, vocabulary: MuseNetVocabulary, min_seconds: float = 0.0,
-                 max_polyphony: int | None = None, tracker: NoteStateTracker | None = None):
+                 max_polyphony: int | None = None, tracker: NoteStateTracker | None = None,
+                 max_silence_seconds: float | None = MAX_SILENCE_SECONDS):
         self.vocabulary = vocabulary
         self.min_units = int(math.ceil(min_seconds / vocabulary.wait_unit_seconds - 1e-9))
         self.max_polyphony = max_polyphony
+        if max_silence_seconds is not None and not max_silence_seconds >= 0:
+            raise ValueError(f"max_silence_seconds must be >= 0 or None, got {max_silence_seconds}")
+        self.max_silence_units = (None if max_silence_seconds is None
+                                  else int(math.floor(max_silence_seconds / vocabulary.wait_unit_seconds + 1e-9)))
         self.tracker = tracker or NoteStateTracker(vocabulary)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
@@ -257,7 +295,18 @@ class MusicGrammarLogitsProcessor(LogitsProcessor):
             bad |= full[:, None] & tab.pitched_on
         out[:, : tab.num_notes].masked_fill_(bad, -math.inf)
         may_end = st.started & (st.num_sounding == 0) & (st.units >= self.min_units)
+        if self.max_silence_units is not None:
+            may_end &= st.struck  # no empty piece
         out[:, tab.end_id] = scores[:, tab.end_id].masked_fill(~may_end, -math.inf)
+        if self.max_silence_units is not None:
+            silent = st.started & ~st.struck & ~st.ended
+            if bool(silent.any()):  # no note yet: no wait past the bound, and at it only note-ons
+                room = self.max_silence_units - st.units  # (B,)
+                waits = out[:, tab.first_wait: tab.first_wait + tab.max_wait]
+                waits.masked_fill_(silent[:, None] & (tab.wait_lengths[None, :] > room[:, None]), -math.inf)
+                must = silent & (room <= 0)
+                if bool(must.any()):
+                    out.masked_fill_(must[:, None] & ~tab.is_note_on[None, :vocab], -math.inf)
         if not bool(st.started.all()):  # before `start`: the prefix only
             out = torch.where(st.started[:, None], out, scores + tab.prefix_bias[:vocab])
         if bool(st.ended.any()):  # ended rows: untouched (generate() writes pad there anyway)
@@ -273,18 +322,20 @@ class MusicGrammarLogitsProcessor(LogitsProcessor):
 def resolve_instruments(vocabulary: MuseNetVocabulary, names: Iterable[str | int] | str) -> list[int]:
     """Instrument indices for instrument names, group names (``strings`` -> violin, cello) or indices.
 
-    A string is split on commas and underscores (``"piano,violin"``, ``"piano_strings"``).
+    A string is split on commas and underscores (``"piano,violin"``, ``"piano_strings"``); names
+    are matched case-insensitively (``"Piano"``).
     """
     if isinstance(names, str):
         names = [n for part in names.split(",") for n in part.strip().split("_") if n]
     out: list[int] = []
     for name in names:
+        key = name.strip().lower() if isinstance(name, str) else name
         if isinstance(name, int):
             found = [name]
-        elif name in vocabulary.instrument_index:
-            found = [vocabulary.instrument_index[name]]
-        elif name in GROUPS:
-            found = vocabulary.instruments_for_groups([name])
+        elif key in vocabulary.instrument_index:
+            found = [vocabulary.instrument_index[key]]
+        elif key in GROUPS:
+            found = vocabulary.instruments_for_groups([key])
         else:
             known = [i.name for i in vocabulary.instruments] + list(GROUPS)
             raise ValueError(f"unknown instrument {name!r}; choose from {', '.join(dict.fromkeys(known))}")
@@ -307,11 +358,12 @@ class InstrumentSteeringLogitsProcessor(LogitsProcessor):
         vocabulary: the model's vocabulary.
         instruments: instrument or group names or indices (see :func:`resolve_instruments`).
         mode: ``"soft"`` or ``"hard"``.
-        strength: the soft bias in logits (``e**strength`` times more likely before renormalizing).
+        strength: the soft bias in logits (``e**strength`` times more likely before renormalizing;
+            default :data:`DEFAULT_STEERING_STRENGTH`).
     """
 
     def __init__(self, vocabulary: MuseNetVocabulary, instruments: Iterable[str | int] | str,
-                 mode: str = "soft", strength: float = 3.0):
+                 mode: str = "soft", strength: float = DEFAULT_STEERING_STRENGTH):
         if mode not in ("soft", "hard"):
             raise ValueError(f"steering mode must be 'soft' or 'hard', got {mode!r}")
         self.vocabulary = vocabulary
@@ -432,6 +484,8 @@ def grammar_violations(vocabulary: MuseNetVocabulary, ids: Sequence[int], start:
 
 
 __all__ = [
+    "DEFAULT_STEERING_STRENGTH",
+    "MAX_SILENCE_SECONDS",
     "NoteState",
     "NoteStateTracker",
     "MusicGrammarLogitsProcessor",

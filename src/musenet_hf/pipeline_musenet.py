@@ -10,19 +10,38 @@ Example::
     >>> out[0]["midi"].save("bach.mid"); out[0]["seconds"], out[0]["critic_score"]
 
 Keyword inputs (also accepted as one dict as the first argument):
-``composer`` (a name, or a pair to blend), ``instruments`` (``"piano,violin"`` or a list),
-``primer`` (a MIDI path, bytes or ``mido.MidiFile``) with ``primer_seconds`` or ``primer_notes``,
-``seconds`` (default 30), ``steering`` (``"soft"``, ``"hard"`` or None) and ``strength``,
-``temperature``, ``top_p``, ``top_k``, ``num_samples``, ``rerank``, ``seed``, and the long-form
-knobs ``max_window``, ``step``, ``tolerance``, ``max_polyphony``, ``progress``.
+``composer`` (a name, or a pair to blend; any case), ``instruments`` (``"piano,violin"`` or a list;
+any case), ``primer`` (a MIDI path, bytes or ``mido.MidiFile``) with ``primer_seconds`` (default
+:data:`DEFAULT_PRIMER_SECONDS`) or ``primer_notes``, ``seconds`` (default 30), ``steering`` and
+``strength``, ``temperature`` (0: greedy decoding), ``top_p``, ``top_k``, ``num_samples``,
+``rerank``, ``seed``, ``threads``, and the long-form knobs ``max_window``, ``step``,
+``tolerance``, ``max_polyphony``, ``progress``.
+
+* **Length with a primer.** ``seconds`` counts the *new* music after the primer: the piece is
+  the primer's first ``primer_seconds`` (5 s unless ``primer_seconds`` or ``primer_notes`` is
+  given) and then about ``seconds`` more.
+* **Steering.** Not given, it is ``"soft"`` (strength
+  :data:`~musenet_hf.logits_processors.DEFAULT_STEERING_STRENGTH`) when ``instruments`` are named,
+  and off otherwise (then only the instrumentation token, a primer's included, asks for them).
+  ``"soft"`` adds ``strength`` to the logits of the requested instruments' note-ons (others stay
+  possible), ``"hard"`` forbids every other instrument's note-ons, ``"none"`` (or ``None``)
+  leaves the model alone.
+* **Threads.** ``threads`` sets torch's CPU threads for the call (restored after); without it the
+  environment variable ``MUSENET_THREADS`` does, and without that torch's setting stays. On a
+  busy machine one thread is much faster than torch's default of one per core.
+* **Ctrl-C** raises :class:`~musenet_hf.generation.GenerationInterrupted` (a ``KeyboardInterrupt``)
+  whose ``results`` are the samples as far as they got (no critic score), decodable as usual.
 
 Returns a list with one dict per sample (best first with ``rerank=True``): ``midi``
-(``mido.MidiFile``), ``tokens`` (ids, prompt included), ``seconds``, ``critic_score`` (the
-critic head's logit, averaged over windows; higher = more like real music), ``finished``.
+(``mido.MidiFile``), ``tokens`` (ids, prompt included), ``seconds`` (the whole piece, primer
+included), ``primer_seconds`` (the primer's share, 0 without one), ``critic_score`` (the critic
+head's logit, averaged over windows; higher = more like real music), ``finished``.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -30,13 +49,26 @@ from typing import Any
 import torch
 from transformers import Pipeline
 
-from .generation import build_prompt, critic_scores, default_logits_processors, generate_long, rerank
+from .generation import (
+    GenerationInterrupted,
+    build_prompt,
+    critic_scores,
+    default_logits_processors,
+    generate_long,
+    rerank,
+    sequence_seconds,
+    split_prompt,
+)
+from .logits_processors import DEFAULT_STEERING_STRENGTH
+from .vocabulary import style_token
 
 TASK = "musenet-generation"
+DEFAULT_PRIMER_SECONDS = 5.0  # how much of a primer opens the piece when neither length is given
+THREADS_ENV = "MUSENET_THREADS"  # torch CPU threads when the call does not say
 
 _PREPROCESS = ("composer", "instruments", "primer", "primer_seconds", "primer_notes", "seconds", "tempo")
 _FORWARD = ("steering", "strength", "temperature", "top_p", "top_k", "num_samples", "seed", "max_window",
-            "step", "tolerance", "max_polyphony", "progress", "max_new_tokens", "grammar")
+            "step", "tolerance", "max_polyphony", "progress", "max_new_tokens", "grammar", "threads")
 _POSTPROCESS = ("rerank",)
 
 
@@ -55,6 +87,78 @@ def tokenizer_for_model(model: Any) -> Any:
         if size == len(v) or (size == v.pad_id and v.pad_id == len(v) - 1):
             return tok
     raise ValueError(f"no tokenizer found for this model (vocab_size {size}): pass tokenizer=MuseNetTokenizer...")
+
+
+def adapter_base_path(adapter: str | Path) -> Path:
+    """The base model folder of a LoRA adapter folder (``adapter_config.json``'s
+    ``base_model_name_or_path``): absolute as recorded, else relative to the adapter folder, else to
+    the working directory. Raises ``FileNotFoundError`` naming where it looked."""
+    import json
+
+    adapter = Path(adapter)
+    recorded = json.loads((adapter / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    if not recorded:
+        raise FileNotFoundError(f"the LoRA adapter {adapter} does not record its base model "
+                                "(adapter_config.json has no base_model_name_or_path)")
+    base = Path(recorded).expanduser()
+    looked = [base] if base.is_absolute() else [adapter / base, Path.cwd() / base]
+    for cand in looked:
+        if (cand / "config.json").is_file():
+            return cand.resolve()
+    raise FileNotFoundError(
+        f"the base model of the LoRA adapter {adapter} is not there: it records {recorded!r}, and no model folder "
+        f"is at {' nor at '.join(str(c) for c in looked)}. Put the base checkpoint back there, or edit "
+        f"base_model_name_or_path in {adapter / 'adapter_config.json'} to its folder (nothing is downloaded)")
+
+
+def load_model(path: str | Path, device: Any = None) -> Any:
+    """A model from a local folder, offline: a checkpoint written by ``save_pretrained``, or a LoRA
+    adapter folder (``adapter_config.json``; needs ``pip install -e ".[peft]"``), which is loaded on its
+    base model (:func:`adapter_base_path`) and merged into it. Eval mode, on ``device`` when given.
+    Raises ``FileNotFoundError`` for a missing folder or base model, ``ImportError`` without peft."""
+    from transformers import AutoModelForCausalLM
+
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"model folder {path} not found")
+    if (path / "adapter_config.json").is_file():
+        base = adapter_base_path(path)
+        try:
+            from peft import PeftModel
+        except ImportError:
+            raise ImportError(f"{path} is a LoRA adapter: loading it needs peft (pip install -e \".[peft]\")") from None
+        model = AutoModelForCausalLM.from_pretrained(base, local_files_only=True)
+        with warnings.catch_warnings():  # peft calls a transformers property deprecated in v5
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            model = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+    if device is not None:
+        model = model.to(device)
+    return model.eval()
+
+
+def trained_labels(coverage: dict[str, Any] | None) -> dict[str, int]:
+    """The composer/style labels a model trained on with their piece counts, most first, from its
+    ``config.training_coverage`` (empty when it records none)."""
+    labels = (coverage or {}).get("labels") or {}
+    counts = {str(lb): int(sum((insts or {}).values())) for lb, insts in labels.items() if lb}
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def resolve_threads(threads: Any = None) -> int | None:
+    """``threads``, else ``$MUSENET_THREADS``, as a positive int (None: neither says)."""
+    value = threads if threads is not None else os.environ.get(THREADS_ENV) or None
+    if value is None:
+        return None
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1:
+        where = "threads" if threads is not None else f"${THREADS_ENV}"
+        raise ValueError(f"{where} must be a positive whole number, got {value!r}")
+    return n
 
 
 def coverage_warning(coverage: dict[str, Any] | None, vocabulary: Any, composer: Any, instruments: Any) -> str | None:
@@ -116,7 +220,10 @@ class MuseNetGenerationPipeline(Pipeline):
         if unknown:
             raise TypeError(f"unknown musenet-generation arguments: {', '.join(sorted(unknown))}")
         pick = lambda names: {k: kwargs[k] for k in names if kwargs.get(k) is not None}  # noqa: E731
-        return pick(_PREPROCESS), pick(_FORWARD), pick(_POSTPROCESS)
+        forward = pick(_FORWARD)
+        if "steering" in kwargs and kwargs["steering"] is None:
+            forward["steering"] = "none"  # said explicitly: no steering, whatever the default
+        return pick(_PREPROCESS), forward, pick(_POSTPROCESS)
 
     def preprocess(self, inputs: dict[str, Any] | str, **params: Any) -> dict[str, Any]:
         if isinstance(inputs, str):
@@ -126,55 +233,114 @@ class MuseNetGenerationPipeline(Pipeline):
         if unknown:
             raise TypeError(f"unknown prompt fields: {', '.join(sorted(unknown))}")
         seconds = float(params.pop("seconds", 30.0))
-        if seconds <= 0:
-            raise ValueError("seconds must be positive")
+        if not (math.isfinite(seconds) and seconds > 0):
+            raise ValueError(f"seconds must be a positive finite number, got {seconds}")
+        for key in ("primer_seconds", "primer_notes"):
+            value = params.get(key)
+            if value is not None and not (math.isfinite(float(value)) and float(value) >= 0):
+                raise ValueError(f"{key} must be a finite number >= 0, got {value}")
+        if params.get("primer") is not None and params.get("primer_seconds") is None and params.get("primer_notes") is None:
+            params["primer_seconds"] = DEFAULT_PRIMER_SECONDS
+        v = self.tokenizer.vocabulary
+        composer = params.get("composer")
+        for name in [composer] if isinstance(composer, str) else list(composer or []):
+            try:
+                v.composer_id(name)
+            except KeyError:  # say first what this model knows (labels with a token of their own)
+                trained = trained_labels(getattr(self.model.config, "training_coverage", None))
+                usable = {lb: n for lb, n in trained.items() if style_token(lb, -1) in v.composers}
+                raise KeyError(v.unknown_composer_message(name, usable)) from None
         instruments = params.get("instruments")
+        named = bool(instruments)
         ids = build_prompt(self.tokenizer, **params)
+        primer_seconds = sequence_seconds(v, split_prompt(v, ids)[1]) if params.get("primer") is not None else 0.0
         message = coverage_warning(getattr(self.model.config, "training_coverage", None), self.tokenizer.vocabulary,
                                    params.get("composer"), instruments)
         if message and message not in self._warned:  # once per request kind, not once per call
             self._warned.add(message)
             warnings.warn(message, UserWarning, stacklevel=2)
         if instruments is None:  # steering follows the primer's instruments
-            v = self.tokenizer.vocabulary
             groups = [t for t in ids if v.is_instrumentation[t]]
             instruments = v.instrumentation_groups(groups[-1]) if groups else None
-        return {"input_ids": torch.tensor(ids, dtype=torch.long), "seconds": seconds, "instruments": instruments}
+        # `seconds` counts the new music: the target length is the primer's plus that
+        return {"input_ids": torch.tensor(ids, dtype=torch.long), "seconds": primer_seconds + seconds,
+                "primer_seconds": primer_seconds, "instruments": instruments, "named": named}
 
     def _forward(self, model_inputs: dict[str, Any], **params: Any) -> dict[str, Any]:
+        threads = resolve_threads(params.get("threads"))
+        before = torch.get_num_threads()
+        if threads is not None:
+            torch.set_num_threads(threads)
+        try:
+            return self._generate(model_inputs, **params)
+        finally:
+            if threads is not None:
+                torch.set_num_threads(before)
+
+    def _generate(self, model_inputs: dict[str, Any], **params: Any) -> dict[str, Any]:
         v = self.tokenizer.vocabulary
         seconds = model_inputs["seconds"]
         if params.get("seed") is not None:
             torch.manual_seed(int(params["seed"]))
-        steering = params.get("steering")
+        steering = params.get("steering", "auto")
+        if steering == "auto":  # not given: soft when the caller named instruments
+            steering = "soft" if model_inputs.get("named") else None
+        elif steering in ("none", False):
+            steering = None
+        elif steering not in ("soft", "hard"):
+            raise ValueError(f"steering must be 'soft', 'hard' or 'none', got {steering!r}")
+        strength = float(params.get("strength", DEFAULT_STEERING_STRENGTH))
+        if not math.isfinite(strength):
+            raise ValueError(f"strength must be a finite number, got {strength}")
         procs = default_logits_processors(
             v, seconds, instruments=model_inputs["instruments"] if steering else None, steering=steering,
-            strength=params.get("strength", 3.0), tolerance=params.get("tolerance", 0.1),
+            strength=strength, tolerance=params.get("tolerance", 0.1),
             grammar=params.get("grammar", True), max_polyphony=params.get("max_polyphony"))
-        sampling = {k: params[k] for k in ("temperature", "top_p", "top_k") if k in params}
-        sampling.setdefault("top_p", 0.95)
-        sampling.setdefault("top_k", 0)
-        out = generate_long(
-            self.model, self.tokenizer, model_inputs["input_ids"].tolist(), seconds,
-            num_samples=int(params.get("num_samples", 1)), max_window=params.get("max_window"),
-            step=params.get("step"), logits_processor=procs, max_new_tokens=params.get("max_new_tokens"),
-            progress=params.get("progress", False), **sampling)
-        scores = critic_scores(self.model, self.tokenizer, out.sequences, seconds, max_window=params.get("max_window"))
-        return {"sequences": out.sequences, "finished": out.finished, "seconds": out.seconds, "scores": scores}
+        temperature = params.get("temperature")
+        if temperature is not None and not (math.isfinite(float(temperature)) and float(temperature) >= 0):
+            raise ValueError(f"temperature must be a finite number >= 0 (0: greedy decoding), got {temperature}")
+        if temperature is not None and float(temperature) == 0:
+            sampling: dict[str, Any] = {"do_sample": False}  # greedy: the most likely token every step
+        else:
+            sampling = {k: params[k] for k in ("temperature", "top_p", "top_k") if k in params}
+            sampling.setdefault("top_p", 0.95)
+            sampling.setdefault("top_k", 0)
+        interrupted = False
+        try:
+            out = generate_long(
+                self.model, self.tokenizer, model_inputs["input_ids"].tolist(), seconds,
+                num_samples=int(params.get("num_samples", 1)), max_window=params.get("max_window"),
+                step=params.get("step"), logits_processor=procs, max_new_tokens=params.get("max_new_tokens"),
+                progress=params.get("progress", False), **sampling)
+        except GenerationInterrupted as err:  # Ctrl-C: keep what was made, skip the critic
+            out, interrupted = err.output, True
+        scores = [math.nan] * len(out.sequences)
+        if not interrupted:
+            try:
+                scores = critic_scores(self.model, self.tokenizer, out.sequences, seconds,
+                                       max_window=params.get("max_window"))
+            except KeyboardInterrupt:
+                interrupted = True
+        return {"sequences": out.sequences, "finished": out.finished, "seconds": out.seconds, "scores": scores,
+                "primer_seconds": model_inputs.get("primer_seconds", 0.0), "interrupted": interrupted}
 
     def postprocess(self, model_outputs: dict[str, Any], rerank: bool = False) -> list[dict[str, Any]]:
         n = len(model_outputs["sequences"])
-        order = _rank(model_outputs["scores"]) if rerank else list(range(n))
+        interrupted = bool(model_outputs.get("interrupted"))
+        order = _rank(model_outputs["scores"]) if rerank and not interrupted else list(range(n))
         results = []
         for i in order:
             ids = [int(t) for t in model_outputs["sequences"][i]]
             results.append({
-                "midi": self.tokenizer.decode_to_midi(ids),
+                "midi": self.tokenizer.decode_to_midi(ids),  # closes every note still sounding at the end
                 "tokens": ids,
                 "seconds": float(model_outputs["seconds"][i]),
+                "primer_seconds": float(model_outputs.get("primer_seconds", 0.0)),
                 "critic_score": float(model_outputs["scores"][i]),
                 "finished": bool(model_outputs["finished"][i]),
             })
+        if interrupted:
+            raise GenerationInterrupted(results=results)
         return results
 
 
@@ -196,4 +362,6 @@ def register_pipeline() -> None:
         PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=MuseNetGenerationPipeline, pt_model=AutoModelForCausalLM)
 
 
-__all__ = ["TASK", "MuseNetGenerationPipeline", "coverage_warning", "register_pipeline", "tokenizer_for_model"]
+__all__ = ["DEFAULT_PRIMER_SECONDS", "TASK", "THREADS_ENV", "MuseNetGenerationPipeline", "coverage_warning",
+           "adapter_base_path", "load_model", "register_pipeline", "resolve_threads", "tokenizer_for_model",
+           "trained_labels"]

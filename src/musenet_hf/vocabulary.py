@@ -388,10 +388,11 @@ class MuseNetVocabulary:
         return int(self.program_to_instrument[program])
 
     def instrumentation_id(self, members: Iterable[str]) -> int:
-        """The instrumentation token for instrument or group names (``["piano", "violin"]``)."""
+        """The instrumentation token for instrument or group names (``["piano", "violin"]``, any case)."""
         mask = 0
         for name in members:
-            group = self.instruments[self.instrument_index[name]].group if name in self.instrument_index else name
+            key = name.strip().lower()
+            group = self.instruments[self.instrument_index[key]].group if key in self.instrument_index else key
             if group not in GROUP_BITS:
                 raise ValueError(f"unknown instrument or group {name!r}; groups are {', '.join(GROUPS)}")
             mask |= GROUP_BITS[group]
@@ -408,9 +409,24 @@ class MuseNetVocabulary:
         token = style_token(name, -1)
         tid = self.token_to_id_map.get(token)
         if tid is None or not (self.is_composer[tid]):
-            known = ", ".join(self.composers[:20])
-            raise KeyError(f"unknown composer/style {name!r}; known include: {known}, ...")
+            raise KeyError(self.unknown_composer_message(name))
         return tid
+
+    def unknown_composer_message(self, name: str, trained: dict[str, int] | Sequence[str] = ()) -> str:
+        """The error for a name that is no composer/style token, on one line: close matches, then
+        the labels a model trained on (``trained``: names, or names with piece counts), then every
+        composer/style name of the vocabulary."""
+        import difflib
+
+        names = self.composers
+        close = difflib.get_close_matches(style_token(name, -1), names, n=3, cutoff=0.6)
+        parts = [f"unknown composer/style {name!r}" + (f" (did you mean {' or '.join(close)}?)" if close else "")]
+        if trained:
+            counts = trained if isinstance(trained, dict) else dict.fromkeys(trained)
+            parts.append("this model trained on: " + ", ".join(
+                name if n is None else f"{name} ({n})" for name, n in counts.items()))
+        parts.append(f"all {len(names)} names: {', '.join(names)}")
+        return "; ".join(parts)
 
     @property
     def composers(self) -> list[str]:
