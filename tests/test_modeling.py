@@ -24,8 +24,16 @@ START, END, PAD = 4096, 4097, 4836
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
+def _musenet_note_layout() -> dict:
+    from musenet_hf.vocabulary import MuseNetVocabulary
+
+    kw = MuseNetVocabulary.from_preset("musenet").model_config_kwargs()
+    return {"note_slots": kw["note_slots"], "drum_instrument": kw["drum_instrument"]}
+
+
 LAYOUTS = {
     "full": dict(attention_layout="full"),
+    "full+sounding": dict(attention_layout="full", use_sounding_embedding=True, **_musenet_note_layout()),
     **{f"strided-{c}": dict(attention_layout="strided", attention_combine=c) for c in ("alternate", "split_heads", "union")},
     **{f"fixed-{c}": dict(attention_layout="fixed", attention_combine=c) for c in ("alternate", "split_heads", "union")},
 }
@@ -302,7 +310,7 @@ def _record_structure(model):
     seen = []
 
     def hook(module, args):
-        seen.append({key: value.clone() for key, value in args[3].items()})
+        seen.append({key: value.clone() for key, value in args[3].items() if value is not None})
 
     return seen, model.model.embeddings.register_forward_pre_hook(hook)
 
@@ -540,3 +548,47 @@ def test_critic_loss_adds_to_the_lm_loss():
 def test_repr_names_layout_and_backend():
     text = repr(tiny_model(**LAYOUTS["fixed-split_heads"]))
     assert "layout=fixed, block=16, stride=32 (heads 0-1: A, heads 2-3: B), backend=auto -> sdpa" in text
+
+
+# -------------------------------------------------------------------------------- sounding notes
+def test_sounding_notes_follow_every_note_of_real_music():
+    """The sounding embedding's state against a plain loop over a real piece (musenet preset:
+    slot 0 is the piano's note-off, 1-13 its volumes; then on/off pairs; drums never sound)."""
+    from musenet_hf.vocabulary import MuseNetVocabulary
+
+    v = MuseNetVocabulary.from_preset("musenet")
+    model = tiny_model(**LAYOUTS["full+sounding"])
+    tokens, _ = midi_tokens(SONG)
+    ids = torch.tensor([tokens[:600], tokens[3000:3600]])
+    got = model.model.embeddings.sounding_notes(ids)
+    assert got.shape == (2, 600, 10 * 128)  # ten instruments; the drum kit's columns never sound
+    assert not got[..., v.drum_index * 128:(v.drum_index + 1) * 128].any()
+    for row in range(2):
+        sounding: set[int] = set()
+        for t, tid in enumerate(ids[row].tolist()):
+            if v.is_note[tid] and v.note_instrument[tid] != v.drum_index:
+                key = int(v.note_instrument[tid] * 128 + v.note_pitch[tid])
+                (sounding.add if v.is_note_on[tid] else sounding.discard)(key)
+            assert set(got[row, t].nonzero().flatten().tolist()) == sounding, (row, t)
+    assert got.any(dim=-1).float().mean() > 0.5  # the song holds notes most of the time
+
+
+def test_sounding_embedding_starts_at_zero_and_then_learns():
+    """A zero sounding table changes nothing (a warm start computes what the model did); trained,
+    it moves the logits of exactly the tokens that follow a different set of sounding notes."""
+    layout = LAYOUTS["full+sounding"]
+    plain = tiny_model(seed=3, attention_layout="full")
+    model = tiny_model(seed=3, **layout)
+    model.load_state_dict(plain.state_dict(), strict=False)
+    torch.nn.init.zeros_(model.model.embeddings.embed_sounding.weight)
+    tokens, length = midi_tokens(SONG)
+    ids = torch.tensor([tokens[1000:1200]])
+    with torch.no_grad():
+        assert torch.equal(model(ids, piece_seconds=length).logits, plain(ids, piece_seconds=length).logits)
+    torch.nn.init.normal_(model.model.embeddings.embed_sounding.weight, std=0.02)
+    with torch.no_grad():
+        diff = (model(ids, piece_seconds=length).logits - plain(ids, piece_seconds=length).logits).abs().amax(-1)[0]
+    silent = ~model.model.embeddings.sounding_notes(ids)[0].any(-1)
+    # causal: a position differs when some note sounded at it or before it
+    ever = (~silent).cumsum(0) > 0
+    assert (diff[~ever] < 1e-6).all() and (diff[ever] > 1e-6).all()

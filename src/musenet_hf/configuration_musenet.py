@@ -46,6 +46,12 @@ class MuseNetConfig(PreTrainedConfig):
         use_part_embedding, num_parts: which of `num_parts` equal time slices of the whole piece.
         use_countdown_embedding, num_countdown, countdown_step_seconds: time left to the end of
             the piece in steps of `countdown_step_seconds`, capped at num_countdown - 1.
+        use_sounding_embedding: add, at every token, the sum of a learned vector per note
+            (instrument x pitch) still sounding after it: the model sees which notes it may end.
+            Not in MuseNet; it needs `note_slots`.
+        note_slots: the vocabulary's note layout, `[instrument, volume]` per block of 128 note ids
+            (volume 0: the note-off block); `MuseNetVocabulary.model_config_kwargs()` fills it in.
+        drum_instrument: the instrument index of the drum kit (never sounding: no note-off).
         structural_init_std: standard deviation of these four tables at initialization (None:
             `initializer_range`). 0.0 starts them at zero: the untrained model then sees tokens and
             positions only, as GPT-2 does, and each table grows as its gradient finds it useful.
@@ -118,6 +124,9 @@ class MuseNetConfig(PreTrainedConfig):
     use_countdown_embedding: bool = True
     num_countdown: int = 128
     countdown_step_seconds: float = 1.0
+    use_sounding_embedding: bool = False
+    note_slots: list | None = None
+    drum_instrument: int | None = None
     structural_init_std: float | None = None
 
     # attention
@@ -144,6 +153,8 @@ class MuseNetConfig(PreTrainedConfig):
 
     def validate(self) -> None:
         """Raise `ValueError` on settings the model cannot run with."""
+        if self.use_sounding_embedding and not self.note_slots:
+            raise ValueError("use_sounding_embedding needs note_slots (from MuseNetVocabulary.model_config_kwargs())")
         if self.hidden_size % self.num_attention_heads != 0:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads ({self.num_attention_heads})"

@@ -39,7 +39,7 @@ from .configuration_musenet import MuseNetConfig
 
 logger = logging.get_logger(__name__)
 
-STRUCTURE_KEYS = ("time_ids", "chord_ids", "part_ids", "countdown_ids")
+STRUCTURE_KEYS = ("time_ids", "chord_ids", "part_ids", "countdown_ids", "sounding_notes")
 
 
 @dataclass
@@ -73,6 +73,22 @@ def is_note_table(config: MuseNetConfig) -> torch.Tensor:
     return table
 
 
+def note_key_tables(config: MuseNetConfig) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The sounding-notes facts of every id: ``(key (V,) long, on (V,) bool, num_keys)``, where the
+    key of a pitched note id is ``instrument * 128 + pitch`` and -1 for everything else (drums
+    included: they have no note-off and never sound)."""
+    key = torch.full((config.vocab_size,), -1, dtype=torch.long)
+    on = torch.zeros(config.vocab_size, dtype=torch.bool)
+    slots = config.note_slots or []
+    num_instruments = max((i for i, _ in slots), default=-1) + 1
+    for slot, (instrument, volume) in enumerate(slots):
+        ids = torch.arange(slot * 128, slot * 128 + 128)
+        if instrument != config.drum_instrument:
+            key[ids] = instrument * 128 + torch.arange(128)
+            on[ids] = volume > 0
+    return key, on, num_instruments * 128
+
+
 def _per_sequence(value, device) -> torch.Tensor | float | None:
     """Seconds per sequence: None, a float (every row), or a (B, 1) float64 tensor."""
     if value is None or isinstance(value, (int, float)):
@@ -93,10 +109,14 @@ class MuseNetEmbeddings(nn.Module):
         self.embed_chord = nn.Embedding(config.num_chord_positions, h) if config.use_chord_embedding else None
         self.embed_part = nn.Embedding(config.num_parts, h) if config.use_part_embedding else None
         self.embed_countdown = nn.Embedding(config.num_countdown, h) if config.use_countdown_embedding else None
+        key, on, num_keys = note_key_tables(config)
+        self.embed_sounding = nn.Embedding(num_keys, h) if config.use_sounding_embedding else None
         self.dropout = nn.Dropout(config.embd_dropout)
         # Derived from the config, not learned: kept out of the checkpoint, refilled by `_init_weights`.
         self.register_buffer("wait_units", wait_units_table(config), persistent=False)
         self.register_buffer("is_note", is_note_table(config), persistent=False)
+        self.register_buffer("note_key", key, persistent=False)
+        self.register_buffer("note_on", on, persistent=False)
 
     def needs_history(self, given: dict, piece_seconds) -> bool:
         """Whether some enabled index would have to be derived from earlier tokens."""
@@ -104,6 +124,7 @@ class MuseNetEmbeddings(nn.Module):
         return (
             (c.use_time_embedding and given.get("time_ids") is None)
             or (c.use_chord_embedding and given.get("chord_ids") is None)
+            or (c.use_sounding_embedding and given.get("sounding_notes") is None)
             or (
                 piece_seconds is not None
                 and (
@@ -126,7 +147,9 @@ class MuseNetEmbeddings(nn.Module):
             piece_seconds: (B,) or a float, the whole piece's length; None = unknown.
             time_offset_seconds: (B,) or a float, absolute time of the window's first token (default 0).
         Returns:
-            `time_ids`, `chord_ids`, `part_ids`, `countdown_ids`, each (B, T) long.
+            `time_ids`, `chord_ids`, `part_ids`, `countdown_ids`, each (B, T) long, and with the
+            sounding embedding `sounding_notes` (B, T, num_keys) bool: the notes sounding after
+            each token.
         """
         # Runs at every generate() step on the whole sequence: kept to few tensor ops.
         c = self.config
@@ -161,7 +184,28 @@ class MuseNetEmbeddings(nn.Module):
                 part = part.masked_fill_(~known, 0)
                 left = left.masked_fill_(~known, c.num_countdown - 1)
             part_ids, countdown_ids = part.long(), left.long()
-        return {"time_ids": time_ids, "chord_ids": chord_ids, "part_ids": part_ids, "countdown_ids": countdown_ids}
+        out = {"time_ids": time_ids, "chord_ids": chord_ids, "part_ids": part_ids, "countdown_ids": countdown_ids}
+        if self.embed_sounding is not None:
+            out["sounding_notes"] = self.sounding_notes(input_ids)
+        return out
+
+    def sounding_notes(self, input_ids: torch.LongTensor) -> torch.Tensor:
+        """(B, T, num_keys) bool: which notes sound after each token of the window (a note sounds
+        from its note-on to its note-off; a window strikes again what sounded at its cut, see
+        `musenet_hf.data.continuation_ids`)."""
+        batch, length = input_ids.shape
+        num_keys = self.embed_sounding.num_embeddings
+        key = self.note_key[input_ids]  # (B, T), -1 for non-notes
+        on = self.note_on[input_ids]
+        pos = torch.arange(1, length + 1, device=input_ids.device, dtype=torch.int32).expand(batch, length)
+        # the latest note-on and note-off position of every key up to each token (0: none yet)
+        last_on = torch.zeros(batch, length, num_keys + 1, dtype=torch.int32, device=input_ids.device)
+        last_off = torch.zeros_like(last_on)
+        slot = key.clamp(min=-1) % (num_keys + 1)  # -1 -> the spare column
+        last_on.scatter_(2, slot.unsqueeze(-1), torch.where(on & (key >= 0), pos, 0).unsqueeze(-1))
+        last_off.scatter_(2, slot.unsqueeze(-1), torch.where(~on & (key >= 0), pos, 0).unsqueeze(-1))
+        sounding = last_on.cummax(1).values > last_off.cummax(1).values
+        return sounding[..., :num_keys]
 
     def forward(
         self,
@@ -188,6 +232,7 @@ class MuseNetEmbeddings(nn.Module):
             ("chord_ids", self.embed_chord),
             ("part_ids", self.embed_part),
             ("countdown_ids", self.embed_countdown),
+            ("sounding_notes", self.embed_sounding),
         )
         wanted = [(key, table) for key, table in tables if table is not None]
         if any(structure.get(key) is None for key, _ in wanted):
@@ -197,9 +242,15 @@ class MuseNetEmbeddings(nn.Module):
                 logger.warning_once("inputs_embeds without time/chord/part/countdown ids: using neutral indices")
                 zeros = torch.zeros(hidden.shape[:2], dtype=torch.long, device=hidden.device)
                 derived = {"time_ids": zeros, "chord_ids": zeros, "part_ids": zeros, "countdown_ids": zeros + c.num_countdown - 1}
-            structure = {key: derived[key] if structure.get(key) is None else structure[key] for key in STRUCTURE_KEYS}
+                if self.embed_sounding is not None:
+                    derived["sounding_notes"] = torch.zeros(*hidden.shape[:2], self.embed_sounding.num_embeddings,
+                                                            dtype=torch.bool, device=hidden.device)
+            structure = {key: derived.get(key) if structure.get(key) is None else structure[key] for key in STRUCTURE_KEYS}
         for key, table in wanted:
-            hidden = hidden + table(structure[key])
+            if key == "sounding_notes":  # a sum over the sounding notes: (B, T, K) @ (K, H)
+                hidden = hidden + structure[key].to(table.weight.dtype) @ table.weight
+            else:
+                hidden = hidden + table(structure[key])
         return self.dropout(hidden)
 
 
@@ -313,9 +364,13 @@ class MuseNetPreTrainedModel(PreTrainedModel):
         if isinstance(module, MuseNetEmbeddings):
             init.copy_(module.wait_units, wait_units_table(self.config))
             init.copy_(module.is_note, is_note_table(self.config))
+            key, on, _ = note_key_tables(self.config)
+            init.copy_(module.note_key, key)
+            init.copy_(module.note_on, on)
             std = self.config.structural_init_std
             if std is not None:  # after the tables' own (generic) initialization: apply() visits children first
-                for table in (module.embed_time, module.embed_chord, module.embed_part, module.embed_countdown):
+                for table in (module.embed_time, module.embed_chord, module.embed_part, module.embed_countdown,
+                              module.embed_sounding):
                     if table is not None:
                         init.zeros_(table.weight) if std == 0 else init.normal_(table.weight, mean=0.0, std=std)
 
@@ -353,6 +408,7 @@ class MuseNetModel(MuseNetPreTrainedModel):
         chord_ids: torch.LongTensor | None = None,
         part_ids: torch.LongTensor | None = None,
         countdown_ids: torch.LongTensor | None = None,
+        sounding_notes: torch.Tensor | None = None,
         piece_seconds: torch.Tensor | float | None = None,
         time_offset_seconds: torch.Tensor | float | None = None,
         use_cache: bool | None = None,
@@ -367,6 +423,7 @@ class MuseNetModel(MuseNetPreTrainedModel):
             cache: a `Cache` (e.g. `DynamicCache`) with the keys/values of earlier tokens.
             inputs_embeds: (B, T, hidden) instead of `input_ids` (e.g. mixup).
             time_ids, chord_ids, part_ids, countdown_ids: (B, T) explicit structural indices.
+            sounding_notes: (B, T, num_keys) bool, the notes sounding after each token (sounding embedding).
             piece_seconds: (B,) or float, length of the whole piece (for part and countdown).
             time_offset_seconds: (B,) or float, absolute time of the window's first token.
         """
@@ -381,7 +438,8 @@ class MuseNetModel(MuseNetPreTrainedModel):
             cache = DynamicCache(config=self.config)
         past = cache.get_seq_length() if cache is not None else 0
 
-        structure = {"time_ids": time_ids, "chord_ids": chord_ids, "part_ids": part_ids, "countdown_ids": countdown_ids}
+        structure = {"time_ids": time_ids, "chord_ids": chord_ids, "part_ids": part_ids, "countdown_ids": countdown_ids,
+                     "sounding_notes": sounding_notes}
         if past > 0 and self.embeddings.needs_history(structure, piece_seconds):
             raise ValueError(
                 "a forward with a non-empty cache cannot derive the time/chord/part/countdown indices of the new "
@@ -450,6 +508,7 @@ class MuseNetForCausalLM(MuseNetPreTrainedModel, GenerationMixin):
         chord_ids: torch.LongTensor | None = None,
         part_ids: torch.LongTensor | None = None,
         countdown_ids: torch.LongTensor | None = None,
+        sounding_notes: torch.Tensor | None = None,
         piece_seconds: torch.Tensor | float | None = None,
         time_offset_seconds: torch.Tensor | float | None = None,
         use_cache: bool | None = None,
@@ -478,6 +537,7 @@ class MuseNetForCausalLM(MuseNetPreTrainedModel, GenerationMixin):
             chord_ids=chord_ids,
             part_ids=part_ids,
             countdown_ids=countdown_ids,
+            sounding_notes=sounding_notes,
             piece_seconds=piece_seconds,
             time_offset_seconds=time_offset_seconds,
             use_cache=use_cache,

@@ -377,7 +377,10 @@ def build_model(cfg: TrainConfig, tokenizer) -> torch.nn.Module:
             from .baseline import GPT2Baseline
 
             return GPT2Baseline.from_pretrained(cfg.init_from)
-        model = MuseNetForCausalLM.from_pretrained(cfg.init_from)
+        # the config's overrides apply to a warm start too (e.g. switching the sounding embedding
+        # on: its new table starts as the structural tables do, so the model computes what it did)
+        extra = {k: v for k, v in vocab.model_config_kwargs().items() if k in ("note_slots", "drum_instrument")}
+        model = MuseNetForCausalLM.from_pretrained(cfg.init_from, **extra, **cfg.model_overrides)
         if model.config.vocab_size != len(vocab):
             model.resize_token_embeddings(len(vocab))
         return model

@@ -457,6 +457,8 @@ class MuseNetVocabulary:
             "pad_token_id": self.pad_id,
             "bos_token_id": self.start_id,
             "eos_token_id": self.end_id,
+            "note_slots": [[int(i), int(vol)] for i, vol in self.slots],
+            "drum_instrument": self.drum_index,
         }
 
     def torch_tables(self, device: Any = "cpu") -> dict[str, Any]:
