@@ -7,6 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, LogitsProcessor, LogitsProcessorList
@@ -592,3 +593,71 @@ def test_sounding_embedding_starts_at_zero_and_then_learns():
     # causal: a position differs when some note sounded at it or before it
     ever = (~silent).cumsum(0) > 0
     assert (diff[~ever] < 1e-6).all() and (diff[ever] > 1e-6).all()
+
+
+def test_silent_note_offs_have_zero_probability_also_in_cached_generation():
+    """mask_silent_note_offs: after every token, exactly the note-offs of the notes not sounding
+    are at the dtype's minimum; generate() with a cache masks what a full forward masks, and no
+    sampled sequence ends a note it did not strike."""
+    from musenet_hf.vocabulary import MuseNetVocabulary
+
+    v = MuseNetVocabulary.from_preset("musenet")
+    model = tiny_model(seed=2, attention_layout="full", mask_silent_note_offs=True, **_musenet_note_layout())
+    from musenet_hf.data import continuation_ids
+
+    from musenet_hf.tokenization_musenet import MuseNetTokenizer
+
+    if not SONG.exists():
+        pytest.skip("../shared/midi is absent")
+    tokens = MuseNetTokenizer.from_preset("musenet").encode_midi(SONG)[1:]  # from `start`
+    length = float(v.wait_units[tokens].sum()) * 0.01
+    # a window cut as training cuts it: the notes sounding at the cut are struck again
+    win, _, _ = continuation_ids(v, np.array([START]), np.array(tokens[1:]), 2000, 200, add_end=False)
+    ids = torch.as_tensor(win)[None]
+    with torch.no_grad():
+        logits = model(ids, piece_seconds=length).logits[0]
+    low = torch.finfo(logits.dtype).min
+    sounding = model.model.embeddings.sounding_notes(ids)[0]
+    offs = torch.as_tensor(np.flatnonzero(v.is_note_off))
+    keys = torch.as_tensor(v.note_instrument[offs] * 128 + v.note_pitch[offs])
+    masked = logits[:, offs] == low
+    assert torch.equal(masked, ~sounding[:, keys])
+    assert masked.any() and (~masked).any() and not (logits[:, v.is_note_on] == low).any()
+    # the real continuation never lands on a masked id: real music ends only notes that sound
+    assert not (logits[:-1].gather(1, ids[0, 1:, None]) == low).any()
+    # (a plain slice of the piece would: it ends notes struck before it)
+    with torch.no_grad():
+        cut = torch.tensor([tokens[2000:2200]])
+        assert (model(cut, piece_seconds=length).logits[0, :-1].gather(1, cut[0, 1:, None]) == low).any()
+    torch.manual_seed(0)
+    out = model.generate(ids[:, :40], attention_mask=torch.ones_like(ids[:, :40]), do_sample=True, top_k=0,
+                         max_new_tokens=120, min_new_tokens=120, piece_seconds=length, pad_token_id=PAD,
+                         output_logits=True, return_dict_in_generate=True)
+    seq = out.sequences[0].tolist()
+    sounding_now: set[int] = set()
+    for tid in seq:
+        if v.is_note[tid] and v.note_instrument[tid] != v.drum_index:
+            key = int(v.note_instrument[tid] * 128 + v.note_pitch[tid])
+            if v.is_note_off[tid]:
+                assert key in sounding_now, tid  # the model sees the window: its state starts there
+                sounding_now.discard(key)
+            else:
+                sounding_now.add(key)
+    with torch.no_grad():
+        full = model(out.sequences, piece_seconds=length).logits[0, 39:-1]
+    assert torch.equal(torch.stack(out.logits, 1)[0] == low, full == low)
+
+
+def test_warm_start_begins_the_sounding_table_as_the_note_off_embeddings():
+    from musenet_hf.training import start_sounding_as_note_offs
+
+    model = tiny_model(seed=4, attention_layout="full", use_sounding_embedding=True, **_musenet_note_layout())
+    e = model.model.embeddings
+    torch.nn.init.zeros_(e.embed_sounding.weight)
+    assert start_sounding_as_note_offs(model)
+    piano_c4 = 0 * 128 + 60  # musenet preset: piano is instrument 0; its note-off of C4 is id 60
+    assert int(e.off_id[piano_c4]) == 60
+    assert torch.equal(e.embed_sounding.weight[piano_c4], e.embed_tokens.weight[60])
+    drums = 9 * 128 + 36
+    assert int(e.off_id[drums]) == -1 and not e.embed_sounding.weight[drums].any()
+    assert not start_sounding_as_note_offs(model)  # a trained (non-zero) table is left alone

@@ -49,6 +49,10 @@ class MuseNetConfig(PreTrainedConfig):
         use_sounding_embedding: add, at every token, the sum of a learned vector per note
             (instrument x pitch) still sounding after it: the model sees which notes it may end.
             Not in MuseNet; it needs `note_slots`.
+        mask_silent_note_offs: give the note-off of a note that is not sounding zero probability
+            (its logit the dtype's minimum), as no real piece has one: a structural rule of the
+            model's distribution, so plain `generate()` and bits per second see it. Not in MuseNet;
+            it needs `note_slots`.
         note_slots: the vocabulary's note layout, `[instrument, volume]` per block of 128 note ids
             (volume 0: the note-off block); `MuseNetVocabulary.model_config_kwargs()` fills it in.
         drum_instrument: the instrument index of the drum kit (never sounding: no note-off).
@@ -125,6 +129,7 @@ class MuseNetConfig(PreTrainedConfig):
     num_countdown: int = 128
     countdown_step_seconds: float = 1.0
     use_sounding_embedding: bool = False
+    mask_silent_note_offs: bool = False
     note_slots: list | None = None
     drum_instrument: int | None = None
     structural_init_std: float | None = None
@@ -153,8 +158,9 @@ class MuseNetConfig(PreTrainedConfig):
 
     def validate(self) -> None:
         """Raise `ValueError` on settings the model cannot run with."""
-        if self.use_sounding_embedding and not self.note_slots:
-            raise ValueError("use_sounding_embedding needs note_slots (from MuseNetVocabulary.model_config_kwargs())")
+        if (self.use_sounding_embedding or self.mask_silent_note_offs) and not self.note_slots:
+            raise ValueError("use_sounding_embedding and mask_silent_note_offs need note_slots "
+                             "(from MuseNetVocabulary.model_config_kwargs())")
         if self.hidden_size % self.num_attention_heads != 0:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads ({self.num_attention_heads})"

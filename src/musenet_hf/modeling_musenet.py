@@ -73,20 +73,24 @@ def is_note_table(config: MuseNetConfig) -> torch.Tensor:
     return table
 
 
-def note_key_tables(config: MuseNetConfig) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """The sounding-notes facts of every id: ``(key (V,) long, on (V,) bool, num_keys)``, where the
-    key of a pitched note id is ``instrument * 128 + pitch`` and -1 for everything else (drums
-    included: they have no note-off and never sound)."""
+def note_key_tables(config: MuseNetConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The sounding-notes facts: ``key`` (V,) long, the key ``instrument * 128 + pitch`` of every
+    pitched note id and -1 for everything else (drums included: they have no note-off and never
+    sound); ``on`` (V,) bool, note-ons; ``off_id`` (K,) long, the note-off id of every key (-1:
+    none). ``K = len(off_id)`` keys in all."""
     key = torch.full((config.vocab_size,), -1, dtype=torch.long)
     on = torch.zeros(config.vocab_size, dtype=torch.bool)
     slots = config.note_slots or []
     num_instruments = max((i for i, _ in slots), default=-1) + 1
+    off_id = torch.full((num_instruments * 128,), -1, dtype=torch.long)
     for slot, (instrument, volume) in enumerate(slots):
         ids = torch.arange(slot * 128, slot * 128 + 128)
         if instrument != config.drum_instrument:
             key[ids] = instrument * 128 + torch.arange(128)
             on[ids] = volume > 0
-    return key, on, num_instruments * 128
+            if volume == 0:
+                off_id[instrument * 128: instrument * 128 + 128] = ids
+    return key, on, off_id
 
 
 def _per_sequence(value, device) -> torch.Tensor | float | None:
@@ -109,14 +113,17 @@ class MuseNetEmbeddings(nn.Module):
         self.embed_chord = nn.Embedding(config.num_chord_positions, h) if config.use_chord_embedding else None
         self.embed_part = nn.Embedding(config.num_parts, h) if config.use_part_embedding else None
         self.embed_countdown = nn.Embedding(config.num_countdown, h) if config.use_countdown_embedding else None
-        key, on, num_keys = note_key_tables(config)
-        self.embed_sounding = nn.Embedding(num_keys, h) if config.use_sounding_embedding else None
+        key, on, off_id = note_key_tables(config)
+        self.num_keys = len(off_id)
+        self.track_sounding = config.use_sounding_embedding or config.mask_silent_note_offs
+        self.embed_sounding = nn.Embedding(self.num_keys, h) if config.use_sounding_embedding else None
         self.dropout = nn.Dropout(config.embd_dropout)
         # Derived from the config, not learned: kept out of the checkpoint, refilled by `_init_weights`.
         self.register_buffer("wait_units", wait_units_table(config), persistent=False)
         self.register_buffer("is_note", is_note_table(config), persistent=False)
         self.register_buffer("note_key", key, persistent=False)
         self.register_buffer("note_on", on, persistent=False)
+        self.register_buffer("off_id", off_id, persistent=False)
 
     def needs_history(self, given: dict, piece_seconds) -> bool:
         """Whether some enabled index would have to be derived from earlier tokens."""
@@ -124,7 +131,7 @@ class MuseNetEmbeddings(nn.Module):
         return (
             (c.use_time_embedding and given.get("time_ids") is None)
             or (c.use_chord_embedding and given.get("chord_ids") is None)
-            or (c.use_sounding_embedding and given.get("sounding_notes") is None)
+            or (self.track_sounding and given.get("sounding_notes") is None)
             or (
                 piece_seconds is not None
                 and (
@@ -185,7 +192,7 @@ class MuseNetEmbeddings(nn.Module):
                 left = left.masked_fill_(~known, c.num_countdown - 1)
             part_ids, countdown_ids = part.long(), left.long()
         out = {"time_ids": time_ids, "chord_ids": chord_ids, "part_ids": part_ids, "countdown_ids": countdown_ids}
-        if self.embed_sounding is not None:
+        if self.track_sounding:
             out["sounding_notes"] = self.sounding_notes(input_ids)
         return out
 
@@ -194,7 +201,7 @@ class MuseNetEmbeddings(nn.Module):
         from its note-on to its note-off; a window strikes again what sounded at its cut, see
         `musenet_hf.data.continuation_ids`)."""
         batch, length = input_ids.shape
-        num_keys = self.embed_sounding.num_embeddings
+        num_keys = self.num_keys
         key = self.note_key[input_ids]  # (B, T), -1 for non-notes
         on = self.note_on[input_ids]
         pos = torch.arange(1, length + 1, device=input_ids.device, dtype=torch.int32).expand(batch, length)
@@ -364,9 +371,10 @@ class MuseNetPreTrainedModel(PreTrainedModel):
         if isinstance(module, MuseNetEmbeddings):
             init.copy_(module.wait_units, wait_units_table(self.config))
             init.copy_(module.is_note, is_note_table(self.config))
-            key, on, _ = note_key_tables(self.config)
+            key, on, off_id = note_key_tables(self.config)
             init.copy_(module.note_key, key)
             init.copy_(module.note_on, on)
+            init.copy_(module.off_id, off_id)
             std = self.config.structural_init_std
             if std is not None:  # after the tables' own (generic) initialization: apply() visits children first
                 for table in (module.embed_time, module.embed_chord, module.embed_part, module.embed_countdown,
@@ -545,6 +553,8 @@ class MuseNetForCausalLM(MuseNetPreTrainedModel, GenerationMixin):
         )
         hidden_states = outputs.last_hidden_state
         logits = self.lm_head(slice_logits_to_keep(hidden_states, logits_to_keep))
+        if self.config.mask_silent_note_offs:
+            logits = self.mask_silent_note_offs(logits, input_ids, sounding_notes, past)
 
         # The critic scores whole sequences: skipped in decoding steps, which only see the new tokens.
         critic_logits = self.critic(hidden_states, attention_mask) if self.critic is not None and past == 0 else None
@@ -569,6 +579,27 @@ class MuseNetForCausalLM(MuseNetPreTrainedModel, GenerationMixin):
             lm_loss=lm_loss,
             critic_loss=critic_loss,
         )
+
+    def mask_silent_note_offs(self, logits: torch.Tensor, input_ids: torch.LongTensor | None,
+                              sounding_notes: torch.Tensor | None, past: int) -> torch.Tensor:
+        """`logits` (B, T', V) with the note-offs of notes not sounding after each position set to
+        the dtype's minimum (see `MuseNetConfig.mask_silent_note_offs`). The state comes from
+        `sounding_notes` (B, T, K) or, without a cache, from `input_ids`; without either (a forward
+        on `inputs_embeds`, as mixup does) the logits are returned unmasked."""
+        embeddings = self.model.embeddings
+        if sounding_notes is None:
+            if input_ids is None:
+                return logits
+            if past > 0:
+                raise ValueError("mask_silent_note_offs with a cache needs sounding_notes (generate() passes them)")
+            sounding_notes = embeddings.sounding_notes(input_ids)
+        state = sounding_notes[:, -logits.shape[1]:]  # (B, T', K)
+        keys = (embeddings.off_id >= 0).nonzero().flatten()
+        off_ids = embeddings.off_id[keys]
+        silent = ~state[..., keys]  # (B, T', K')
+        logits = logits.clone()
+        logits[..., off_ids] = logits[..., off_ids].masked_fill(silent, torch.finfo(logits.dtype).min)
+        return logits
 
     def prepare_inputs_for_generation(
         self,

@@ -381,6 +381,7 @@ def build_model(cfg: TrainConfig, tokenizer) -> torch.nn.Module:
         # on: its new table starts as the structural tables do, so the model computes what it did)
         extra = {k: v for k, v in vocab.model_config_kwargs().items() if k in ("note_slots", "drum_instrument")}
         model = MuseNetForCausalLM.from_pretrained(cfg.init_from, **extra, **cfg.model_overrides)
+        start_sounding_as_note_offs(model)
         if model.config.vocab_size != len(vocab):
             model.resize_token_embeddings(len(vocab))
         return model
@@ -414,6 +415,21 @@ def training_coverage(pieces: Any, augmentation: AugmentationConfig) -> dict[str
             "revoiced": sorted(REVOICE_PROGRAMS) if on and augmentation.revoice > 0 else [],
             "revoice": augmentation.revoice if on else 0.0,
             "drop_instrumentation": augmentation.drop_instrumentation if on else 0.0}
+
+
+def start_sounding_as_note_offs(model: torch.nn.Module) -> bool:
+    """A warm start's new sounding table (all zero: the checkpoint had none) starts as the
+    note-off embeddings of its keys: the vector added for a sounding note is the embedding of the
+    token that ends it, so through the tied LM head the model starts out leaning towards ending
+    the notes that sound, and learns from there. Returns whether it did."""
+    emb = getattr(getattr(model, "model", None), "embeddings", None)
+    table = getattr(emb, "embed_sounding", None)
+    if table is None or table.weight.detach().abs().max() > 0:
+        return False
+    keys = (emb.off_id >= 0).nonzero().flatten()
+    with torch.no_grad():
+        table.weight[keys] = emb.embed_tokens.weight[emb.off_id[keys]]
+    return True
 
 
 def cpu_supports_bf16() -> bool:
@@ -739,5 +755,5 @@ def run_train(args: argparse.Namespace) -> int:
 __all__ = [
     "CriticPool", "MuseNetTrainer", "TrainConfig", "add_train_arguments", "build_model", "build_tokenizer",
     "causal_lm_loss", "cpu_supports_bf16", "critic_auc", "resolve_mixed_precision", "critic_batch", "piece_opening", "critic_step", "evaluate", "generate_samples", "load_checkpoint",
-    "load_data", "lr_lambda", "training_coverage", "mixup_loss", "roc_auc", "run_train", "save_checkpoint", "summarize_eval", "train",
+    "load_data", "lr_lambda", "start_sounding_as_note_offs", "training_coverage", "mixup_loss", "roc_auc", "run_train", "save_checkpoint", "summarize_eval", "train",
 ]
