@@ -297,3 +297,26 @@ def test_clear_errors_greedy_and_names_in_any_case(pipe, tiny, tok):
     assert "this model trained on: bach (410), irish (300)" in msg
     assert msg.index("trained on") < msg.index(f"all {len(v.composers)} names: ")
     assert all(name in msg.split("names: ")[1].split(", ") for name in v.composers)  # every name, not 20
+
+
+def test_no_instruments_take_the_labels_usual_instrumentation(tiny, tok):
+    from musenet_hf.pipeline_musenet import usual_instrumentation
+
+    v = tok.vocabulary
+    coverage = {"labels": {"bach": {"piano": 400, "piano_strings": 3, "": 2}, "irish": {"piano": 300}},
+                "revoiced": [], "revoice": 0.0, "drop_instrumentation": 0.0}
+    assert usual_instrumentation(coverage, "Bach") == "piano" and usual_instrumentation(coverage, "mozart") is None
+    assert usual_instrumentation(None, "bach") is None
+    tiny.config.training_coverage = coverage
+    try:
+        register_pipeline()
+        pipe = pipeline(TASK, model=tiny, tokenizer=tok, device="cpu")
+        plain = pipe.preprocess({"composer": "bach", "seconds": 2.0})
+        assert plain["input_ids"].tolist() == [v.composer_id("bach"), v.instrumentation_id(["piano"]), v.start_id]
+        assert not plain["named"]  # filled in, not asked for: no default steering
+        named = pipe.preprocess({"composer": "bach", "instruments": "violin", "seconds": 2.0})
+        assert named["input_ids"].tolist()[1] == v.instrumentation_id(["strings"])
+        unknown = pipe.preprocess({"composer": "mozart", "seconds": 2.0})  # not in the coverage: no token
+        assert unknown["input_ids"].tolist() == [v.composer_id("mozart"), v.start_id]
+    finally:
+        tiny.config.training_coverage = None
