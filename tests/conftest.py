@@ -48,3 +48,20 @@ def tiny(vocab) -> MuseNetForCausalLM:
     cfg.update(vocab.model_config_kwargs())
     torch.manual_seed(0)
     return MuseNetForCausalLM(MuseNetConfig(**cfg)).eval()
+
+
+def interrupt_forward_at(monkeypatch, model, call: int) -> None:
+    """Make ``model``'s ``call``-th forward raise ``KeyboardInterrupt`` (Ctrl-C inside generate())."""
+    import functools
+
+    calls = {"n": 0}
+    forward = model.forward
+
+    @functools.wraps(forward)
+    def interrupting(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise KeyboardInterrupt
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", interrupting)

@@ -365,22 +365,11 @@ def test_generate_long_on_ctrl_c_keeps_the_music_so_far(vocab, tiny, monkeypatch
     """Issue 12, item 5: Ctrl-C inside generate() (here: the model's 150th forward, in a later
     window) raises GenerationInterrupted with every sample as far as it got, the interrupted
     call's tokens included, valid, and decodable with every note closed."""
-    import functools
-
+    from conftest import interrupt_forward_at
     from musenet_hf.generation import GenerationInterrupted
     from musenet_hf.tokenization_musenet import MuseNetTokenizer
 
-    calls = {"n": 0}
-    forward = tiny.forward
-
-    @functools.wraps(forward)
-    def interrupting(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 150:
-            raise KeyboardInterrupt
-        return forward(*args, **kwargs)
-
-    monkeypatch.setattr(tiny, "forward", interrupting)
+    interrupt_forward_at(monkeypatch, tiny, 150)
     torch.manual_seed(0)
     prompt = prompt_batch(vocab, 1)[0].tolist()
     with pytest.raises(GenerationInterrupted) as caught:

@@ -242,21 +242,10 @@ def test_threads_argument_and_environment(pipe, tiny, monkeypatch):
 def test_ctrl_c_raises_with_the_pieces_so_far(pipe, tiny, monkeypatch):
     """Issue 12, item 5: Ctrl-C during the pipeline raises GenerationInterrupted (a
     KeyboardInterrupt) whose results are the usual dicts, MIDI with every note ended."""
-    import functools
-
+    from conftest import interrupt_forward_at
     from musenet_hf.generation import GenerationInterrupted
 
-    calls = {"n": 0}
-    forward = tiny.forward
-
-    @functools.wraps(forward)
-    def interrupting(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 40:
-            raise KeyboardInterrupt
-        return forward(*args, **kwargs)
-
-    monkeypatch.setattr(tiny, "forward", interrupting)
+    interrupt_forward_at(monkeypatch, tiny, 40)
     with pytest.raises(GenerationInterrupted) as caught:
         pipe(composer="bach", instruments="piano", seconds=30.0, num_samples=2, seed=0, rerank=True)
     results = caught.value.results
