@@ -190,8 +190,8 @@ def test_evaluate_command_end_to_end(tmp_path):
     cmd = [sys.executable, "-m", "musenet_hf.cli", "evaluate", "--model", str(TINY_CHECKPOINT),
            "--config", str(config), "--data-dir", str(data),
            "--baseline", str(tmp_path / "gpt2" / "final"), "--min-pieces", "2", "--pieces-per-composer", "2",
-           "--seconds", "4", "--critic-pieces", "4", "--steering-pieces", "2", "--lengths", "4", "--length-pieces", "1",
-           "--probe", "bach:piano", ":piano_strings", "--probe-tokens", "16", "--threads", "1", "--out", str(out)]
+           "--seconds", "4", "--critic-pieces", "4", "--steering-pieces", "2", "--steering-strengths", "1",
+           "--lengths", "4", "--length-pieces", "1", "--probe", "bach:piano", ":piano_strings", "--probe-tokens", "16", "--threads", "1", "--out", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
@@ -205,6 +205,7 @@ def test_evaluate_command_end_to_end(tmp_path):
     assert report["composer"]["composers"] == ["bach", "folk"] and report["composer"]["n_generated"] == 4
     assert report["validity"] == {"pieces": 4, "valid": 4, "reasons": []}
     assert report["steering"]["hard"]["share"] == 1.0
+    assert list(report["steering"]["soft_at"]) == ["1.0"] and report["steering"]["soft_at"]["1.0"]["note_ons"] > 0
     assert report["length"]["pieces"] == 1
     music = report["music"]["labels"]
     assert list(music) == ["bach", "folk"] and music["bach"]["generated"]["pieces"] == 2  # the composer section's
@@ -213,4 +214,4 @@ def test_evaluate_command_end_to_end(tmp_path):
     assert [(r["composer"], r["instruments"]) for r in probe] == [("bach", "piano"), (None, "piano_strings")]
     assert all(r["note_ons"] + r["note_offs"] + r["waits"] + r["others"] == r["tokens"] <= 16 for r in probe)
     md = (out / "report.md").read_text()
-    assert "| steering | note-ons |" in md and "| bach generated | 2 |" in md and "| bach piano | " in md
+    assert "| steering | note-ons |" in md and "| soft (strength 1) |" in md and "| bach generated | 2 |" in md and "| bach piano | " in md

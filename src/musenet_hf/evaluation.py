@@ -290,20 +290,26 @@ def composer_recognisability(
 
 # ---------------------------------------------------------------------- steering and length
 def steering_adherence(pipe: Any, *, composer: str | None, instruments: str, pieces: int = 10,
-                       seconds: float = 15.0, strength: float | None = None, seed: int = 0) -> dict[str, Any]:
+                       seconds: float = 15.0, strength: float | None = None, seed: int = 0,
+                       strengths: Sequence[float] | None = None) -> dict[str, Any]:
     """Share of note-ons on ``instruments`` with no steering (the instrumentation token alone),
-    soft steering (``strength``) and hard steering, over ``pieces`` pieces each."""
+    soft steering (``strength``, and each of ``strengths``) and hard steering, over ``pieces`` pieces each."""
     from .logits_processors import DEFAULT_STEERING_STRENGTH, resolve_instruments
 
     strength = DEFAULT_STEERING_STRENGTH if strength is None else strength
     wanted = set(resolve_instruments(pipe.tokenizer.vocabulary, instruments))
     out: dict[str, Any] = {"instruments": instruments, "composer": composer, "pieces": pieces, "seconds": seconds,
                            "strength": strength}
-    for mode in ("none", "soft", "hard"):
+    def share(mode: str, strength: float) -> dict[str, Any]:
         got = generate_pieces(pipe, pieces, seed=seed, composer=composer, instruments=instruments, seconds=seconds,
                               steering=mode, strength=strength)
         ons = [i for p in got for i in note_on_instruments(pipe.tokenizer, p["tokens"])]
-        out[mode] = {"note_ons": len(ons), "share": sum(i in wanted for i in ons) / max(len(ons), 1)}
+        return {"note_ons": len(ons), "share": sum(i in wanted for i in ons) / max(len(ons), 1)}
+
+    for mode in ("none", "soft", "hard"):
+        out[mode] = share(mode, strength)
+    # soft steering at other strengths, to choose the default by what it does
+    out["soft_at"] = {float(s): share("soft", s) for s in (strengths or []) if float(s) != strength}
     return out
 
 
@@ -426,6 +432,8 @@ def markdown_report(report: dict[str, Any]) -> str:
                    f"of {st['seconds']:.0f} s per mode):")
         modes = [(f"soft (strength {st['strength']:g})" if m == "soft" else m, st[m]["note_ons"],
                   f"{100 * st[m]['share']:.1f}%") for m in ("none", "soft", "hard")]
+        modes[2:2] = [(f"soft (strength {k:g})", r["note_ons"], f"{100 * r['share']:.1f}%")
+                      for k, r in sorted(st.get("soft_at", {}).items(), key=lambda kv: float(kv[0]))]
         lines += _table(["steering", "note-ons", "on the requested instruments"], modes, caption)
     ln = report.get("length")
     if ln:
@@ -527,7 +535,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         save()
     if "steering" in sections:
         report["steering"] = steering_adherence(pipe, composer=args.steering_composer, instruments=args.steering_instruments,
-                                                pieces=args.steering_pieces, seconds=15.0, seed=args.seed)
+                                                pieces=args.steering_pieces, seconds=15.0, seed=args.seed,
+                                                strengths=args.steering_strengths)
         print(markdown_report({"steering": report["steering"]}), flush=True)
         save()
     if "length" in sections:
@@ -569,6 +578,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--steering-composer", default="bach")
     p.add_argument("--steering-instruments", default="violin,cello")
     p.add_argument("--steering-pieces", type=int, default=10)
+    p.add_argument("--steering-strengths", type=float, nargs="*", metavar="S",
+                   help="also measure soft steering at these strengths (e.g. 3 5 10)")
     p.add_argument("--lengths", type=float, nargs="+", default=[30.0, 60.0, 240.0])
     p.add_argument("--length-pieces", type=int, default=2, help="pieces per length (default 2)")
     p.add_argument("--probe", nargs="+", metavar="LABEL[:INSTRUMENTS]",
