@@ -213,6 +213,12 @@ def test_accelerate_two_processes_train_one_model(songs, cache, tmp_path):
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",
            "-m", "musenet_hf.cli", "train", "--config", str(TINY), "--no-progress", *_sets(more)]
+    # a port no earlier run left in use: a fixed one made the launch hang once in a full-suite run
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        cmd[cmd.index("29517")] = str(sock.getsockname()[1])
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
