@@ -196,6 +196,54 @@ def test_soft_steering_raises_the_share(vocab, tiny):
     assert shares["none"] < 0.2 < shares["soft 2"] < shares["soft 4"]
 
 
+@pytest.mark.parametrize("mode", ["soft", "hard"])
+def test_steering_chooses_the_instrument_not_whether_to_strike(vocab, mode):
+    """Steering moves note-on probability between instruments only: P(note-on), every wait,
+    note-off and `end` keep the model's probability, and the requested instruments keep their
+    proportions among themselves (soft: odds x e**strength against the others)."""
+    torch.manual_seed(0)
+    scores = torch.randn(4, len(vocab)) * 3
+    scores[:, vocab.end_id] = float("-inf")  # processors before it may have masked tokens
+    steer = InstrumentSteeringLogitsProcessor(vocab, "violin,flute", mode=mode, strength=4.0)
+    p, q = scores.softmax(-1), steer(torch.zeros(4, 3, dtype=torch.long), scores.clone()).softmax(-1)
+    on = torch.as_tensor(vocab.is_note_on)
+    req = on & torch.isin(torch.as_tensor(vocab.note_instrument),
+                          torch.tensor([vocab.instrument_index["violin"], vocab.instrument_index["flute"]]))
+    torch.testing.assert_close(q[:, on].sum(1), p[:, on].sum(1))  # P(note-on) kept
+    torch.testing.assert_close(q[:, ~on], p[:, ~on])  # waits, note-offs, end: untouched
+    torch.testing.assert_close(q[:, req] / q[:, req].sum(1, keepdim=True), p[:, req] / p[:, req].sum(1, keepdim=True))
+    odds_before = p[:, req].sum(1) / p[:, on & ~req].sum(1)
+    if mode == "soft":
+        torch.testing.assert_close(q[:, req].sum(1) / q[:, on & ~req].sum(1), odds_before * torch.e ** 4.0)
+    else:
+        assert float(q[:, on & ~req].sum()) == 0.0
+
+
+def test_hard_steering_onto_an_unlikely_instrument_keeps_the_note_rate(vocab, tiny):
+    """A model that would strike notes on other instruments still strikes as many notes when hard
+    steering moves them onto the flute (the old rule dropped those note-ons and mostly waited)."""
+    from transformers import LogitsProcessor
+
+    class PreferPiano(LogitsProcessor):  # a model that strikes piano notes, never flute ones
+        def __init__(self):
+            self.bias = torch.zeros(len(vocab))
+            self.bias[torch.as_tensor(vocab.is_note_on & (vocab.note_instrument == vocab.instrument_index["piano"]))] = 6.0
+
+        def __call__(self, input_ids, scores):
+            return scores + self.bias[: scores.shape[1]]
+
+    def count(procs):
+        out = sample(tiny, vocab, prompt_batch(vocab, 20, ("piano",)), procs, 60)
+        return [i for row in out.tolist() for i in note_ons(vocab, row)]
+
+    free = count([PreferPiano(), MusicGrammarLogitsProcessor(vocab)])
+    steered = count([PreferPiano(), InstrumentSteeringLogitsProcessor(vocab, "flute", mode="hard"),
+                     MusicGrammarLogitsProcessor(vocab)])
+    print(f"\nnote-ons in 20 x 60 tokens: free {len(free)}, hard-steered onto flute {len(steered)}")
+    assert set(steered) == {vocab.instrument_index["flute"]}
+    assert len(steered) > 0.7 * len(free)
+
+
 def test_resolve_instruments_groups_and_errors(vocab):
     idx = vocab.instrument_index
     assert resolve_instruments(vocab, "piano,strings") == [idx["piano"], idx["violin"], idx["cello"]]

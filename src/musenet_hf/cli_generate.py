@@ -18,8 +18,9 @@ The rules (also in ``musenet generate --help``):
   each piece is reported as ``primer X s + new Y s``. Above ``MAX_SECONDS`` (600) it needs
   ``--allow-long``.
 * **Instruments.** Named instruments are soft-steered by default (``--steering soft`` at
-  ``DEFAULT_STEERING_STRENGTH``); ``--steering hard`` forbids every other instrument,
-  ``--steering none`` leaves only the instrumentation token.
+  ``DEFAULT_STEERING_STRENGTH``); ``--steering hard`` gives every note-on to them,
+  ``--steering none`` leaves only the instrumentation token. Steering picks the instrument of
+  a note-on, never whether one is struck.
 * **Too few notes.** A piece with fewer than ``--min-note-rate`` (0.5) new notes a second on the
   requested instruments (on any instrument when none is named) is still written, but the
   command says which instruments fell short and what to try, and exits with status 3.
@@ -66,8 +67,9 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
         f"Length: --seconds counts the new music; with --primer the piece opens with the primer's\n"
         f"first --primer-seconds (default {DEFAULT_PRIMER_SECONDS:g}) and reports 'primer X s + new Y s'.\n"
         f"Steering: named instruments are soft-steered (strength {DEFAULT_STEERING_STRENGTH:g}) unless --steering\n"
-        f"says otherwise: soft adds --strength to their note-ons' logits (others stay possible),\n"
-        f"hard forbids every other instrument, none leaves only the instrumentation token.\n"
+        f"says otherwise. Steering picks the instrument of each note-on, never whether one is struck:\n"
+        f"soft makes them e**strength times likelier among note-ons (others stay possible), hard\n"
+        f"gives every note-on to them, none leaves only the instrumentation token.\n"
         f"A piece with under --min-note-rate new notes a second on the requested instruments is\n"
         f"written but reported, with what to try, and the command exits 3. Ctrl-C writes what was\n"
         f"generated so far (every note ended) and exits 130.\n"
@@ -90,7 +92,8 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
                    help="push (soft) or restrict (hard) notes to --instruments, or not (none); "
                         "default soft when --instruments is given")
     p.add_argument("--strength", type=float, default=DEFAULT_STEERING_STRENGTH,
-                   help=f"soft steering bias in logits (default {DEFAULT_STEERING_STRENGTH:g})")
+                   help=f"soft steering: the requested instruments' odds among note-ons, in logits "
+                        f"(x e**strength; default {DEFAULT_STEERING_STRENGTH:g})")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1; 0: greedy decoding)")
     p.add_argument("--top-p", type=float, default=0.95)
     p.add_argument("--max-polyphony", type=int, help="most notes sounding at once")

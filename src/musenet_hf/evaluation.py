@@ -293,7 +293,10 @@ def steering_adherence(pipe: Any, *, composer: str | None, instruments: str, pie
                        seconds: float = 15.0, strength: float | None = None, seed: int = 0,
                        strengths: Sequence[float] | None = None) -> dict[str, Any]:
     """Share of note-ons on ``instruments`` with no steering (the instrumentation token alone),
-    soft steering (``strength``, and each of ``strengths``) and hard steering, over ``pieces`` pieces each."""
+    soft steering (``strength``, and each of ``strengths``) and hard steering, over ``pieces`` pieces each,
+    with what the steering does to the music: the share of notes over 4 s and the mean number of
+    notes sounding at once (averaged over pieces), since a steering that strikes notes the model
+    does not end is worse than none."""
     from .logits_processors import DEFAULT_STEERING_STRENGTH, resolve_instruments
 
     strength = DEFAULT_STEERING_STRENGTH if strength is None else strength
@@ -304,7 +307,10 @@ def steering_adherence(pipe: Any, *, composer: str | None, instruments: str, pie
         got = generate_pieces(pipe, pieces, seed=seed, composer=composer, instruments=instruments, seconds=seconds,
                               steering=mode, strength=strength)
         ons = [i for p in got for i in note_on_instruments(pipe.tokenizer, p["tokens"])]
-        return {"note_ons": len(ons), "share": sum(i in wanted for i in ons) / max(len(ons), 1)}
+        stats = [piece_statistics(pipe.tokenizer.decode_to_notes(p["tokens"]), pipe.tokenizer.vocabulary) for p in got]
+        return {"note_ons": len(ons), "share": sum(i in wanted for i in ons) / max(len(ons), 1),
+                "long_note_share": float(np.nanmean([s["long_note_share"] for s in stats])),
+                "polyphony_mean": float(np.nanmean([s["polyphony_mean"] for s in stats]))}
 
     for mode in ("none", "soft", "hard"):
         out[mode] = share(mode, strength)
@@ -430,11 +436,15 @@ def markdown_report(report: dict[str, Any]) -> str:
     if st:
         caption = (f"Instrument adherence, asking for `{st['instruments']}` ({st['composer']}, {st['pieces']} pieces "
                    f"of {st['seconds']:.0f} s per mode):")
-        modes = [(f"soft (strength {st['strength']:g})" if m == "soft" else m, st[m]["note_ons"],
-                  f"{100 * st[m]['share']:.1f}%") for m in ("none", "soft", "hard")]
-        modes[2:2] = [(f"soft (strength {k:g})", r["note_ons"], f"{100 * r['share']:.1f}%")
+        def row(name: str, r: dict[str, Any]) -> tuple:
+            return (name, r["note_ons"], f"{100 * r['share']:.1f}%", f"{100 * r.get('long_note_share', math.nan):.1f}%",
+                    f"{r.get('polyphony_mean', math.nan):.2f}")
+
+        modes = [row(f"soft (strength {st['strength']:g})" if m == "soft" else m, st[m]) for m in ("none", "soft", "hard")]
+        modes[2:2] = [row(f"soft (strength {k:g})", r)
                       for k, r in sorted(st.get("soft_at", {}).items(), key=lambda kv: float(kv[0]))]
-        lines += _table(["steering", "note-ons", "on the requested instruments"], modes, caption)
+        lines += _table(["steering", "note-ons", "on the requested instruments", "notes over 4 s", "notes at once"],
+                        modes, caption)
     ln = report.get("length")
     if ln:
         caption = f"Length control (tolerance {100 * ln['tolerance']:.0f}%): {ln['within']} of {ln['pieces']} pieces within it."

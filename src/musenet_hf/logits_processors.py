@@ -9,10 +9,11 @@ with nothing left.
   sounding note, no prefix or special tokens once ``start`` has been seen, ``end`` only when no
   note is sounding (and, optionally, after a minimum length), and a first note within
   ``max_silence_seconds`` of the start (no ``end`` before it), so a piece is never silent.
-* :class:`InstrumentSteeringLogitsProcessor`: ``soft`` adds a bias to the requested instruments'
-  note-ons (MuseNet's "strong suggestion"; default :data:`DEFAULT_STEERING_STRENGTH`); ``hard``
-  forbids every other instrument's note-ons. Note-offs are never touched, so notes already
-  sounding can always end.
+* :class:`InstrumentSteeringLogitsProcessor`: chooses the instrument of each note-on, keeping the
+  model's probability of striking a note at all. ``soft`` makes the requested instruments
+  ``e**strength`` times likelier among note-ons (MuseNet's "strong suggestion"; default
+  :data:`DEFAULT_STEERING_STRENGTH`); ``hard`` gives every note-on to them. Note-offs are never
+  touched, so notes already sounding can always end.
 * :class:`TargetLengthLogitsProcessor`: no ``end`` before ``(1 - tolerance) * seconds``, no wait
   past ``(1 + tolerance) * seconds``, and from ``seconds`` on only note-offs then ``end``.
 
@@ -348,46 +349,72 @@ def resolve_instruments(vocabulary: MuseNetVocabulary, names: Iterable[str | int
 
 
 class InstrumentSteeringLogitsProcessor(LogitsProcessor):
-    """Steers note-ons toward the requested instruments.
+    """Steers the choice of instrument for note-ons, and nothing else.
 
-    ``mode="soft"`` adds ``strength`` to the logits of the requested instruments' note-ons (the
-    model can still choose another instrument, as MuseNet's instrument tokens were "strong
-    suggestions"); ``mode="hard"`` forbids the note-ons of every other instrument. Note-offs are
-    never changed, so notes already sounding (e.g. from a primer) can end. Stateless: one
-    precomputed (V,) bias, added each step.
+    Steering decides *which* instrument plays a note, never *whether* a note is struck: the total
+    probability of a note-on (against waits, note-offs and ``end``) stays what the model gave it,
+    so rhythm, density and the closing of notes stay the model's own. Within the note-ons,
+    ``mode="soft"`` makes each requested instrument's note-on ``e**strength`` times likelier than
+    it was against the other instruments' (the model can still pick another, as MuseNet's
+    instrument tokens were "strong suggestions"); ``mode="hard"`` gives all the note-on
+    probability to the requested instruments, in the model's proportions among them.
+    Note-offs are never changed, so notes already sounding (e.g. from a primer) can end.
+
+    Why mass-preserving: a plain bias on the requested note-ons also moves probability from waits
+    and note-offs to note-ons. Measured with the bundled model (irish on violin, 20 s), that bias
+    (strength 5) struck notes faster than the model ended them: 56% of notes lasted over 4 s and
+    40 sounded at once, against 0% and 1.2 without steering.
 
     Args:
         vocabulary: the model's vocabulary.
         instruments: instrument or group names or indices (see :func:`resolve_instruments`).
         mode: ``"soft"`` or ``"hard"``.
-        strength: the soft bias in logits (``e**strength`` times more likely before renormalizing;
-            default :data:`DEFAULT_STEERING_STRENGTH`).
+        strength: the soft odds factor, in logits (``e**strength``; default
+            :data:`DEFAULT_STEERING_STRENGTH`).
     """
 
     def __init__(self, vocabulary: MuseNetVocabulary, instruments: Iterable[str | int] | str,
                  mode: str = "soft", strength: float = DEFAULT_STEERING_STRENGTH):
         if mode not in ("soft", "hard"):
             raise ValueError(f"steering mode must be 'soft' or 'hard', got {mode!r}")
+        if not math.isfinite(strength):
+            raise ValueError(f"steering strength must be a finite number, got {strength}")
         self.vocabulary = vocabulary
         self.instruments = resolve_instruments(vocabulary, instruments)
-        self.mode, self.strength = mode, strength
-        on = vocabulary.is_note_on
-        requested = on & torch.isin(torch.as_tensor(vocabulary.note_instrument),
-                                    torch.tensor(self.instruments)).numpy()
-        bias = torch.zeros(len(vocabulary))
-        if mode == "soft":
-            bias[torch.as_tensor(requested)] = strength
-        else:
-            bias[torch.as_tensor(on & ~requested)] = -math.inf
-        self._bias = bias
-        self._bias_on: dict[str, torch.Tensor] = {}
+        self.mode, self.strength = mode, float(strength)
+        on = torch.as_tensor(vocabulary.is_note_on)
+        requested = on & torch.isin(torch.as_tensor(vocabulary.note_instrument), torch.tensor(self.instruments))
+        self._requested = requested.nonzero().squeeze(1)  # (R,) ids of the requested note-ons
+        self._others = (on & ~requested).nonzero().squeeze(1)  # (O,) ids of every other note-on
+        self._index_on: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _indices(self, device: torch.device, vocab: int) -> tuple[torch.Tensor, torch.Tensor]:
+        key = f"{device}/{vocab}"
+        if key not in self._index_on:
+            req, oth = self._requested, self._others
+            self._index_on[key] = (req[req < vocab].to(device), oth[oth < vocab].to(device))
+        return self._index_on[key]
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        key = f"{scores.device}/{scores.dtype}"
-        if key not in self._bias_on:
-            self._bias_on[key] = self._bias.to(device=scores.device, dtype=scores.dtype)
-        bias = self._bias_on[key][: scores.shape[1]]
-        return scores + bias
+        req, oth = self._indices(scores.device, scores.shape[1])
+        logits = scores.float()
+        mass_req = torch.logsumexp(logits[:, req], dim=1)  # (B,) log P(note-on, requested)
+        mass_oth = torch.logsumexp(logits[:, oth], dim=1)  # (B,) log P(note-on, other instrument)
+        mass_on = torch.logaddexp(mass_req, mass_oth)  # (B,) log P(note-on), kept
+        out = scores.clone()
+        if self.mode == "soft":
+            # requested odds x e**strength, then both parts scaled so they sum to P(note-on) again
+            shift = mass_on - torch.logaddexp(mass_req + self.strength, mass_oth)  # (B,)
+            shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
+            out[:, req] += (shift + self.strength)[:, None].to(out.dtype)
+            out[:, oth] += shift[:, None].to(out.dtype)
+        else:
+            # all of P(note-on) onto the requested instruments; none possible: no note-on at all
+            shift = mass_on - mass_req
+            shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
+            out[:, req] += shift[:, None].to(out.dtype)
+            out[:, oth] = -math.inf
+        return out
 
 
 class TargetLengthLogitsProcessor(LogitsProcessor):

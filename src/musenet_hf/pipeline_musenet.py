@@ -23,9 +23,9 @@ any case), ``primer`` (a MIDI path, bytes or ``mido.MidiFile``) with ``primer_se
 * **Steering.** Not given, it is ``"soft"`` (strength
   :data:`~musenet_hf.logits_processors.DEFAULT_STEERING_STRENGTH`) when ``instruments`` are named,
   and off otherwise (then only the instrumentation token, a primer's included, asks for them).
-  ``"soft"`` adds ``strength`` to the logits of the requested instruments' note-ons (others stay
-  possible), ``"hard"`` forbids every other instrument's note-ons, ``"none"`` (or ``None``)
-  leaves the model alone.
+  Steering picks the instrument of each note-on, never whether one is struck: ``"soft"`` makes
+  the requested instruments ``e**strength`` times likelier among note-ons (others stay possible),
+  ``"hard"`` gives every note-on to them, ``"none"`` (or ``None``) leaves the model alone.
 * **Threads.** ``threads`` sets torch's CPU threads for the call (restored after); without it the
   environment variable ``MUSENET_THREADS`` does, and without that torch's setting stays. On a
   busy machine one thread is much faster than torch's default of one per core.
