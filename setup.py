@@ -37,6 +37,8 @@ setup(
         "audio": ["matplotlib>=3.7"],
         "peft": ["peft>=0.10"],
         "eval": ["scikit-learn>=1.3"],
+        # `musenet demo` and `musenet embeddings-plot`; selenium drives Debian's chromium in the browser tests.
+        "demo": ["gradio>=6.0", "gradio_client>=2.0", "matplotlib>=3.7", "scikit-learn>=1.3", "selenium>=4.10"],
         "dev": [
             "pytest>=8.0",
             "pytest-timeout>=2.2",

@@ -1,4 +1,5 @@
-"""The ``musenet`` command: generate, list, prepare-corpus, train, train-critic, encode, evaluate.
+"""The ``musenet`` command: generate, list, prepare-corpus, train, train-critic, encode, evaluate, demo,
+embeddings-plot.
 
 Each subcommand lives with the code it drives and exposes ``add_<name>_arguments(parser)`` and
 ``run_<name>(args) -> int``; this file only wires them up, importing each lazily so that
@@ -20,6 +21,8 @@ COMMANDS = {
     "train-critic": ("musenet_hf.critic", "train_critic", "train a finished model's critic head on its own samples"),
     "encode": ("musenet_hf.cli_encode", "encode", "encode MIDI files or folders to token ids / text"),
     "evaluate": ("musenet_hf.evaluation", "evaluate", "measure a model: bits per second against GPT-2, composers, steering, length"),
+    "demo": ("musenet_hf.demo", "demo", "the demo app in a browser: 4 candidates, continue, undo, the composer map"),
+    "embeddings-plot": ("musenet_hf.embeddings_plot", "embeddings_plot", "draw the composer and instrument map (t-SNE of the embeddings)"),
 }
 
 
