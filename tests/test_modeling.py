@@ -661,3 +661,36 @@ def test_warm_start_begins_the_sounding_table_as_the_note_off_embeddings():
     drums = 9 * 128 + 36
     assert int(e.off_id[drums]) == -1 and not e.embed_sounding.weight[drums].any()
     assert not start_sounding_as_note_offs(model)  # a trained (non-zero) table is left alone
+
+
+def test_end_has_zero_probability_while_a_note_sounds():
+    """mask_end_while_sounding: `end` is at the dtype's minimum exactly after the tokens where a
+    note sounds; a real piece's `end` (every note ended first) is never masked; with a cache the
+    rule holds in generate(), so a sampled piece that ends has ended all its notes."""
+    from musenet_hf.tokenization_musenet import MuseNetTokenizer
+    from musenet_hf.vocabulary import MuseNetVocabulary
+
+    if not SONG.exists():
+        pytest.skip("../shared/midi is absent")
+    v = MuseNetVocabulary.from_preset("musenet")
+    model = tiny_model(seed=3, attention_layout="full", mask_end_while_sounding=True, **_musenet_note_layout())
+    tokens = MuseNetTokenizer.from_preset("musenet").encode_midi(SONG)
+    assert tokens[-1] == v.end_id
+    ids = torch.tensor([tokens[-120:]])  # the piece's last 120 tokens, `end` included
+    with torch.no_grad():
+        logits = model(ids).logits[0]
+    low = torch.finfo(logits.dtype).min
+    sounding = model.model.embeddings.sounding_notes(ids)[0].any(-1)
+    assert torch.equal(logits[:, v.end_id] == low, sounding)
+    assert sounding.any() and (~sounding).any()
+    assert logits[-2, v.end_id] > low  # before the real `end`, nothing sounds
+    assert not (logits[:, v.is_note_off] == low).any()  # the note-off rule is a separate switch
+    # generate() with a cache: after every sampled token, `end` is masked exactly while a note sounds
+    prompt = ids[:, :40]
+    torch.manual_seed(0)
+    out = model.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=True, top_k=0, max_new_tokens=40,
+                         min_new_tokens=40, pad_token_id=PAD, output_logits=True, return_dict_in_generate=True)
+    seq = out.sequences
+    masked = torch.stack([step[0, v.end_id] == low for step in out.logits])  # (40,)
+    sounding_before = model.model.embeddings.sounding_notes(seq)[0, prompt.shape[1] - 1: -1].any(-1)
+    assert torch.equal(masked, sounding_before) and masked.any()

@@ -53,6 +53,9 @@ class MuseNetConfig(PreTrainedConfig):
             (its logit the dtype's minimum), as no real piece has one: a structural rule of the
             model's distribution, so plain `generate()` and bits per second see it. Not in MuseNet;
             it needs `note_slots`.
+        mask_end_while_sounding: give `end` zero probability while a note sounds, as no real piece
+            ends with a note left open (the encoder ends every note first): a piece the model ends
+            is closed. Not in MuseNet; it needs `note_slots`.
         note_slots: the vocabulary's note layout, `[instrument, volume]` per block of 128 note ids
             (volume 0: the note-off block); `MuseNetVocabulary.model_config_kwargs()` fills it in.
         drum_instrument: the instrument index of the drum kit (never sounding: no note-off).
@@ -130,6 +133,7 @@ class MuseNetConfig(PreTrainedConfig):
     countdown_step_seconds: float = 1.0
     use_sounding_embedding: bool = False
     mask_silent_note_offs: bool = False
+    mask_end_while_sounding: bool = False
     note_slots: list | None = None
     drum_instrument: int | None = None
     structural_init_std: float | None = None
@@ -156,10 +160,15 @@ class MuseNetConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
         self.validate()
 
+    @property
+    def tracks_sounding_notes(self) -> bool:
+        """Whether the model needs the sounding notes after each token (an embedding or a rule uses them)."""
+        return bool(self.use_sounding_embedding or self.mask_silent_note_offs or self.mask_end_while_sounding)
+
     def validate(self) -> None:
         """Raise `ValueError` on settings the model cannot run with."""
-        if (self.use_sounding_embedding or self.mask_silent_note_offs) and not self.note_slots:
-            raise ValueError("use_sounding_embedding and mask_silent_note_offs need note_slots "
+        if self.tracks_sounding_notes and not self.note_slots:
+            raise ValueError("use_sounding_embedding, mask_silent_note_offs and mask_end_while_sounding need note_slots "
                              "(from MuseNetVocabulary.model_config_kwargs())")
         if self.hidden_size % self.num_attention_heads != 0:
             raise ValueError(

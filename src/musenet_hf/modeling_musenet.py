@@ -115,7 +115,7 @@ class MuseNetEmbeddings(nn.Module):
         self.embed_countdown = nn.Embedding(config.num_countdown, h) if config.use_countdown_embedding else None
         key, on, off_id = note_key_tables(config)
         self.num_keys = len(off_id)
-        self.track_sounding = config.use_sounding_embedding or config.mask_silent_note_offs
+        self.track_sounding = config.tracks_sounding_notes
         self.embed_sounding = nn.Embedding(self.num_keys, h) if config.use_sounding_embedding else None
         self.dropout = nn.Dropout(config.embd_dropout)
         # Derived from the config, not learned: kept out of the checkpoint, refilled by `_init_weights`.
@@ -553,8 +553,8 @@ class MuseNetForCausalLM(MuseNetPreTrainedModel, GenerationMixin):
         )
         hidden_states = outputs.last_hidden_state
         logits = self.lm_head(slice_logits_to_keep(hidden_states, logits_to_keep))
-        if self.config.mask_silent_note_offs:
-            logits = self.mask_silent_note_offs(logits, input_ids, sounding_notes, past)
+        if self.config.mask_silent_note_offs or self.config.mask_end_while_sounding:
+            logits = self.mask_impossible_tokens(logits, input_ids, sounding_notes, past)
 
         # The critic scores whole sequences: skipped in decoding steps, which only see the new tokens.
         critic_logits = self.critic(hidden_states, attention_mask) if self.critic is not None and past == 0 else None
@@ -580,25 +580,31 @@ class MuseNetForCausalLM(MuseNetPreTrainedModel, GenerationMixin):
             critic_loss=critic_loss,
         )
 
-    def mask_silent_note_offs(self, logits: torch.Tensor, input_ids: torch.LongTensor | None,
-                              sounding_notes: torch.Tensor | None, past: int) -> torch.Tensor:
-        """`logits` (B, T', V) with the note-offs of notes not sounding after each position set to
-        the dtype's minimum (see `MuseNetConfig.mask_silent_note_offs`). The state comes from
-        `sounding_notes` (B, T, K) or, without a cache, from `input_ids`; without either (a forward
-        on `inputs_embeds`, as mixup does) the logits are returned unmasked."""
+    def mask_impossible_tokens(self, logits: torch.Tensor, input_ids: torch.LongTensor | None,
+                               sounding_notes: torch.Tensor | None, past: int) -> torch.Tensor:
+        """`logits` (B, T', V) with the tokens no real piece has after each position set to the
+        dtype's minimum: note-offs of notes not sounding (`MuseNetConfig.mask_silent_note_offs`)
+        and `end` while a note sounds (`MuseNetConfig.mask_end_while_sounding`). The state comes
+        from `sounding_notes` (B, T, K) or, without a cache, from `input_ids`; without either (a
+        forward on `inputs_embeds`, as mixup does) the logits are returned unmasked."""
         embeddings = self.model.embeddings
         if sounding_notes is None:
             if input_ids is None:
                 return logits
             if past > 0:
-                raise ValueError("mask_silent_note_offs with a cache needs sounding_notes (generate() passes them)")
+                raise ValueError("masking impossible tokens with a cache needs sounding_notes (generate() passes them)")
             sounding_notes = embeddings.sounding_notes(input_ids)
         state = sounding_notes[:, -logits.shape[1]:]  # (B, T', K)
-        keys = (embeddings.off_id >= 0).nonzero().flatten()
-        off_ids = embeddings.off_id[keys]
-        silent = ~state[..., keys]  # (B, T', K')
+        low = torch.finfo(logits.dtype).min
         logits = logits.clone()
-        logits[..., off_ids] = logits[..., off_ids].masked_fill(silent, torch.finfo(logits.dtype).min)
+        if self.config.mask_silent_note_offs:
+            keys = (embeddings.off_id >= 0).nonzero().flatten()
+            off_ids = embeddings.off_id[keys]
+            silent = ~state[..., keys]  # (B, T', K')
+            logits[..., off_ids] = logits[..., off_ids].masked_fill(silent, low)
+        end = self.config.eos_token_id
+        if self.config.mask_end_while_sounding and end is not None and end < logits.shape[-1]:
+            logits[..., end] = logits[..., end].masked_fill(state.any(-1), low)
         return logits
 
     def prepare_inputs_for_generation(
