@@ -116,10 +116,11 @@ def build_demo(studio: Studio) -> Any:
 
     def add_and_render(tree: HistoryTree, parent: int | None, candidates: list[dict[str, Any]]) -> list[int]:
         ids = tree.add_batch(parent, candidates)
-        for node_id in ids:
-            node = tree.node(node_id)
-            node.info["files"] = studio.render(node.midi, node.label, title=f"{node.label}: {_describe(node)}",
-                                               model=node.info.get("model"))
+        nodes = [tree.node(i) for i in ids]
+        rendered = studio.render([(n.midi, n.label, f"{n.label}: {_describe(n)}") for n in nodes],
+                                 model=nodes[0].info.get("model"))
+        for node, files in zip(nodes, rendered):
+            node.info["files"] = files
         return ids
 
     @_guarded
@@ -240,9 +241,10 @@ def build_demo(studio: Studio) -> Any:
                         with gr.Column(elem_id=f"candidate-{k}", elem_classes=["candidate"]):
                             slots += [gr.Markdown(elem_id=f"info-{k}"),
                                       gr.Audio(type="filepath", interactive=False, label=f"Candidate {k}",
-                                               elem_id=f"audio-{k}"),
+                                               buttons=["download"], elem_id=f"audio-{k}"),
                                       gr.Image(type="filepath", format="png", interactive=False,
-                                               label=f"Piano roll {k}", elem_id=f"roll-{k}"),
+                                               buttons=["download", "fullscreen"], label=f"Piano roll {k}",
+                                               elem_id=f"roll-{k}"),
                                       gr.File(interactive=False, label=f"MIDI {k}", elem_id=f"midi-{k}")]
             with gr.Row():
                 choice = gr.Radio([str(k) for k in range(1, SHOWN + 1)], value="1", label="Chosen candidate (Continue goes on from it)",
@@ -255,7 +257,7 @@ def build_demo(studio: Studio) -> Any:
                         "with t-SNE (`musenet embeddings-plot` draws the same).")
             map_btn = gr.Button("Draw the map", elem_id="map-button")
             map_img = gr.Image(type="filepath", format="png", interactive=False, label="Composer and instrument map",
-                               elem_id="map")
+                               buttons=["download", "fullscreen"], elem_id="map")
             map_caption = gr.Markdown(elem_id="map-caption")
 
         outs = [state, status, *slots, choice, history, goto]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import tempfile
 import threading
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -114,12 +115,16 @@ def read_primer(data: bytes | str | Path) -> bytes:
     except OSError as err:
         raise DemoError(f"could not read the uploaded file {name}: {err.strerror}") from None
     try:
-        score = read_midi(raw)
+        with warnings.catch_warnings(record=True) as repairs:  # the reader mends damaged files and says how
+            warnings.simplefilter("always")
+            score = read_midi(raw)
     except (MidiReadError, ValueError, EOFError, OSError, IndexError) as err:
         raise DemoError(f"{name} is not a MIDI file that can be read ({str(err)[:200]}). "
                         "Upload a Standard MIDI File (.mid).") from None
     if not score.notes:
-        raise DemoError(f"{name} is a MIDI file without notes: upload one with music in it.")
+        damage = "; ".join(str(w.message) for w in repairs)[:200]
+        raise DemoError(f"{name} is " + (f"not a MIDI file that can be read: damaged, and no notes survive ({damage})"
+                                         if damage else "a MIDI file without notes") + ". Upload one with music in it.")
     return raw
 
 
@@ -246,41 +251,52 @@ class Studio:
         return self.generate(req)
 
     # ------------------------------------------------------------------ rendering
-    def render(self, midi: bytes, name: str, title: str = "", model: str | None = None) -> dict[str, Any]:
-        """Write ``name.mid``, ``name.png`` (piano roll) and ``name.wav`` (or say why there is no audio).
+    def render(self, pieces: list[tuple[bytes, str, str]], model: str | None = None) -> list[dict[str, Any]]:
+        """Write ``NAME.mid``, ``NAME.png`` (piano roll) and ``NAME.wav`` for each ``(midi, name, title)``.
 
-        Returns ``{"mid", "png", "wav" (None without FluidSynth), "audio_note", "notes"}`` where
-        ``notes`` counts the notes per instrument name.
+        Returns one ``{"mid", "png", "wav" (None without FluidSynth), "audio_note", "notes"}`` per
+        piece, ``notes`` counting the notes per instrument name. FluidSynth runs as a separate
+        process per piece, all at once, while this thread draws the piano rolls.
         """
+        from concurrent.futures import ThreadPoolExecutor
+
         from .midi_io import read_midi
         from .render import AudioRenderError, render_pianoroll, render_wav
 
-        with self._lock:
-            self._count += 1
-            folder = self.workdir / f"{self._count:05d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        safe = "".join(c if c.isalnum() or c in "-._" else "_" for c in name) or "piece"
-        mid = folder / f"musenet-{safe}.mid"
-        mid.write_bytes(midi)
-        v = self.vocabulary(model)
-        notes = list(read_midi(midi).notes)
-        counts: dict[str, int] = {}
-        for n in notes:
+        def wav_of(mid: Path) -> tuple[str | None, str]:
             try:
-                idx = v.instrument_of_program(n.program, n.is_drum)
-            except ValueError:  # drums in a vocabulary without a kit: counted as piano, as the tokenizer reads them
-                idx = v.instrument_index.get("piano", 0)
-            counts[v.instruments[idx].name] = counts.get(v.instruments[idx].name, 0) + 1
-        png = folder / f"musenet-{safe}.png"
-        with self._lock:  # pyplot's state is global
-            render_pianoroll(notes, png, vocabulary=v, title=title or None, dpi=60)
-        wav, note = folder / f"musenet-{safe}.wav", ""
-        try:
-            render_wav(mid, wav, sample_rate=WAV_RATE)
-        except AudioRenderError as err:
-            wav, note = None, f"no audio: {err}"
-        return {"mid": str(mid), "png": str(png), "wav": str(wav) if wav else None, "audio_note": note,
-                "notes": counts}
+                return str(render_wav(mid, mid.with_suffix(".wav"), sample_rate=WAV_RATE)), ""
+            except AudioRenderError as err:
+                return None, f"no audio: {err}"
+
+        v = self.vocabulary(model)
+        out, mids = [], []
+        for midi, name, _ in pieces:
+            with self._lock:
+                self._count += 1
+                folder = self.workdir / f"{self._count:05d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            safe = "".join(c if c.isalnum() or c in "-._" else "_" for c in name) or "piece"
+            mids.append(folder / f"musenet-{safe}.mid")
+            mids[-1].write_bytes(midi)
+        with ThreadPoolExecutor(max_workers=max(1, len(pieces))) as pool:
+            wavs = [pool.submit(wav_of, mid) for mid in mids]
+            for (midi, _, title), mid in zip(pieces, mids):
+                notes = list(read_midi(midi).notes)
+                counts: dict[str, int] = {}
+                for n in notes:
+                    try:
+                        idx = v.instrument_of_program(n.program, n.is_drum)
+                    except ValueError:  # drums in a vocabulary without a kit: the tokenizer reads them as piano
+                        idx = v.instrument_index.get("piano", 0)
+                    counts[v.instruments[idx].name] = counts.get(v.instruments[idx].name, 0) + 1
+                png = mid.with_suffix(".png")
+                with self._lock:  # pyplot's state is global
+                    render_pianoroll(notes, png, vocabulary=v, title=title or None, dpi=60)
+                out.append({"mid": str(mid), "png": str(png), "notes": counts})
+            for item, job in zip(out, wavs):
+                item["wav"], item["audio_note"] = job.result()
+        return out
 
 
 def audio_available() -> str:
