@@ -20,7 +20,7 @@ from musenet_hf.midi_io import read_midi  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 DEFAULTS = dict(inst_text="", primer=None, primer_seconds=10, temperature=1.0, top_p=0.95, top_k=0, steering="auto",
-                strength=5, samples=4, rerank=False, polyphony=0, seed=None, model="")
+                strength=5, samples=4, rerank=False, polyphony=0, seed=-1, model="")
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_continue_and_undo_walk_the_history(app):
     client = gradio_client.Client(app, verbose=False)
     first = generate(client, seconds=2)
     seconds_2 = mido.MidiFile(first["midi2"]).length
-    cont = dict(zip(OUTPUTS, client.predict("2", 2, api_name="/continue")))
+    cont = dict(zip(OUTPUTS, client.predict("2", 1, api_name="/continue")))
     assert cont["status"].startswith("Continued candidate 2"), cont["status"]
     assert [cont[f"info{k}"].split("**")[1] for k in range(1, 5)] == [f"Candidate 2.{k}" for k in range(1, 5)]
     # each continuation starts with candidate 2, note for note, and is longer

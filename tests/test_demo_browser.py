@@ -5,7 +5,8 @@ players, switches to advanced mode, uploads a primer, draws the composer map; sa
 each and asserts on what the page shows. No browser is downloaded: without Chromium the tests skip.
 
 The README's screenshots are these: ``MUSENET_DOCS_SCREENSHOTS=1 MUSENET_DEMO_MODEL=checkpoints/musenet-small-music21
-python -m pytest -q tests/test_demo_browser.py`` writes small copies to ``docs/`` (with the bundled model).
+MUSENET_DEMO_SECONDS=12 python -m pytest -q tests/test_demo_browser.py`` writes small copies to ``docs/`` (with the
+bundled model).
 """
 
 import io
@@ -118,7 +119,7 @@ def test_simple_mode_generates_four_candidates(page):
     click_label(driver, "#instruments", "violin")
     length = css(driver, "#seconds input")[0]
     length.send_keys(Keys.CONTROL, "a")
-    length.send_keys("3")
+    length.send_keys(os.environ.get("MUSENET_DEMO_SECONDS", "2"))  # longer for the README's screenshots
     css(driver, "#generate")[0].click()
     wait_for(driver, lambda d: "4 candidates" in css(d, "#status")[0].text, what="the 4 candidates")
     rolls = wait_for(driver, lambda d: [img for k in range(1, 5) for img in css(d, f"#roll-{k} img")

@@ -224,7 +224,7 @@ def build_demo(studio: Studio) -> Any:
                 with gr.Row():
                     samples = gr.Slider(1, MAX_SAMPLES, SHOWN, step=1, label="Samples (the best 4 are shown)")
                     rerank = gr.Checkbox(False, label="Rerank by the critic")
-                    seed = gr.Number(None, precision=0, label="Seed (empty: random)")
+                    seed = gr.Number(-1, precision=0, label="Seed (-1: random)")
                     model = gr.Textbox(studio.default_model, label="Model folder (any local checkpoint)",
                                        elem_id="model")
             with gr.Row():

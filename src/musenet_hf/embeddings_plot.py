@@ -105,7 +105,7 @@ def plot_embeddings(model: Any, tokenizer: Any, path: str | Path, seed: int = 0,
     ax.set_xticks([])
     ax.set_yticks([])
     ax.legend(loc="best", fontsize=8)
-    ax.set_title(title or f"{getattr(model, 'name_or_path', '') or 'model'}: "
+    ax.set_title(title or f"{Path(getattr(model, 'name_or_path', '') or 'model').name}: "
                           f"{kinds.count('composer')} composer/style and {kinds.count('instrumentation')} "
                           "instrumentation tokens")
     fig.text(0.01, 0.005, CAPTION, fontsize=8, wrap=True, va="bottom")
