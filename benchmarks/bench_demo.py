@@ -32,7 +32,8 @@ def main() -> int:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "MUSENET_THREADS": os.environ.get("MUSENET_THREADS", "1"), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "musenet_hf.cli", "demo", "--port", str(port)] + (["--model", args.model] if args.model else [])
+    cmd = [sys.executable, "-m", "musenet_hf.cli", "demo", "--port", str(port)]
+    cmd += ["--model", args.model] if args.model else []
     started = time.time()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:

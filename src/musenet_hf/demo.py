@@ -152,7 +152,8 @@ def build_demo(studio: Studio) -> Any:
         node = tree.node(chosen)
         candidates = studio.continue_piece(node.info, node.midi, seconds)
         add_and_render(tree, chosen, candidates)
-        return view(tree, f"Continued candidate {node.label} by {float(seconds):g} s: {len(candidates)} new candidates.")
+        return view(tree, f"Continued candidate {node.label} by {float(seconds):g} s: "
+                          f"{len(candidates)} new candidates.")
 
     @_guarded
     def undo(tree):
@@ -164,7 +165,10 @@ def build_demo(studio: Studio) -> Any:
     def go_to(tree, label):
         if tree is None or not label:
             raise DemoError("choose a piece of the history first")
-        tree.go_to(tree.find(str(label)))
+        try:
+            tree.go_to(tree.find(str(label)))
+        except KeyError as err:
+            raise DemoError(str(err.args[0]) if err.args else str(err)) from None
         return view(tree, f"Back at candidate {label}: Continue goes on from it, on a new branch.")
 
     def choose(tree, choice):
@@ -199,7 +203,8 @@ def build_demo(studio: Studio) -> Any:
         with gr.Tab("Compose", elem_id="tab-compose"):
             mode = gr.Radio(["Simple", "Advanced"], value="Simple", label="Mode", elem_id="mode")
             with gr.Row():
-                composer = gr.Dropdown(composers, value=composers[0][1] if composers else None, label="Composer / style",
+                composer = gr.Dropdown(composers, value=composers[0][1] if composers else None,
+                                       label="Composer / style",
                                        allow_custom_value=True, elem_id="composer")
                 seconds = gr.Number(20, label=f"Length (seconds, up to {MAX_SECONDS:g})", elem_id="seconds")
             ticked = gr.CheckboxGroup(instrument_names, label="Instruments (none ticked: the composer's usual ones)",
@@ -247,7 +252,8 @@ def build_demo(studio: Studio) -> Any:
                                                elem_id=f"roll-{k}"),
                                       gr.File(interactive=False, label=f"MIDI {k}", elem_id=f"midi-{k}")]
             with gr.Row():
-                choice = gr.Radio([str(k) for k in range(1, SHOWN + 1)], value="1", label="Chosen candidate (Continue goes on from it)",
+                choice = gr.Radio([str(k) for k in range(1, SHOWN + 1)], value="1",
+                                  label="Chosen candidate (Continue goes on from it)",
                                   elem_id="choice")
                 goto = gr.Dropdown([], label="Go back to a piece of the history", elem_id="goto")
                 goto_btn = gr.Button("Go back", elem_id="goto-button")
@@ -286,7 +292,8 @@ def launch_demo(demo: Any, host: str = "127.0.0.1", port: int = 7860, block: boo
 # ------------------------------------------------------------------------------------ musenet demo
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="checkpoint folder (default: the bundled checkpoints/musenet-small-music21)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to serve on (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default $MUSENET_THREADS, else 1)")
 

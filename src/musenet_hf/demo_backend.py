@@ -13,7 +13,7 @@ import math
 import tempfile
 import threading
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,6 @@ class Request:
     max_polyphony: int | None = None
     seed: int | None = None
     model: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _number(name: str, value: Any, low: float | None = None, high: float | None = None,
