@@ -440,9 +440,9 @@ def markdown_report(report: dict[str, Any]) -> str:
             return (name, r["note_ons"], f"{100 * r['share']:.1f}%", f"{100 * r.get('long_note_share', math.nan):.1f}%",
                     f"{r.get('polyphony_mean', math.nan):.2f}")
 
-        modes = [row(f"soft (strength {st['strength']:g})" if m == "soft" else m, st[m]) for m in ("none", "soft", "hard")]
-        modes[2:2] = [row(f"soft (strength {k:g})", r)
-                      for k, r in sorted(st.get("soft_at", {}).items(), key=lambda kv: float(kv[0]))]
+        soft = {float(k): r for k, r in st.get("soft_at", {}).items()} | {float(st["strength"]): st["soft"]}
+        modes = ([row("none", st["none"])] + [row(f"soft (strength {k:g})", soft[k]) for k in sorted(soft)]
+                 + [row("hard", st["hard"])])
         lines += _table(["steering", "note-ons", "on the requested instruments", "notes over 4 s", "notes at once"],
                         modes, caption)
     ln = report.get("length")
