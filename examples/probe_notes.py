@@ -30,6 +30,8 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=300, help="new tokens per prompt (default 300)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap.add_argument("--no-early-end", action="store_true",
+                    help="hold back `end` until all --tokens are sampled (min_new_tokens; no other token is touched)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from transformers import AutoModelForCausalLM
@@ -40,8 +42,9 @@ def main() -> None:
     tokenizer = tokenizer_for_model(model)
     requests = [parse_probe_request(r) for r in args.probe]
     for seed in args.seeds:
-        rows = probe_table(model, tokenizer, requests, new_tokens=args.tokens, seed=seed)
-        print(markdown_report({"probe": {"new_tokens": args.tokens, "seed": seed, "rows": rows}}), flush=True)
+        rows = probe_table(model, tokenizer, requests, new_tokens=args.tokens, seed=seed, no_early_end=args.no_early_end)
+        print(markdown_report({"probe": {"new_tokens": args.tokens, "seed": seed, "rows": rows,
+                                         "no_early_end": args.no_early_end}}), flush=True)
 
 
 if __name__ == "__main__":

@@ -178,6 +178,21 @@ def test_note_closure_probe_on_the_tiny_checkpoint(tiny_trained, monkeypatch):
     ratio_ok = math.isfinite(r["off_on_ratio"]) and abs(r["off_on_ratio"] - 1) <= 0.15
     assert r["passes"] == (ratio_ok and r["orphan_offs"] == 0)
     assert note_closure_probe(model, tok, prefix, new_tokens=40, seed=0) == r  # the seed fixes the sample
+    # no_early_end: a model that wants to end at once still runs the whole budget
+    end = tok.vocabulary.end_id
+
+    def likes_end(module, inputs, logits):
+        logits = logits.clone()
+        logits[..., end] += 20.0
+        return logits
+
+    hook = model.lm_head.register_forward_hook(likes_end)
+    try:
+        assert note_closure_probe(model, tok, prefix, new_tokens=40, seed=0)["tokens"] < 5
+        full = note_closure_probe(model, tok, prefix, new_tokens=40, seed=0, no_early_end=True)
+        assert full["tokens"] == 40 and not full["ended"]
+    finally:
+        hook.remove()
     # one plain generate call stops at the model's context
     monkeypatch.setattr(model.config, "max_position_embeddings", len(prefix) + 5)
     assert note_closure_probe(model, tok, prefix, new_tokens=40, seed=1)["tokens"] <= 5

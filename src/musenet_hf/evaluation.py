@@ -378,7 +378,7 @@ def music_statistics(
 
 
 def probe_table(model: Any, tokenizer: Any, requests: Sequence[tuple[str | None, str | None]], *,
-                new_tokens: int = 300, seed: int = 0) -> list[dict[str, Any]]:
+                new_tokens: int = 300, seed: int = 0, no_early_end: bool = False) -> list[dict[str, Any]]:
     """The note-closure probe for each ``(composer, instruments)`` prompt (either may be None;
     instruments as ``"piano,violin"`` or ``"piano_strings"``).
 
@@ -390,7 +390,8 @@ def probe_table(model: Any, tokenizer: Any, requests: Sequence[tuple[str | None,
         names = [n for part in instruments.split(",") for n in part.strip().split("_") if n] if instruments else None
         prefix = tokenizer.prefix_ids(composer, names)
         rows.append({"composer": composer, "instruments": instruments,
-                     **note_closure_probe(model, tokenizer, prefix, new_tokens=new_tokens, seed=seed)})
+                     **note_closure_probe(model, tokenizer, prefix, new_tokens=new_tokens, seed=seed,
+                                          no_early_end=no_early_end)})
     return rows
 
 

@@ -298,7 +298,7 @@ def count_note_events(vocabulary: Any, ids: Sequence[int]) -> dict[str, Any]:
 
 @torch.no_grad()
 def note_closure_probe(model: Any, tokenizer: Any, prefix_ids: Sequence[int], new_tokens: int = 300, seed: int = 0,
-                       seconds: float = 60.0) -> dict[str, Any]:
+                       seconds: float = 60.0, no_early_end: bool = False) -> dict[str, Any]:
     """Sample ``new_tokens`` after ``prefix_ids`` with plain ``model.generate`` and count note events.
 
     No logits processor runs (no grammar, no length or polyphony control) and sampling is pure
@@ -306,6 +306,9 @@ def note_closure_probe(model: Any, tokenizer: Any, prefix_ids: Sequence[int], ne
     A model whose ``forward`` takes ``piece_seconds`` and ``time_offset_seconds`` is told the piece
     lasts ``seconds`` from time 0, as :func:`~musenet_hf.generation.generate_long` would. One
     ``generate`` call cannot run past the model's context, so ``new_tokens`` is capped there.
+    ``no_early_end`` holds back ``end`` until all ``new_tokens`` are sampled (``min_new_tokens``,
+    which touches no other token), so a piece the model would end after a few notes is still
+    measured over the whole budget.
 
     Returns:
         The counts of :func:`count_note_events` over the new tokens, plus ``tokens`` (how many were
@@ -325,6 +328,7 @@ def note_closure_probe(model: Any, tokenizer: Any, prefix_ids: Sequence[int], ne
         kwargs["time_offset_seconds"] = torch.zeros(1, dtype=torch.float64, device=device)
     torch.manual_seed(seed)
     out = model.generate(input_ids, attention_mask=torch.ones_like(input_ids), do_sample=True, max_new_tokens=budget,
+                         min_new_tokens=budget if no_early_end else None,
                          top_k=0, top_p=1.0, temperature=1.0, eos_token_id=v.end_id,
                          pad_token_id=padding_id(model, v), **kwargs)
     new = out[0, input_ids.shape[1]:].tolist()
@@ -373,7 +377,9 @@ def music_table_parts(music: dict[str, Any]) -> tuple[list[str], list[tuple], st
 def probe_table_parts(probe: dict[str, Any]) -> tuple[list[str], list[tuple], str]:
     """``(header, rows, caption)`` of the Markdown table of the ``probe`` section of ``musenet
     evaluate`` (``{"new_tokens", "seed", "rows"}``, rows of ``evaluation.probe_table``)."""
-    caption = (f"Note-closure probe: up to {probe['new_tokens']} tokens sampled with plain `generate` (no logits "
+    length = (f"{probe['new_tokens']} tokens (`end` held back until then)" if probe.get("no_early_end")
+              else f"up to {probe['new_tokens']} tokens")
+    caption = (f"Note-closure probe: {length} sampled with plain `generate` (no logits "
                f"processors, top-k 0, top-p 1, seed {probe['seed']}); passes = note-offs within "
                f"{100 * PROBE_TOLERANCE:.0f}% of pitched note-ons and no note-off of a note never struck:")
     header = ["prompt", "tokens", "note-ons", "note-offs", "off/on", "orphan offs", "waits", "left sounding",
