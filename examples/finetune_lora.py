@@ -24,7 +24,7 @@ from transformers import AutoModelForCausalLM, TrainingArguments
 from musenet_hf.data import MuseNetCollator
 from musenet_hf.modeling_musenet import register_auto_classes
 from musenet_hf.tokenization_musenet import MuseNetTokenizer
-from musenet_hf.training import MuseNetTrainer
+from musenet_hf.trainer_musenet import MuseNetTrainer
 
 from finetune_trainer import add_finetune_arguments, load_windows  # the sibling example in this folder
 

@@ -20,7 +20,7 @@ from musenet_hf.augmentation import AugmentationConfig
 from musenet_hf.data import MuseNetCollator, MuseNetWindows, load_midi_folder
 from musenet_hf.modeling_musenet import register_auto_classes
 from musenet_hf.tokenization_musenet import MuseNetTokenizer
-from musenet_hf.training import MuseNetTrainer
+from musenet_hf.trainer_musenet import MuseNetTrainer
 
 
 def add_finetune_arguments(p: argparse.ArgumentParser, learning_rate: float) -> None:

@@ -11,13 +11,12 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LogitsProcessorList
 
+from musenet_hf.critic import critic_scores, rerank
 from musenet_hf.generation import (
     build_prompt,
-    critic_scores,
     cut_primer,
     default_logits_processors,
     generate_long,
-    rerank,
     sequence_seconds,
     split_prompt,
 )

@@ -15,10 +15,10 @@ import pytest
 import torch
 
 from musenet_hf.data import MuseNetCollator, MuseNetWindows, load_midi_folder
-from musenet_hf.training import (
-    CriticPool, MuseNetTrainer, TrainConfig, build_model, build_tokenizer, causal_lm_loss, critic_batch, evaluate,
-    load_data, lr_lambda, mixup_loss, piece_opening, roc_auc, summarize_eval, train, training_coverage,
-)
+from musenet_hf.critic import CriticPool, critic_batch, piece_opening, roc_auc
+from musenet_hf.trainer_musenet import MuseNetTrainer
+from musenet_hf.training import TrainConfig, build_model, build_tokenizer, load_data, lr_lambda, train, training_coverage
+from musenet_hf.training_losses import causal_lm_loss, evaluate, mixup_loss, summarize_eval
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MIDI = REPO.parent / "shared" / "midi"

@@ -5,8 +5,8 @@ report plus a Markdown table (the one in ``MODEL_CARD.md``):
 
 * :func:`compression`: bits per second of music and per token of one or more models (the bundled
   MuseNet, its GPT-2 baseline) on the same validation windows.
-* :func:`critic_auc_heldout`: the critic head's ROC AUC, real openings of held-out pieces against
-  fresh generations from the same prompts (neither seen in training).
+* :func:`~musenet_hf.critic.critic_auc_heldout`: the critic head's ROC AUC, real openings of
+  held-out pieces against fresh generations from the same prompts (neither seen in training).
 * :func:`composer_recognisability`: a scikit-learn classifier over :func:`piece_features`
   (pitch-class, melodic-interval and duration histograms, note density, polyphony, range),
   trained on real training pieces; its accuracy on held-out real pieces next to its accuracy on
@@ -40,6 +40,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from .critic import critic_auc_heldout
 from .midi_io import Note
 from .musical_statistics import (
     clip_notes, music_table_parts, note_closure_probe, parse_probe_request, piece_statistics, probe_table_parts,
@@ -105,7 +106,7 @@ def compression(models: dict[str, Any], windows: Any, batch_size: int = 8) -> di
         name -> ``{"bits_per_second", "bits_per_token", "nats_per_token", "tokens", "seconds"}``.
     """
     from .data import MuseNetCollator
-    from .training import evaluate
+    from .training_losses import evaluate
 
     if not len(windows):
         raise ValueError("no validation windows: the data folder's validation split is empty")
@@ -118,33 +119,6 @@ def compression(models: dict[str, Any], windows: Any, batch_size: int = 8) -> di
                      "bits_per_token": nats / math.log(2), "nats_per_token": nats,
                      "tokens": stats["tokens"], "seconds": stats["seconds"]}
     return out
-
-
-# ---------------------------------------------------------------------- critic
-@torch.no_grad()
-def critic_auc_heldout(model: Any, windows: Any, *, pieces: int = 64, tokens: int = 128, batch: int = 16,
-                       seed: int = 0) -> dict[str, Any]:
-    """The critic's ROC AUC on validation pieces: the real opening of each piece (its prefix and
-    first ``tokens`` tokens) against a fresh generation from the same prefix, cut to the same
-    length, so neither position nor length tells them apart.
-
-    Args:
-        model: a ``MuseNetForCausalLM`` with its critic head.
-        windows: validation :class:`~musenet_hf.data.MuseNetWindows`.
-        pieces: how many validation pieces (spread over the split).
-    """
-    from .critic import critic_examples
-    from .training import roc_auc
-
-    if getattr(model, "critic", None) is None:
-        raise ValueError("the model has no critic head")
-    chosen = np.unique(np.linspace(0, windows.num_pieces - 1, min(pieces, windows.num_pieces)).astype(int))
-    torch.manual_seed(seed)
-    feats, label_tensor = critic_examples(model, windows, chosen, tokens, batch=batch, progress=False)
-    labels = label_tensor.tolist()
-    scores = model.critic(feats).float().tolist()  # the head on the pooled states: what a full forward gives
-    return {"auc": roc_auc(labels, scores), "real": int(sum(labels)), "generated": len(labels) - int(sum(labels)),
-            "tokens": tokens}
 
 
 # ---------------------------------------------------------------------- generation helpers
@@ -606,7 +580,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 __all__ = [
-    "composer_recognisability", "compression", "critic_auc_heldout", "is_valid_piece", "length_control",
+    "composer_recognisability", "compression", "is_valid_piece", "length_control",
     "markdown_report", "music_statistics", "piece_features", "probe_table", "run_evaluate",
     "steering_adherence", "usual_instruments", "validity",
 ]

@@ -1,4 +1,4 @@
-"""Generation: prompts and primers, long-form (sliding-window) generation, critic reranking.
+"""Generation: prompts and primers, long-form (sliding-window) generation.
 
 Everything goes through the model's standard ``generate()``; what makes the output musical is
 the logits processors of :mod:`musenet_hf.logits_processors`.
@@ -9,7 +9,6 @@ the logits processors of :mod:`musenet_hf.logits_processors`.
 * :func:`generate_long`: pieces longer than the context: a sliding window that always keeps the
   conditioning prefix, tells the model where the window sits in the piece
   (``piece_seconds``, ``time_offset_seconds``) and hands the processors the whole piece's state.
-* :func:`critic_scores` / :func:`rerank`: the critic head's verdict on finished pieces.
 
 **Blending two composers.** MuseNet saw one composer token per piece. ``composer=("bach",
 "mozart")`` puts both tokens in the prefix (``bach mozart piano start``): the attention sees both
@@ -436,69 +435,6 @@ def generate_long(
     return result
 
 
-# ---------------------------------------------------------------------------------- critic
-@torch.no_grad()
-def critic_scores(
-    model: Any,
-    tokenizer: Any,
-    sequences: Sequence[Sequence[int]],
-    seconds: float | Sequence[float] | None = None,
-    max_window: int | None = None,
-    batch_size: int = 8,
-) -> list[float]:
-    """One score per sequence: the critic head's logit, averaged over the sequence's windows.
-
-    Each sequence is cut into windows of ``prefix + body chunk`` (at most ``max_window``
-    tokens) that the model sees with their true ``time_offset_seconds``; windows of all sequences
-    run batched with right padding. Higher means "more like real music". A model without a
-    critic head (``critic_logits`` absent or None) is scored by its mean token log-likelihood
-    instead, so reranking still works with any causal LM.
-    """
-    v = _vocab(tokenizer)
-    window = max_window or model_context_length(model)
-    device = model.device
-    structure = _accepts_structure(model)
-    items: list[tuple[int, list[int], float, float]] = []  # (sequence, window ids, offset s, piece s)
-    for s_i, ids in enumerate(sequences):
-        prefix, body = split_prompt(v, ids)
-        piece = seconds[s_i] if isinstance(seconds, Sequence) else (seconds or sequence_seconds(v, ids))
-        room = window - len(prefix)
-        units = 0
-        for start in range(0, max(len(body), 1), room):
-            chunk = body[start:start + room]
-            items.append((s_i, prefix + chunk, units * v.wait_unit_seconds, float(piece)))
-            units += int(v.wait_units[chunk].sum()) if chunk else 0
-    totals = [0.0] * len(sequences)
-    counts = [0] * len(sequences)
-    for b in range(0, len(items), batch_size):
-        batch = items[b:b + batch_size]
-        width = max(len(x[1]) for x in batch)
-        ids = torch.full((len(batch), width), padding_id(model, v), dtype=torch.long, device=device)
-        mask = torch.zeros_like(ids)
-        for i, (_, w, _, _) in enumerate(batch):
-            ids[i, :len(w)] = torch.tensor(w, device=device)
-            mask[i, :len(w)] = 1
-        kwargs = {}
-        if structure:
-            kwargs["piece_seconds"] = torch.tensor([x[3] for x in batch], dtype=torch.float64, device=device)
-            kwargs["time_offset_seconds"] = torch.tensor([x[2] for x in batch], dtype=torch.float64, device=device)
-        out = model(input_ids=ids, attention_mask=mask, **kwargs)
-        critic = getattr(out, "critic_logits", None)
-        if critic is None:  # mean log-likelihood of the real tokens
-            logp = torch.log_softmax(out.logits[:, :-1].float(), dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
-            m = mask[:, 1:].float()
-            critic = (logp * m).sum(1) / m.sum(1).clamp(min=1)
-        for i, x in enumerate(batch):
-            totals[x[0]] += float(critic[i])
-            counts[x[0]] += 1
-    return [t / max(c, 1) for t, c in zip(totals, counts)]
-
-
-def rerank(scores: Sequence[float]) -> list[int]:
-    """Indices of ``scores`` best first (stable for ties)."""
-    return sorted(range(len(scores)), key=lambda i: -scores[i])
-
-
 __all__ = [
     "GenerationInterrupted",
     "LongFormOutput",
@@ -508,8 +444,6 @@ __all__ = [
     "sequence_seconds",
     "default_logits_processors",
     "generate_long",
-    "critic_scores",
-    "rerank",
     "model_context_length",
     "padding_id",
 ]

@@ -49,13 +49,12 @@ from typing import Any
 import torch
 from transformers import Pipeline
 
+from .critic import critic_scores, rerank
 from .generation import (
     GenerationInterrupted,
     build_prompt,
-    critic_scores,
     default_logits_processors,
     generate_long,
-    rerank,
     sequence_seconds,
     split_prompt,
 )

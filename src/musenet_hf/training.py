@@ -1,12 +1,8 @@
-"""Training: mixup and the critic as Trainer additions, and the Accelerate loop behind ``musenet train``.
+"""Training: the config, model builders and the Accelerate loop behind ``musenet train``.
 
-* :func:`causal_lm_loss`, :func:`mixup_loss`: the next-token loss, and MuseNet's mixup on token
-  embeddings (two windows' embeddings mixed by ``lambda ~ Beta(a, a)``, their losses mixed by
-  the same ``lambda``).
-* :class:`MuseNetTrainer`: ``transformers.Trainer`` with mixup switched on by ``mixup_alpha``.
-* :class:`CriticPool`, :func:`generate_samples`, :func:`roc_auc`: the inner critic, trained to
-  tell real windows from the model's own past generations, and its validation AUC.
-* :func:`evaluate`: validation loss per token and bits per second of music.
+The losses are :mod:`~musenet_hf.training_losses`, the critic's pieces :mod:`~musenet_hf.critic`,
+the ``transformers.Trainer`` integration :mod:`~musenet_hf.trainer_musenet`.
+
 * :func:`train` / ``musenet train --config configs/train/<name>.yaml``: the Accelerate loop with
   mixed precision, gradient accumulation, activation checkpointing, warmup + cosine learning
   rate, checkpoints every N steps, and resume after a kill with nothing lost: the data of each
@@ -28,227 +24,19 @@ import math
 import os
 import shutil
 import time
-from collections import deque
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from accelerate.utils import gather_object
-from transformers import Trainer
 
 from .augmentation import AugmentationConfig
-from .data import MuseNetCollator, MuseNetWindows, TrainBatches, load_midi_folder, window_seconds
+from .critic import CriticPool, critic_auc, critic_step
+from .data import MuseNetCollator, MuseNetWindows, TrainBatches, load_midi_folder
+from .training_losses import evaluate, mixup_loss, summarize_eval, unwrap_model
 
 STRUCTURE_KEYS = ("time_ids", "chord_ids", "part_ids", "countdown_ids")
-
-
-# ---------------------------------------------------------------------- losses
-def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Next-token cross-entropy: ``logits`` ``(B, T, V)`` at t predict ``labels`` ``(B, T)`` at t + 1.
-
-    -100 labels are ignored. ``reduction="sum"`` gives the total in nats (for bits per second).
-    """
-    logits = logits[:, :-1].float()
-    target = labels[:, 1:].to(logits.device)
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100,
-                           reduction=reduction)
-
-
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The model inside DDP / compile wrappers (what owns ``structure_ids``)."""
-    while hasattr(model, "module"):
-        model = model.module
-    return getattr(model, "_orig_mod", model)
-
-
-def mixup_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], lam: float,
-               partner: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """MuseNet's mixup on token embeddings.
-
-    Each window ``a`` of the batch is paired with window ``b = partner[a]`` (default: the next one,
-    cyclically). The model sees ``lam * embed(a) + (1 - lam) * embed(b)`` with ``a``'s structural
-    indices (``lam >= 0.5`` is enforced by swapping, so ``a`` dominates), and the loss is
-    ``lam * loss(logits, labels_a) + (1 - lam) * loss(logits, labels_b)``.
-
-    Args:
-        model: a ``MuseNetForCausalLM`` (possibly wrapped by DDP).
-        batch: a collated batch (``input_ids``, ``attention_mask``, ``labels`` ``(B, T)``,
-            ``piece_seconds``, ``time_offset_seconds`` ``(B,)``).
-        lam: the mixing weight, e.g. drawn from ``Beta(alpha, alpha)``.
-        partner: ``(B,)`` index of each window's partner.
-
-    Returns:
-        The loss and the model inputs used (``inputs_embeds`` and the structural ids), so a test
-        can recompute the two losses separately.
-    """
-    inner = _unwrap(model)
-    lam = max(lam, 1.0 - lam)
-    ids, labels, mask = batch["input_ids"], batch["labels"], batch["attention_mask"]
-    if partner is None:
-        partner = torch.roll(torch.arange(ids.shape[0], device=ids.device), -1)
-    embed = inner.get_input_embeddings()
-    inputs = {
-        "inputs_embeds": lam * embed(ids) + (1.0 - lam) * embed(ids[partner]),
-        "attention_mask": torch.maximum(mask, mask[partner]),
-        **inner.structure_ids(ids, batch.get("piece_seconds"), batch.get("time_offset_seconds")),
-    }
-    logits = model(**inputs).logits
-    loss = lam * causal_lm_loss(logits, labels) + (1.0 - lam) * causal_lm_loss(logits, labels[partner])
-    return loss, inputs
-
-
-class MuseNetTrainer(Trainer):
-    """``transformers.Trainer`` with MuseNet's mixup on token embeddings.
-
-    Args:
-        mixup_alpha: ``lambda ~ Beta(alpha, alpha)`` per training batch; 0 switches mixup off.
-        Everything else as ``Trainer``. Windows from :class:`~musenet_hf.data.MuseNetWindows`
-        get new random offsets every epoch (Trainer calls their ``set_epoch``).
-    """
-
-    def __init__(self, *args: Any, mixup_alpha: float = 0.0, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.mixup_alpha = mixup_alpha
-        if self.args.label_names is None:
-            # The forward also takes `critic_labels`; Trainer would otherwise wait for both before
-            # it reports an evaluation loss.
-            self.label_names = ["labels"]
-        self._mixup_rng = np.random.default_rng(self.args.seed)
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if self.mixup_alpha > 0 and model.training and inputs["input_ids"].shape[0] > 1:
-            lam = float(self._mixup_rng.beta(self.mixup_alpha, self.mixup_alpha))
-            loss, _ = mixup_loss(model, inputs, lam)
-            return (loss, None) if return_outputs else loss
-        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-
-
-# ---------------------------------------------------------------------- evaluation
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, windows: MuseNetWindows, collator: MuseNetCollator, *, batch_size: int = 8,
-             rank: int = 0, world_size: int = 1, device: Any = None) -> dict[str, float]:
-    """Summed validation statistics of this process's share of ``windows`` (every ``world_size``-th).
-
-    Returns ``{"nll": nats, "tokens": predicted tokens, "seconds": seconds of music they span}``;
-    add them over processes, then ``loss = nll / tokens`` and ``bits_per_second = nll / ln 2 /
-    seconds`` (see :func:`summarize_eval`).
-    """
-    model = _unwrap(model)
-    was_training = model.training
-    model.eval()
-    device = device or next(model.parameters()).device
-    vocab = windows.vocab
-    nll = tokens = seconds = 0.0
-    indices = list(range(rank, len(windows), world_size))
-    for i in range(0, len(indices), batch_size):
-        batch = collator([windows[j] for j in indices[i:i + batch_size]])
-        batch = {k: v.to(device) for k, v in batch.items()}
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                       piece_seconds=batch["piece_seconds"], time_offset_seconds=batch["time_offset_seconds"]).logits
-        nll += float(causal_lm_loss(logits, batch["labels"], reduction="sum"))
-        predicted = batch["labels"][:, 1:]
-        tokens += float((predicted != -100).sum())
-        seconds += float(window_seconds(predicted, vocab).sum())
-    model.train(was_training)
-    return {"nll": nll, "tokens": tokens, "seconds": seconds}
-
-
-def summarize_eval(stats: dict[str, float]) -> dict[str, float]:
-    """``val_loss`` (nats per token) and ``val_bits_per_second`` from summed :func:`evaluate` stats."""
-    loss = stats["nll"] / max(stats["tokens"], 1.0)
-    bps = stats["nll"] / math.log(2) / stats["seconds"] if stats["seconds"] > 0 else float("nan")
-    return {"val_loss": loss, "val_bits_per_second": bps}
-
-
-# ---------------------------------------------------------------------- critic
-def roc_auc(labels: Sequence[float], scores: Sequence[float]) -> float:
-    """Area under the ROC curve: the chance a random positive outscores a random negative (ties 1/2)."""
-    labels, scores = np.asarray(labels, dtype=bool), np.asarray(scores, dtype=np.float64)
-    pos, neg = scores[labels], scores[~labels]
-    if not len(pos) or not len(neg):
-        return float("nan")
-    greater = (pos[:, None] > neg[None, :]).sum()
-    ties = (pos[:, None] == neg[None, :]).sum()
-    return float((greater + 0.5 * ties) / (len(pos) * len(neg)))
-
-
-@torch.no_grad()
-def generate_samples(model: torch.nn.Module, prompts: Sequence[np.ndarray], piece_seconds: Sequence[float],
-                     max_new_tokens: int, *, eos_token_id: int, pad_token_id: int,
-                     device: Any = None) -> list[np.ndarray]:
-    """Sample a continuation of each prompt (prompts of one length are batched). Returns the
-    full sequences ``prompt + generated`` (up to and including ``end`` if it came)."""
-    model = _unwrap(model)
-    was_training = model.training
-    model.eval()
-    device = device or next(model.parameters()).device
-    out: list[np.ndarray | None] = [None] * len(prompts)
-    by_length: dict[int, list[int]] = {}
-    for i, p in enumerate(prompts):
-        by_length.setdefault(len(p), []).append(i)
-    for group in by_length.values():
-        ids = torch.as_tensor(np.stack([prompts[i] for i in group]), dtype=torch.long, device=device)
-        seqs = model.generate(
-            input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens, do_sample=True,
-            top_k=0, top_p=1.0, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
-            piece_seconds=torch.tensor([piece_seconds[i] for i in group], dtype=torch.float64, device=device),
-        ).cpu().numpy()
-        for row, i in zip(seqs, group):
-            gen = row[ids.shape[1]:]
-            stop = np.flatnonzero(gen == eos_token_id)
-            out[i] = np.concatenate([row[:ids.shape[1]], gen[:stop[0] + 1] if len(stop) else gen])
-    model.train(was_training)
-    return out  # type: ignore[return-value]
-
-
-class CriticPool:
-    """Past generations of the model (the critic's negatives), newest kept, oldest dropped.
-
-    Items are ``(ids, piece_seconds)``; :meth:`state` / :meth:`load` let a checkpoint hold it.
-    """
-
-    def __init__(self, size: int):
-        self.items: deque[tuple[np.ndarray, float]] = deque(maxlen=size)
-
-    def add(self, samples: Sequence[np.ndarray], piece_seconds: Sequence[float]) -> None:
-        self.items.extend(zip(samples, piece_seconds))
-
-    def draw(self, n: int, rng: np.random.Generator) -> list[tuple[np.ndarray, float]]:
-        idx = rng.integers(len(self.items), size=min(n, len(self.items)))
-        return [self.items[i] for i in idx]
-
-    def state(self) -> dict[str, Any]:
-        return {"ids": [x.tolist() for x, _ in self.items], "seconds": [s for _, s in self.items]}
-
-    def load(self, state: dict[str, Any]) -> None:
-        self.items.clear()
-        self.add([np.asarray(x, dtype=np.int64) for x in state["ids"]], state["seconds"])
-
-
-def piece_opening(windows: MuseNetWindows, piece: int, length: int) -> dict[str, Any]:
-    """The opening of a real piece as the critic's positive: its prefix and first ``length`` body
-    tokens from time 0, placed in the piece exactly as a generated sample is (generation starts
-    from the prefix at the piece's start), so where a window sits in its piece gives nothing away."""
-    body = windows.piece_body(piece)[:max(0, int(length))]
-    return {"input_ids": np.concatenate([windows.prefixes[piece], body]),
-            "piece_seconds": windows.piece_seconds(piece), "time_offset_seconds": 0.0}
-
-
-def critic_batch(real: Sequence[dict[str, Any]], fake: Sequence[tuple[np.ndarray, float]],
-                 collator: MuseNetCollator) -> dict[str, torch.Tensor]:
-    """Real windows (label 1), each cut to the length of a generated sample (label 0), so length
-    gives nothing away; no LM labels. ``real``: windows; ``fake``: ``(ids, piece_seconds)``."""
-    feats = []
-    for r, (ids, secs) in zip(real, fake):
-        n = min(len(ids), len(r["input_ids"]))
-        feats.append({"input_ids": r["input_ids"][:n], "piece_seconds": r["piece_seconds"],
-                      "time_offset_seconds": r["time_offset_seconds"], "critic_labels": 1.0})
-        feats.append({"input_ids": ids, "piece_seconds": secs, "time_offset_seconds": 0.0, "critic_labels": 0.0})
-    batch = collator(feats)
-    del batch["labels"]
-    return batch
 
 
 # ---------------------------------------------------------------------- configuration
@@ -454,7 +242,7 @@ def resolve_mixed_precision(setting: str) -> str:
 
 def _param_digest(model: torch.nn.Module) -> str:
     h = hashlib.sha1()
-    for name, p in sorted(_unwrap(model).state_dict().items()):
+    for name, p in sorted(unwrap_model(model).state_dict().items()):
         h.update(name.encode())
         h.update(p.detach().float().cpu().numpy().tobytes())
     return h.hexdigest()
@@ -561,7 +349,7 @@ def train(cfg: TrainConfig, *, resume: str = "auto", stop_after_step: int | None
     bar = tqdm(total=cfg.max_steps, initial=start_step, desc="training",
                disable=not (progress and accelerator.is_main_process))
     data_hash = hashlib.sha1()
-    inner = _unwrap(model)
+    inner = unwrap_model(model)
     last: dict[str, Any] = {}
 
     def run_eval(step: int) -> None:
@@ -571,7 +359,8 @@ def train(cfg: TrainConfig, *, resume: str = "auto", stop_after_step: int | None
                                                  dtype=torch.float64, device=accelerator.device), reduction="sum")
         ev = {"step": step, **summarize_eval(dict(zip(("nll", "tokens", "seconds"), summed.tolist())))}
         if cfg.critic_every > 0 and getattr(inner, "critic", None) is not None and len(val_windows) and step > 0:
-            ev["critic_auc"] = critic_auc(model, val_windows, cfg, accelerator, collator)
+            ev["critic_auc"] = critic_auc(model, val_windows, collator, accelerator, samples=cfg.critic_eval_samples,
+                                           tokens=cfg.critic_sample_tokens)
         log(ev)
         last.update(ev)
         accelerator.print(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in ev.items() if k != "step"))
@@ -591,7 +380,8 @@ def train(cfg: TrainConfig, *, resume: str = "auto", stop_after_step: int | None
             last_micro = micro == cfg.gradient_accumulation_steps - 1
             if critic_now and last_micro:
                 rng = np.random.default_rng([cfg.seed, step, rank, 11])
-                critic_loss = critic_step(model, batch, pool, train_windows, cfg, rng, accelerator, collator)
+                critic_loss = critic_step(model, batch, pool, train_windows, collator, accelerator, rng,
+                                          samples=cfg.critic_samples, tokens=cfg.critic_sample_tokens)
             sync = contextlib.nullcontext() if last_micro else accelerator.no_sync(model)
             with sync, accelerator.autocast():
                 if cfg.mixup_alpha > 0 and batch["input_ids"].shape[0] > 1:
@@ -637,54 +427,6 @@ def train(cfg: TrainConfig, *, resume: str = "auto", stop_after_step: int | None
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return last
-
-
-@torch.no_grad()
-def critic_auc(model: torch.nn.Module, val_windows: MuseNetWindows, cfg: TrainConfig, accelerator: Any,
-               collator: MuseNetCollator) -> float:
-    """The critic's ROC AUC on fresh generations (never trained on) against validation windows."""
-    vocab = val_windows.vocab
-    rank, world = accelerator.process_index, accelerator.num_processes
-    idx = [i for i in range(rank, min(len(val_windows), cfg.critic_eval_samples * world), world)]
-    pieces = [int(val_windows.piece_of[i]) for i in idx]
-    real = [piece_opening(val_windows, p, cfg.critic_sample_tokens) for p in pieces]
-    prompts = [val_windows.prefixes[p] for p in pieces]
-    secs = [val_windows.piece_seconds(p) for p in pieces]
-    fake = generate_samples(model, prompts, secs, cfg.critic_sample_tokens, eos_token_id=vocab.end_id,
-                            pad_token_id=vocab.pad_id, device=accelerator.device)
-    scores, labels = [], []
-    if real:
-        inner = _unwrap(model)
-        inner.eval()
-        batch = {k: v.to(accelerator.device) for k, v in critic_batch(real, list(zip(fake, secs)), collator).items()}
-        labels = batch.pop("critic_labels").tolist()
-        scores = inner(**batch).critic_logits.float().tolist()
-        inner.train()
-    gathered = gather_object([(labels, scores)])
-    all_labels = [x for lb, _ in gathered for x in lb]
-    all_scores = [x for _, sc in gathered for x in sc]
-    return roc_auc(all_labels, all_scores)
-
-
-def critic_step(model: torch.nn.Module, batch: dict[str, torch.Tensor], pool: CriticPool, windows: MuseNetWindows,
-                cfg: TrainConfig, rng: np.random.Generator, accelerator: Any,
-                collator: MuseNetCollator) -> torch.Tensor:
-    """One critic update's gradients (accumulated, not yet synchronized): fresh samples of the
-    current model join the pool; the critic learns to tell pool samples (0) from openings of real
-    training pieces cut to the same lengths (1). Returns the critic loss."""
-    pieces = rng.integers(windows.num_pieces, size=cfg.critic_samples)
-    prompts = [windows.prefixes[p] for p in pieces]
-    secs = [windows.piece_seconds(p) for p in pieces]
-    vocab = windows.vocab
-    pool.add(generate_samples(model, prompts, secs, cfg.critic_sample_tokens, eos_token_id=vocab.end_id,
-                              pad_token_id=vocab.pad_id, device=accelerator.device), secs)
-    n = len(batch["input_ids"])
-    real = [piece_opening(windows, p, cfg.critic_sample_tokens) for p in rng.integers(windows.num_pieces, size=n)]
-    cb = {k: v.to(accelerator.device) for k, v in critic_batch(real, pool.draw(n, rng), collator).items()}
-    with accelerator.no_sync(model), accelerator.autocast():
-        loss = model(**cb).loss
-    accelerator.backward(loss)
-    return loss.detach()
 
 
 def load_checkpoint(accelerator: Any, path: Path, pool: CriticPool, log_path: Path) -> int:
@@ -753,7 +495,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 __all__ = [
-    "CriticPool", "MuseNetTrainer", "TrainConfig", "add_train_arguments", "build_model", "build_tokenizer",
-    "causal_lm_loss", "cpu_supports_bf16", "critic_auc", "resolve_mixed_precision", "critic_batch", "piece_opening", "critic_step", "evaluate", "generate_samples", "load_checkpoint",
-    "load_data", "lr_lambda", "start_sounding_as_note_offs", "training_coverage", "mixup_loss", "roc_auc", "run_train", "save_checkpoint", "summarize_eval", "train",
+    "TrainConfig", "add_train_arguments", "build_model", "build_tokenizer", "cpu_supports_bf16", "load_checkpoint",
+    "load_data", "lr_lambda", "resolve_mixed_precision", "run_train", "save_checkpoint", "start_sounding_as_note_offs",
+    "train", "training_coverage",
 ]

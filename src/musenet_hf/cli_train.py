@@ -1,0 +1,64 @@
+"""``musenet train-critic``: the critic phase on a finished model, from the command line.
+
+The work is :func:`~musenet_hf.critic.train_critic_head` (the head alone, the network frozen) and
+:func:`~musenet_hf.critic.critic_auc_heldout`; this file reads the arguments, loads the model and
+the training config's data split, and writes the model with its trained head and a report. It
+sits above :mod:`~musenet_hf.critic` and :mod:`~musenet_hf.pipeline_musenet` (which imports the
+critic for reranking), so neither needs the other's command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM
+
+from .critic import critic_auc_heldout, train_critic_head
+from .data import MuseNetWindows
+from .pipeline_musenet import tokenizer_for_model
+from .training import TrainConfig, load_data
+
+
+def add_train_critic_arguments(parser: argparse.ArgumentParser) -> None:
+    p = parser
+    p.add_argument("--model", required=True, help="a finished MuseNet checkpoint (e.g. runs/small-cpu/final)")
+    p.add_argument("--config", required=True, help="the training config whose data and split to use")
+    p.add_argument("--out", required=True, help="folder for the model with its trained critic head")
+    p.add_argument("--samples", type=int, default=256, help="generated samples in the pool (default 256)")
+    p.add_argument("--tokens", type=int, default=128, help="tokens per sample (default 128)")
+    p.add_argument("--epochs", type=int, default=200, help="passes of the head over the pool (default 200)")
+    p.add_argument("--heldout-pieces", type=int, default=64, help="validation pieces for the AUC (default 64)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run_train_critic(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = TrainConfig.from_yaml(args.config)
+    model = AutoModelForCausalLM.from_pretrained(args.model)
+    tokenizer = tokenizer_for_model(model)
+    enc = load_data(cfg, tokenizer)
+    train_windows = MuseNetWindows(enc.dataset["train"], tokenizer, cfg.context_length, train=False)
+    val_windows = MuseNetWindows(enc.dataset["validation"], tokenizer, cfg.context_length, train=False)
+    report = train_critic_head(model, train_windows, samples=args.samples, tokens=args.tokens, epochs=args.epochs,
+                               seed=args.seed, progress=not args.no_progress)
+    report["heldout"] = critic_auc_heldout(model, val_windows, pieces=args.heldout_pieces, tokens=args.tokens,
+                                           seed=args.seed + 1)
+    out = Path(args.out)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    (out / "critic_report.json").write_text(json.dumps(report, indent=1) + "\n", "utf-8")
+    print(f"critic: training AUC {report['train_auc_before']:.3f} -> {report['train_auc']:.3f} on "
+          f"{report['samples']} + {report['samples']} examples; held-out AUC {report['heldout']['auc']:.3f} "
+          f"({report['heldout']['real']} real openings vs {report['heldout']['generated']} fresh generations)")
+    print(f"wrote {out}")
+    return 0
+
+
+
+__all__ = ["add_train_critic_arguments", "run_train_critic"]
