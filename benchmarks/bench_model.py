@@ -14,7 +14,7 @@ Four measurements, one run:
 4. float32 against bfloat16 autocast (`torch.autocast(device, dtype=torch.bfloat16)`, what
    `accelerate` does with `mixed_precision="bf16"`): training tokens/s of the model
    `configs/train/small-cpu.yaml` trains (musenet-small with the extended vocabulary, 512-token
-   context, full attention, batch 8), built by `musenet_hf.training.build_model` from that YAML,
+   context, full attention, batch 8), built by `musenet_hf.training_config.build_model` from that YAML,
    one training step as the trainer takes it (forward and backward under autocast, gradient
    clipping, AdamW with the YAML's settings). The two precisions take turns (fp32, bf16, bf16,
    fp32, ...; `--steps` steps a turn, `--dtype-rounds` turns each, after `--warmup` steps each), so
@@ -302,7 +302,7 @@ def load_average() -> str:
 
 def build_train_model(device: torch.device):
     """The model `configs/train/small-cpu.yaml` trains, built the way `musenet train` builds it."""
-    from musenet_hf.training import TrainConfig, build_model, build_tokenizer
+    from musenet_hf.training_config import TrainConfig, build_model, build_tokenizer
 
     cfg = TrainConfig.from_yaml(SMALL_CPU)
     torch.manual_seed(cfg.seed)

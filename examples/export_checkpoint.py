@@ -32,7 +32,7 @@ def load_training_checkpoint(path: Path, config: Path, overrides: dict) -> tuple
     """The model of a training-loop checkpoint (accelerate's ``model.safetensors``) and its tokenizer."""
     from safetensors.torch import load_file
 
-    from musenet_hf.training import TrainConfig, build_model, build_tokenizer
+    from musenet_hf.training_config import TrainConfig, build_model, build_tokenizer
 
     cfg = TrainConfig.from_yaml(config, overrides)
     tokenizer = build_tokenizer(cfg)

@@ -649,7 +649,7 @@ def test_silent_note_offs_have_zero_probability_also_in_cached_generation():
 
 
 def test_warm_start_begins_the_sounding_table_as_the_note_off_embeddings():
-    from musenet_hf.training import start_sounding_as_note_offs
+    from musenet_hf.training_config import start_sounding_as_note_offs
 
     model = tiny_model(seed=4, attention_layout="full", use_sounding_embedding=True, **_musenet_note_layout())
     e = model.model.embeddings

@@ -17,7 +17,10 @@ import torch
 from musenet_hf.data import MuseNetCollator, MuseNetWindows, load_midi_folder
 from musenet_hf.critic import CriticPool, critic_batch, piece_opening, roc_auc
 from musenet_hf.trainer_musenet import MuseNetTrainer
-from musenet_hf.training import TrainConfig, build_model, build_tokenizer, load_data, lr_lambda, train, training_coverage
+from musenet_hf.training import train
+from musenet_hf.training_config import (
+    TrainConfig, build_model, build_tokenizer, load_data, lr_lambda, training_coverage,
+)
 from musenet_hf.training_losses import causal_lm_loss, evaluate, mixup_loss, summarize_eval
 
 REPO = Path(__file__).resolve().parents[1]
@@ -338,7 +341,7 @@ def test_gpt2_baseline_trains_on_the_same_windows_and_steps(songs, cache, tmp_pa
 
 
 def test_mixed_precision_auto_is_bf16_where_the_cpu_has_it(monkeypatch, tmp_path):
-    import musenet_hf.training as training
+    import musenet_hf.training_config as training
 
     assert training.resolve_mixed_precision("no") == "no" and training.resolve_mixed_precision("bf16") == "bf16"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

@@ -5,7 +5,7 @@ training so parts stay where their instruments can play), scaling volumes and st
 (DESIGN.md §1). Here each is a vectorized transform of a *note array*, the compact form the
 data pipeline stores per piece (see :data:`NOTE_COLUMNS`), applied before the notes are encoded
 to tokens, so the tokenizer's rules (quantization, note-offs, doubled notes) stay the only
-encoding rules. Mixup on token embeddings lives in :mod:`musenet_hf.training` (it acts on the
+encoding rules. Mixup on token embeddings lives in :mod:`musenet_hf.training_losses` (it acts on the
 model, not on notes).
 
 Every transform draws from a ``numpy.random.Generator`` it is given, so a window is a pure

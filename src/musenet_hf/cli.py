@@ -17,7 +17,7 @@ COMMANDS = {
     "generate": ("musenet_hf.cli_generate", "generate", "write a piece of music as MIDI (and WAV, piano roll)"),
     "list": ("musenet_hf.cli_generate", "list", "composers/styles, instruments and groups; for a model, the labels it trained on"),
     "prepare-corpus": ("musenet_hf.corpus", "prepare_corpus", "convert the music21 corpus to labelled MIDI files"),
-    "train": ("musenet_hf.training", "train", "train or resume a model from a YAML config (Accelerate)"),
+    "train": ("musenet_hf.cli_train", "train", "train or resume a model from a YAML config (Accelerate)"),
     "train-critic": ("musenet_hf.cli_train", "train_critic", "train a finished model's critic head on its own samples"),
     "encode": ("musenet_hf.cli_encode", "encode", "encode MIDI files or folders to token ids / text"),
     "evaluate": ("musenet_hf.evaluation", "evaluate", "measure a model: bits per second against GPT-2, composers, steering, length"),

@@ -1,6 +1,8 @@
-"""``musenet train-critic``: the critic phase on a finished model, from the command line.
+"""``musenet train`` and ``musenet train-critic`` from the command line.
 
-The work is :func:`~musenet_hf.critic.train_critic_head` (the head alone, the network frozen) and
+``musenet train --config configs/train/<name>.yaml [--set key=value ...]`` reads the YAML config
+(:class:`~musenet_hf.training_config.TrainConfig`) and runs :func:`~musenet_hf.training.train`.
+``musenet train-critic`` is the critic phase on a finished model: the work is :func:`~musenet_hf.critic.train_critic_head` (the head alone, the network frozen) and
 :func:`~musenet_hf.critic.critic_auc_heldout`; this file reads the arguments, loads the model and
 the training config's data split, and writes the model with its trained head and a report. It
 sits above :mod:`~musenet_hf.critic` and :mod:`~musenet_hf.pipeline_musenet` (which imports the
@@ -12,16 +14,51 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
+import yaml
 from transformers import AutoModelForCausalLM
 
 from .critic import critic_auc_heldout, train_critic_head
 from .data import MuseNetWindows
 from .pipeline_musenet import tokenizer_for_model
-from .training import TrainConfig, load_data
+from .training import train
+from .training_config import TrainConfig, load_data
 
 
+# ---------------------------------------------------------------------- musenet train
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="a YAML training config, e.g. configs/train/tiny.yaml")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config option (VALUE is read as YAML), e.g. --set max_steps=50")
+    parser.add_argument("--output-dir", help="override output_dir")
+    parser.add_argument("--data-dir", help="override data_dir (a MIDI folder, e.g. from `musenet prepare-corpus`)")
+    parser.add_argument("--max-steps", type=int, help="override max_steps")
+    parser.add_argument("--resume", default="auto",
+                        help="'auto' (latest checkpoint in output_dir, default), 'never', or a checkpoint folder")
+    parser.add_argument("--stop-after-step", type=int,
+                        help="stop after this step as if interrupted (the schedule stays that of max_steps)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key.strip()] = yaml.safe_load(value)
+    for key in ("output_dir", "data_dir", "max_steps"):
+        if getattr(args, key, None) is not None:
+            overrides[key] = getattr(args, key)
+    cfg = TrainConfig.from_yaml(args.config, overrides)
+    train(cfg, resume=args.resume, stop_after_step=args.stop_after_step, progress=not args.no_progress)
+    return 0
+
+
+
+# ---------------------------------------------------------------------- musenet train-critic
 def add_train_critic_arguments(parser: argparse.ArgumentParser) -> None:
     p = parser
     p.add_argument("--model", required=True, help="a finished MuseNet checkpoint (e.g. runs/small-cpu/final)")
@@ -61,4 +98,4 @@ def run_train_critic(args: argparse.Namespace) -> int:
 
 
 
-__all__ = ["add_train_critic_arguments", "run_train_critic"]
+__all__ = ["add_train_arguments", "add_train_critic_arguments", "run_train", "run_train_critic"]

@@ -80,7 +80,7 @@ class MuseNetConfig(PreTrainedConfig):
         critic_loss_weight: weight of its binary cross-entropy in the loss.
 
     Provenance:
-        training_coverage: what ``musenet train`` saw (:func:`musenet_hf.training.training_coverage`):
+        training_coverage: what ``musenet train`` saw (:func:`musenet_hf.training_config.training_coverage`):
             ``{"labels": {label: {instrumentation: pieces}}, "revoiced": [instruments],
             "drop_instrumentation": share}``; the pipeline warns on requests outside it.
     """

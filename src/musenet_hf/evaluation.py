@@ -457,7 +457,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from .baseline import GPT2Baseline
     from .data import MuseNetWindows
     from .pipeline_musenet import TASK, register_pipeline, tokenizer_for_model
-    from .training import TrainConfig, load_data
+    from .training_config import TrainConfig, load_data
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -1,0 +1,219 @@
+"""What a training run is made of: :class:`TrainConfig` (the YAML file's settings) and the
+builders the Accelerate loop, ``musenet train-critic``, ``musenet evaluate`` and the benchmarks
+share: the data (:func:`load_data`, one train/validation split for all of them), the tokenizer,
+the model (MuseNet or its GPT-2 baseline, new or warm-started), the learning-rate schedule and
+the mixed-precision choice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .augmentation import REVOICE_PROGRAMS, AugmentationConfig
+from .baseline import GPT2Baseline, gpt2_config_for
+from .configuration_musenet import MuseNetConfig
+from .data import load_midi_folder
+from .modeling_musenet import MuseNetForCausalLM
+from .tokenization_musenet import MuseNetTokenizer
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything a training run needs; the YAML file's sections (``data:``, ``model:``, ...) are
+    flattened into these fields, so every key is unique. Relative paths are resolved against the
+    working directory, then against the YAML file's folder and the folders above it."""
+
+    output_dir: str = "runs/tiny"
+    seed: int = 0
+    # data
+    data_dir: str = "../shared/midi/valid"
+    labels: Any = "auto"
+    unknown_labels: str = "ignore"
+    validation_fraction: float = 0.1
+    num_proc: int = 1
+    context_length: int = 256
+    num_workers: int = 0
+    max_eval_windows: int | None = 64
+    data_cache_dir: str | None = None  # default: <output_dir>/data-cache
+    augmentation: Any = None
+    # tokenizer and model
+    tokenizer_preset: str = "extended"
+    tokenizer_path: str | None = None
+    model_config: str | None = "configs/musenet-tiny.json"
+    model_overrides: dict = dataclasses.field(default_factory=dict)
+    init_from: str | None = None
+    architecture: str = "musenet"  # or "gpt2": the plain GPT-2 baseline of the same size (baseline.py)
+    # optimization
+    per_device_batch_size: int = 4
+    gradient_accumulation_steps: int = 1
+    max_steps: int = 200
+    learning_rate: float = 1e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 20
+    weight_decay: float = 0.1
+    adam_betas: tuple = (0.9, 0.95)
+    max_grad_norm: float = 1.0
+    mixed_precision: str = "auto"
+    activation_checkpointing: bool = False
+    torch_threads: int | None = None
+    # events
+    log_every: int = 10
+    eval_every: int = 50
+    eval_batch_size: int = 8
+    checkpoint_every: int = 50
+    keep_checkpoints: int = 2
+    # mixup
+    mixup_alpha: float = 0.0
+    # critic
+    critic_every: int = 0
+    critic_samples: int = 4
+    critic_sample_tokens: int = 64
+    critic_pool_size: int = 64
+    critic_eval_samples: int = 8
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> "TrainConfig":
+        import yaml
+
+        raw = yaml.safe_load(Path(path).read_text("utf-8")) or {}
+        flat: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key in ("data", "model", "optim", "events", "mixup", "critic") and isinstance(value, dict):
+                flat.update(value)
+            else:
+                flat[key] = value
+        flat.update(overrides or {})
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(flat) - names)
+        if unknown:
+            raise ValueError(f"{path}: unknown training options {unknown}")
+        cfg = cls(**flat)
+        # configs/train/x.yaml names configs/musenet-tiny.json: found from the repository root too
+        bases = Path(path).resolve().parents
+        for name in ("data_dir", "model_config", "tokenizer_path", "init_from"):
+            value = getattr(cfg, name)
+            if value and not Path(value).exists():
+                found = next((b / value for b in bases if (b / value).exists()), None)
+                if found is not None:
+                    setattr(cfg, name, str(found))
+        return cfg
+
+
+def load_data(cfg: TrainConfig, tokenizer) -> Any:
+    """The run's encoded folder (:func:`~musenet_hf.data.load_midi_folder` with the config's data
+    options and cache): what training, ``musenet evaluate`` and ``musenet train-critic`` all read,
+    so they see the same train/validation split."""
+    return load_midi_folder(cfg.data_dir, tokenizer, labels=cfg.labels, unknown_labels=cfg.unknown_labels,
+                            validation_fraction=cfg.validation_fraction, num_proc=cfg.num_proc,
+                            cache_dir=cfg.data_cache_dir or Path(cfg.output_dir) / "data-cache")
+
+
+def lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
+    """Linear warmup to 1, then cosine decay to ``min_lr_ratio`` at ``max_steps``."""
+    def f(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        t = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+    return f
+
+
+def build_tokenizer(cfg: TrainConfig) -> MuseNetTokenizer:
+    if cfg.tokenizer_path:
+        return MuseNetTokenizer.from_pretrained(cfg.tokenizer_path)
+    return MuseNetTokenizer.from_preset(cfg.tokenizer_preset)
+
+
+def build_model(cfg: TrainConfig, tokenizer) -> torch.nn.Module:
+    """From ``init_from`` (a checkpoint) or a config JSON plus the tokenizer's vocabulary facts.
+
+    ``architecture: gpt2`` builds the plain GPT-2 baseline of the same size instead
+    (:class:`~musenet_hf.baseline.GPT2Baseline`), for side-by-side runs on the same windows."""
+    if cfg.architecture not in ("musenet", "gpt2"):
+        raise ValueError(f"architecture must be 'musenet' or 'gpt2', got {cfg.architecture!r}")
+    vocab = tokenizer.vocabulary
+    if cfg.init_from:
+        if cfg.architecture == "gpt2":
+            return GPT2Baseline.from_pretrained(cfg.init_from)
+        # the config's overrides apply to a warm start too (e.g. switching the sounding embedding
+        # on: its new table starts as the structural tables do, so the model computes what it did)
+        extra = {k: v for k, v in vocab.model_config_kwargs().items() if k in ("note_slots", "drum_instrument")}
+        model = MuseNetForCausalLM.from_pretrained(cfg.init_from, **extra, **cfg.model_overrides)
+        start_sounding_as_note_offs(model)
+        if model.config.vocab_size != len(vocab):
+            model.resize_token_embeddings(len(vocab))
+        return model
+    base = MuseNetConfig.from_json_file(cfg.model_config).to_dict() if cfg.model_config else {}
+    base.update(vocab.model_config_kwargs())
+    base["max_position_embeddings"] = max(base.get("max_position_embeddings", 0), cfg.context_length)
+    base.update(cfg.model_overrides)
+    for key in ("model_type", "architectures", "transformers_version"):
+        base.pop(key, None)
+    config = MuseNetConfig(**base)
+    if cfg.architecture == "gpt2":
+        return GPT2Baseline(gpt2_config_for(config))
+    return MuseNetForCausalLM(config)
+
+
+def training_coverage(pieces: Any, augmentation: AugmentationConfig) -> dict[str, Any]:
+    """Which label x instrumentation combinations a run trains on: the training pieces per label
+    and instrumentation token, the instruments re-voicing moves parts onto (when it is on) and
+    the share of windows without an instrumentation token. Stored in the model's config."""
+    cols = pieces.select_columns(["label", "instruments"]).to_dict()
+    labels: dict[str, dict[str, int]] = {}
+    for label, inst in zip(cols["label"], cols["instruments"]):
+        row = labels.setdefault(label or "", {})
+        row[inst or ""] = row.get(inst or "", 0) + 1
+    on = augmentation.enabled
+    return {"labels": {k: dict(sorted(v.items(), key=lambda kv: -kv[1])) for k, v in sorted(labels.items())},
+            "revoiced": sorted(REVOICE_PROGRAMS) if on and augmentation.revoice > 0 else [],
+            "revoice": augmentation.revoice if on else 0.0,
+            "drop_instrumentation": augmentation.drop_instrumentation if on else 0.0}
+
+
+def start_sounding_as_note_offs(model: torch.nn.Module) -> bool:
+    """A warm start's new sounding table (all zero: the checkpoint had none) starts as the
+    note-off embeddings of its keys: the vector added for a sounding note is the embedding of the
+    token that ends it, so through the tied LM head the model starts out leaning towards ending
+    the notes that sound, and learns from there. Returns whether it did."""
+    emb = getattr(getattr(model, "model", None), "embeddings", None)
+    table = getattr(emb, "embed_sounding", None)
+    if table is None or table.weight.detach().abs().max() > 0:
+        return False
+    keys = (emb.off_id >= 0).nonzero().flatten()
+    with torch.no_grad():
+        table.weight[keys] = emb.embed_tokens.weight[emb.off_id[keys]]
+    return True
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), so that bf16 autocast
+    trains faster than fp32 (about 2-3x on this project's CPUs; ``benchmarks/bench_model.py``)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text("utf-8")
+    except OSError:  # not Linux: oneDNN's own check
+        return bool(getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)())
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_mixed_precision(setting: str) -> str:
+    """``auto`` -> what this machine trains fastest with: bf16 on a GPU that has it (else fp16),
+    bf16 on a CPU with native bfloat16, else ``no`` (fp32). Other settings pass through."""
+    if setting != "auto":
+        return setting
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if cpu_supports_bf16() else "no"
+
+
+
+__all__ = [
+    "TrainConfig", "build_model", "build_tokenizer", "cpu_supports_bf16", "load_data", "lr_lambda",
+    "resolve_mixed_precision", "start_sounding_as_note_offs", "training_coverage",
+]
