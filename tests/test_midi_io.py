@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from musenet_hf import MidiReadError, MidiReadWarning
-from musenet_hf import midi_io
+from musenet_hf import midi_io, midi_symusic
 from musenet_hf.midi_io import Note, NoteArrays, Score, read_midi, read_midi_arrays, read_midi_notes, write_midi
 
 SHARED_MIDI = Path(__file__).resolve().parents[1].parent / "shared" / "midi"
-BACKENDS = ["python", "mido"] + (["symusic"] if midi_io._symusic is not None else [])
+BACKENDS = ["python", "mido"] + (["symusic"] if midi_symusic.AVAILABLE else [])
 COLUMNS = ("program", "is_drum", "pitch", "velocity", "start", "end", "start_beat", "end_beat")
 M, Meta = mido.Message, mido.MetaMessage
 
@@ -355,7 +355,7 @@ def valid_files(folder: str | None = None) -> list[Path]:
 FOLDERS = ["anticipation", "drywetmidi", "midis2jam2", "miditok", "musicautobot", "prettymidi", "symusic"]
 
 
-@pytest.mark.skipif(midi_io._symusic is None, reason="symusic is not installed")
+@pytest.mark.skipif(not midi_symusic.AVAILABLE, reason="symusic is not installed")
 @pytest.mark.parametrize("folder", FOLDERS)
 def test_symusic_matches_the_built_in_parser_on_every_valid_file(folder):
     bad = []
@@ -390,7 +390,7 @@ def test_mido_matches_the_fast_reader_on_every_valid_file():
     assert not check_mido_vs_symusic(valid_files())
 
 
-@pytest.mark.skipif(midi_io._symusic is None, reason="symusic is not installed")
+@pytest.mark.skipif(not midi_symusic.AVAILABLE, reason="symusic is not installed")
 def test_the_fast_path_reads_most_valid_files_itself():
     # Files the fast path hands to the built-in parser (program changes of one channel in
     # several tracks, files using every program, possible F7 events, many unfinished notes):
@@ -399,5 +399,5 @@ def test_the_fast_path_reads_most_valid_files_itself():
     for path in valid_files():
         layout = midi_io.read_layout(path.read_bytes(), str(path))
         sequences = [[s] for s in layout.spans] if layout.format == 2 else [layout.spans]
-        handed_over += any(s and midi_io._raw_from_symusic(layout.data, s) is None for s in sequences)
+        handed_over += any(s and midi_symusic.raw_from_symusic(layout.data, s) is None for s in sequences)
     assert handed_over <= 36

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .midi_io import Note, NoteArrays, Score
+from .midi_notes import Note, NoteArrays, Score
 from .vocabulary import MuseNetVocabulary
 
 # One row per note; times in seconds (start, end) and quarter-note beats (start_beat, end_beat).

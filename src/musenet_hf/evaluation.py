@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from .critic import critic_auc_heldout
-from .midi_io import Note
+from .midi_notes import Note
 from .musical_statistics import (
     clip_notes, music_table_parts, note_closure_probe, parse_probe_request, piece_statistics, probe_table_parts,
     statistics_match, statistics_overlaps, summarize,

@@ -34,7 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .midi_io import Note
+from .midi_notes import Note
 from .vocabulary import _musenet_instruments
 
 # Notes longer than this are "long": the bundled model's held notes are what the measure is for.

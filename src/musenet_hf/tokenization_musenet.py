@@ -32,7 +32,8 @@ import numpy as np
 from transformers import PreTrainedTokenizer
 
 from .errors import MidiReadError, MidiReadWarning
-from .midi_io import Note, NoteArrays, Score, read_midi_arrays, write_midi
+from .midi_io import read_midi_arrays, write_midi
+from .midi_notes import Note, NoteArrays, Score
 from .vocabulary import GROUPS, MuseNetVocabulary, VocabularyConfig, preset_config
 
 VOCAB_FILE = "vocabulary.json"
