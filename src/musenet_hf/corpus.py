@@ -50,6 +50,9 @@ from multiprocessing.connection import wait as wait_for_connections
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from .midi_notes import DRUM_CHANNEL
+from .vocabulary import MUSENET_INSTRUMENT_NAMES, gm_instrument_name
+
 # ----------------------------------------------------------------------------- labels
 
 # Corpus folder -> composer/style label. Folk collections become styles; a composer's folder
@@ -118,24 +121,10 @@ DEFAULT_VOICE_PROGRAM = 52
 
 # ----------------------------------------------------------------------------- instruments
 
-# MuseNet's instruments in vocabulary order, with the GM programs that map to each (DESIGN §1).
-MUSENET_INSTRUMENT_PROGRAMS: dict[str, tuple[int, ...]] = {
-    "violin": (40, 41, 44, 45, 48, 49, 50, 51),
-    "cello": (42, 43),
-    "bass": tuple(range(32, 40)),
-    "guitar": tuple(range(24, 32)),
-    "flute": tuple(range(72, 80)),
-    "clarinet": tuple(range(64, 72)),
-    "trumpet": tuple(range(56, 64)),
-    "harp": (46,),
-}
-MUSENET_INSTRUMENTS = ("piano", *MUSENET_INSTRUMENT_PROGRAMS, "drums")
-_PROGRAM_TO_MUSENET = {p: name for name, progs in MUSENET_INSTRUMENT_PROGRAMS.items() for p in progs}
-
-
 def musenet_instrument(program: int, channel: int = 0) -> str:
-    """MuseNet's instrument for a GM program (0-127) on a MIDI channel (0-15; 9 is drums)."""
-    return "drums" if channel == 9 else _PROGRAM_TO_MUSENET.get(program, "piano")
+    """MuseNet's instrument for a GM program (0-127) on a MIDI channel (0-15; 9 is drums): the
+    vocabulary's map (:func:`~musenet_hf.vocabulary.gm_instrument_name`)."""
+    return gm_instrument_name(program, is_drum=channel == DRUM_CHANNEL)
 
 
 # Voice-part names of early music that music21's instrument.fromString does not know.
@@ -429,7 +418,7 @@ def midi_stats(path: Path) -> dict[str, Any]:
         "seconds": round(float(mid.length), 3),
         "notes": notes,
         "programs": sorted({p for ch, p in used if ch != 9}),
-        "instruments": [i for i in MUSENET_INSTRUMENTS if i in instruments],
+        "instruments": [i for i in MUSENET_INSTRUMENT_NAMES if i in instruments],
     }
 
 

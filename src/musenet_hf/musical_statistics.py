@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from .midi_notes import Note
-from .vocabulary import _musenet_instruments
+from .vocabulary import gm_instrument_name
 
 # Notes longer than this are "long": the bundled model's held notes are what the measure is for.
 LONG_NOTE_SECONDS = 4.0
@@ -56,13 +56,6 @@ MATCHED = ("note_length", "polyphony", "notes_per_second", "pitch_range", "pitch
 # The issue's bar for the probe: note-offs within 15% of pitched note-ons.
 PROBE_TOLERANCE = 0.15
 
-# GM program -> MuseNet instrument name, for notes read without a vocabulary (the musenet
-# preset's mapping: every program not claimed by another instrument is piano).
-_GM_NAMES = ["piano"] * 128
-for _inst in _musenet_instruments():
-    for _p in _inst.programs:
-        _GM_NAMES[_p] = _inst.name
-
 SCALARS = ("notes", "seconds", "note_length_median", "note_length_p90", "long_note_share", "polyphony_mean",
            "polyphony_p95", "notes_per_second", "pitch_range", "pitch_class_entropy", "scale_consistency",
            "silent_share")
@@ -71,11 +64,9 @@ SCALARS = ("notes", "seconds", "note_length_median", "note_length_p90", "long_no
 # ---------------------------------------------------------------------- per piece
 def instrument_name(note: Note, vocabulary: Any = None) -> str:
     """MuseNet's name for the instrument of ``note`` (``'drums'`` for channel-10 notes)."""
-    if note.is_drum:
-        return "drums"
-    if vocabulary is not None:
+    if vocabulary is not None and not note.is_drum:
         return vocabulary.instruments[int(vocabulary.program_to_instrument[note.program])].name
-    return _GM_NAMES[note.program]
+    return gm_instrument_name(note.program, note.is_drum)
 
 
 def _polyphony_seconds(start: np.ndarray, end: np.ndarray) -> np.ndarray:

@@ -96,6 +96,22 @@ def _musenet_instruments(volumes_for: dict[str, tuple[int, ...]] | None = None) 
     return out
 
 
+# The one General MIDI program -> MuseNet instrument map for code without a vocabulary object
+# (the corpus builder, statistics of bare notes): the musenet preset's, every program not
+# claimed by another instrument is piano. A vocabulary's own table is ``program_to_instrument``.
+MUSENET_INSTRUMENT_NAMES = tuple(inst.name for inst in _musenet_instruments())
+_GM_PROGRAM_NAMES = ["piano"] * 128
+for _inst in _musenet_instruments():
+    for _p in _inst.programs:
+        _GM_PROGRAM_NAMES[_p] = _inst.name
+
+
+def gm_instrument_name(program: int, is_drum: bool = False) -> str:
+    """MuseNet's instrument name for a General MIDI ``program`` (0-127); ``'drums'`` for the
+    channel-10 kit whatever its program."""
+    return "drums" if is_drum else _GM_PROGRAM_NAMES[program]
+
+
 @dataclass
 class VocabularyConfig:
     """Everything that defines a vocabulary; saved as JSON next to the tokenizer.
