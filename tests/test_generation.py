@@ -17,7 +17,6 @@ from musenet_hf.generation import (
     cut_primer,
     default_logits_processors,
     generate_long,
-    sequence_seconds,
     split_prompt,
 )
 from musenet_hf.logits_processors import (
@@ -260,7 +259,7 @@ def test_target_length_ends_within_tolerance(vocab, tiny):
     lengths = []
     for row in out.tolist():
         assert vocab.end_id in row and grammar_violations(vocab, row) == []
-        lengths.append(sequence_seconds(vocab, row))
+        lengths.append(vocab.seconds(row))
     print(f"\ntarget 3.0 s: lengths {min(lengths):.2f}-{max(lengths):.2f} s over 20 pieces")
     assert all(2.7 - 1e-9 <= s <= 3.3 + 1e-9 for s in lengths)
 
@@ -304,7 +303,7 @@ def test_critic_scores_and_rerank(vocab, tiny):
     short = [row for row in out.tolist()]
     scores = critic_scores(tiny, vocab, short)
     with torch.no_grad():  # one window each: the critic logit of a plain forward
-        direct = [float(tiny(torch.tensor([s]), piece_seconds=sequence_seconds(vocab, s)).critic_logits[0]) for s in short]
+        direct = [float(tiny(torch.tensor([s]), piece_seconds=vocab.seconds(s)).critic_logits[0]) for s in short]
     assert scores == pytest.approx(direct, abs=1e-5)
     assert rerank([0.1, 0.7, -2.0, 0.7]) == [1, 3, 0, 2]
     # a sequence longer than the window is scored as the mean of its windows
@@ -339,7 +338,7 @@ def test_primer_cut_by_seconds_and_notes(vocab):
     assert prefix[0] == vocab.composer_id("bach") and vocab.is_instrumentation[prefix[1]]
     assert body == full_body[: len(body)] and 0 < len(body) < len(full_body)
     # cut at the first wait that would carry the primer past 5 s
-    assert sequence_seconds(vocab, body) <= 5.0 < sequence_seconds(vocab, full_body[: len(body) + 1])
+    assert vocab.seconds(body) <= 5.0 < vocab.seconds(full_body[: len(body) + 1])
     ids = build_prompt(tok, primer=path, primer_notes=10, instruments="piano")
     _, body = split_prompt(vocab, ids)
     assert sum(bool(vocab.is_note_on[t]) for t in body) == 10 and vocab.is_note_on[body[-1]]
@@ -403,7 +402,7 @@ def test_a_model_that_wants_silence_still_plays(vocab, tiny):
     for row in out.tolist():
         body = row[3:]
         first = next(i for i, t in enumerate(body) if vocab.is_note_on[t])
-        assert sequence_seconds(vocab, body[:first]) <= 2.0
+        assert vocab.seconds(body[:first]) <= 2.0
         assert vocab.note_instrument[body[first]] == vocab.instrument_index["flute"]
         assert grammar_violations(vocab, row) == []
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from accelerate.utils import gather_object
 
 from .data import MuseNetCollator, MuseNetWindows
-from .generation import _accepts_structure, _vocab, model_context_length, padding_id, sequence_seconds, split_prompt
+from .generation import _accepts_structure, _vocab, model_context_length, padding_id, split_prompt
 from .training_losses import unwrap_model
 
 
@@ -308,7 +308,7 @@ def critic_scores(
     items: list[tuple[int, list[int], float, float]] = []  # (sequence, window ids, offset s, piece s)
     for s_i, ids in enumerate(sequences):
         prefix, body = split_prompt(v, ids)
-        piece = seconds[s_i] if isinstance(seconds, Sequence) else (seconds or sequence_seconds(v, ids))
+        piece = seconds[s_i] if isinstance(seconds, Sequence) else (seconds or v.seconds(ids))
         room = window - len(prefix)
         units = 0
         for start in range(0, max(len(body), 1), room):

@@ -149,7 +149,7 @@ def _encode_batch(batch: dict[str, list], vocab_json: str, validation_fraction: 
             row["prefix"] = tok.prefix_ids(composer or None, groups or None, tempo)
             row["body"] = body
             row["num_tokens"] = len(body)
-            row["piece_seconds"] = float(v.wait_units[np.asarray(body)].sum() * v.wait_unit_seconds)
+            row["piece_seconds"] = v.seconds(body)
             if keep_notes:
                 row["notes"] = notes_to_array(score).ravel().tolist()
                 row["tempos"] = [x for tb in (score.tempos or [(0.0, 120.0)]) for x in tb]
@@ -403,7 +403,7 @@ class MuseNetWindows(torch.utils.data.Dataset):
 
     def piece_seconds(self, piece: int) -> float:
         """The length of a piece as the model's clock counts it (its wait tokens)."""
-        return float(self.vocab.wait_units[self.piece_body(piece)].sum() * self.vocab.wait_unit_seconds)
+        return self.vocab.seconds(self.piece_body(piece))
 
     def __getitem__(self, index: int | tuple[int, int, float]) -> dict[str, Any]:
         if isinstance(index, tuple):

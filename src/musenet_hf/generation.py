@@ -127,15 +127,6 @@ def split_prompt(vocabulary: MuseNetVocabulary, ids: Sequence[int]) -> tuple[lis
     return ids[:k], ids[k:]
 
 
-def sequence_seconds(vocabulary: MuseNetVocabulary, ids: Sequence[int]) -> float:
-    """Seconds of music in ``ids`` (the waits up to ``end``)."""
-    v = vocabulary
-    ids = list(ids)
-    if v.end_id in ids:
-        ids = ids[: ids.index(v.end_id)]
-    return float(v.wait_units[ids].sum()) * v.wait_unit_seconds if ids else 0.0
-
-
 # ---------------------------------------------------------------------------------- processors
 def default_logits_processors(
     vocabulary: MuseNetVocabulary,
@@ -429,7 +420,7 @@ def generate_long(
     for t in trackers:
         t.reset()
     sequences = [list(prefix) + done[i] for i in range(num_samples)]
-    result = LongFormOutput(sequences, len(prefix), finished, [sequence_seconds(v, s) for s in sequences], windows)
+    result = LongFormOutput(sequences, len(prefix), finished, [v.seconds(s) for s in sequences], windows)
     if interrupted:
         raise GenerationInterrupted(result)
     return result
@@ -441,7 +432,6 @@ __all__ = [
     "build_prompt",
     "cut_primer",
     "split_prompt",
-    "sequence_seconds",
     "default_logits_processors",
     "generate_long",
     "model_context_length",

@@ -55,7 +55,6 @@ from .generation import (
     build_prompt,
     default_logits_processors,
     generate_long,
-    sequence_seconds,
     split_prompt,
 )
 from .logits_processors import DEFAULT_STEERING_STRENGTH
@@ -267,7 +266,7 @@ class MuseNetGenerationPipeline(Pipeline):
             if usual:
                 params["instruments"] = usual.split("_")
         ids = build_prompt(self.tokenizer, **params)
-        primer_seconds = sequence_seconds(v, split_prompt(v, ids)[1]) if params.get("primer") is not None else 0.0
+        primer_seconds = v.seconds(split_prompt(v, ids)[1]) if params.get("primer") is not None else 0.0
         message = coverage_warning(getattr(self.model.config, "training_coverage", None), self.tokenizer.vocabulary,
                                    params.get("composer"), instruments)
         if message and message not in self._warned:  # once per request kind, not once per call

@@ -365,6 +365,16 @@ class MuseNetVocabulary:
             return self.config.wait_unit
         return 0.5 / self.config.beat_resolution
 
+    def seconds(self, ids: Sequence[int] | np.ndarray) -> float:
+        """Seconds of music ``ids`` cover: their wait tokens up to the first ``end``, on this
+        vocabulary's clock. The one place that turns ids into a length (a batch of windows with
+        -100 labels is :func:`~musenet_hf.data.window_seconds`, the same sum as a tensor)."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        stop = np.flatnonzero(ids == self.end_id)
+        if len(stop):
+            ids = ids[:stop[0]]
+        return float(self.wait_units[ids].sum()) * self.wait_unit_seconds
+
     def token_to_id(self, token: str) -> int:
         try:
             return self.token_to_id_map[token]
