@@ -309,7 +309,18 @@ def test_critic_scores_and_rerank(vocab, tiny):
     # a sequence longer than the window is scored as the mean of its windows
     long_seq = short[0][:3] + short[0][3:] * 4
     s_long = critic_scores(tiny, vocab, [long_seq], seconds=[8.0], max_window=64)[0]
-    assert isinstance(s_long, float) and s_long == s_long
+    prefix, body = split_prompt(vocab, long_seq)
+    room, windows, units = 64 - len(prefix), [], 0
+    for start in range(0, len(body), room):  # prefix + each body chunk, placed where it sits in the piece
+        chunk = body[start:start + room]
+        windows.append((prefix + chunk, units * vocab.wait_unit_seconds))
+        units += int(vocab.wait_units[chunk].sum())
+    assert len(windows) > 1
+    with torch.no_grad():
+        each = [float(tiny(torch.tensor([w]), piece_seconds=torch.tensor([8.0], dtype=torch.float64),
+                           time_offset_seconds=torch.tensor([offset], dtype=torch.float64)).critic_logits[0])
+                for w, offset in windows]
+    assert isinstance(s_long, float) and s_long == pytest.approx(sum(each) / len(each), abs=1e-5)
 
 
 # ------------------------------------------------------------------ prompts

@@ -171,7 +171,8 @@ def readable_files() -> list[Path]:
     return files
 
 
-@pytest.mark.parametrize("preset", ["musenet", pytest.param("extended", marks=pytest.mark.slow)])
+@pytest.mark.slow  # a whole-folder sweep (142 s for musenet alone), slow like its extended twin
+@pytest.mark.parametrize("preset", ["musenet", "extended"])
 def test_round_trip_every_valid_file(preset, capsys):
     tok = MuseNetTokenizer.from_preset(preset)
     files = readable_files()

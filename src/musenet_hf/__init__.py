@@ -37,17 +37,12 @@ def _register() -> None:
 
     from .configuration_musenet import MuseNetConfig
     from .modeling_musenet import register_auto_classes
+    from .pipeline_musenet import register_pipeline
     from .tokenization_musenet import MuseNetTokenizer
 
     register_auto_classes()
     AutoTokenizer.register(MuseNetConfig, slow_tokenizer_class=MuseNetTokenizer, exist_ok=True)
-    try:
-        from .pipeline_musenet import register_pipeline
-    except ModuleNotFoundError as err:  # the generation module is optional while it is built
-        if err.name != f"{__name__}.pipeline_musenet":
-            raise
-    else:
-        register_pipeline()
+    register_pipeline()
 
 
 _register()

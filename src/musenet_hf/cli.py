@@ -33,12 +33,7 @@ def build_parser(commands: dict | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"musenet-hf {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, stem, help_text) in (commands or COMMANDS).items():
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            if err.name != module:
-                raise
-            continue  # a command whose module is not part of this install is not offered
+        mod = importlib.import_module(module)
         add = getattr(mod, f"add_{stem}_arguments")
         p = sub.add_parser(name, help=help_text, description=help_text)
         add(p)

@@ -58,6 +58,7 @@ from .generation import (
     split_prompt,
 )
 from .logits_processors import DEFAULT_STEERING_STRENGTH
+from .modeling_musenet import register_auto_classes
 from .vocabulary import style_token
 
 TASK = "musenet-generation"
@@ -365,12 +366,7 @@ def register_pipeline() -> None:
     from transformers import AutoModelForCausalLM
     from transformers.pipelines import PIPELINE_REGISTRY
 
-    try:
-        from .modeling_musenet import register_auto_classes
-    except ImportError:  # the model module is optional for the pipeline (any causal LM works)
-        pass
-    else:
-        register_auto_classes()
+    register_auto_classes()
     if PIPELINE_REGISTRY.supported_tasks.get(TASK, {}).get("impl") is not MuseNetGenerationPipeline:
         PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=MuseNetGenerationPipeline, pt_model=AutoModelForCausalLM)
 
