@@ -70,7 +70,6 @@ def build_prompt(
     from the prompt which notes sound and lets the model close them.
     """
     v = _vocab(tokenizer)
-    composers = [composer] if isinstance(composer, str) else list(composer or [])
     body: list[int] = []
     if primer is not None:
         encoded = tokenizer.encode_midi(primer, instruments=None, add_end=False)
@@ -81,14 +80,8 @@ def build_prompt(
         if tempo is None and v.config.clock == "beats":
             tempo = next((float(v.tempo_bpm[t]) for t in prefix if v.is_tempo[t]), None)
         body = cut_primer(v, body, primer_seconds, primer_notes)
-    ids = [v.composer_id(c) for c in composers]
-    if instruments:
-        names = resolve_instruments(v, instruments)
-        ids.append(v.instrumentation_id([v.instruments[i].name for i in names]))
-    ids.append(v.start_id)
-    if tempo is not None and v.config.clock == "beats":
-        ids.append(v.tempo_id(tempo))
-    return ids + body
+    names = [v.instruments[i].name for i in resolve_instruments(v, instruments)] if instruments else None
+    return v.prefix_ids(composer, names, tempo) + body
 
 
 def cut_primer(vocabulary: MuseNetVocabulary, body: Sequence[int], seconds: float | None = None,

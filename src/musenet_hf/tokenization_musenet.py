@@ -150,17 +150,10 @@ class MuseNetTokenizer(PreTrainedTokenizer):
         """The conditioning prefix: ``[composer] [instrumentation] start [tempoNN]``.
 
         ``instruments`` takes instrument or group names (``["piano", "violin"]``) or an
-        instrumentation token (``"piano_strings"``).
+        instrumentation token (``"piano_strings"``). Built by the vocabulary's
+        :meth:`~musenet_hf.vocabulary.MuseNetVocabulary.prefix_ids`.
         """
-        v = self.vocabulary
-        out = [v.composer_id(composer)] if composer else []
-        if instruments:
-            names = instruments.split("_") if isinstance(instruments, str) else list(instruments)
-            out.append(v.instrumentation_id(names))
-        out.append(v.start_id)
-        if tempo is not None and v.config.clock == "beats":
-            out.append(v.tempo_id(tempo))
-        return out
+        return self.vocabulary.prefix_ids(composer, instruments, tempo)
 
     def instruments_of(self, notes: Score | NoteArrays | Sequence[Note]) -> list[str]:
         """The instrumentation groups that sound in ``notes`` (in MuseNet's group order)."""

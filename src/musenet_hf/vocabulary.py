@@ -413,6 +413,28 @@ class MuseNetVocabulary:
             return self.drum_index
         return int(self.program_to_instrument[program])
 
+    def prefix_ids(self, composer: str | Sequence[str] | None = None, instruments: Iterable[str] | str | None = None,
+                   tempo: float | None = None) -> list[int]:
+        """The conditioning prefix ``[composer...] [instrumentation] start [tempoNN]``: the one place
+        it is built (tokenizer, data, prompts and the pipeline all come here).
+
+        Args:
+            composer: a composer/style name, several (each token goes in, the blend of
+                :func:`~musenet_hf.generation.build_prompt`), or None.
+            instruments: instrument or group names (``["piano", "violin"]``) or an
+                instrumentation token's name (``"piano_strings"``); None: no instrumentation token.
+            tempo: the tempo token's bpm (beats clock only; ignored on the seconds clock).
+        """
+        composers = ([composer] if composer else []) if isinstance(composer, str) else list(composer or [])
+        out = [self.composer_id(c) for c in composers]
+        if instruments:
+            names = instruments.split("_") if isinstance(instruments, str) else list(instruments)
+            out.append(self.instrumentation_id(names))
+        out.append(self.start_id)
+        if tempo is not None and self.config.clock == "beats":
+            out.append(self.tempo_id(tempo))
+        return out
+
     def instrumentation_id(self, members: Iterable[str]) -> int:
         """The instrumentation token for instrument or group names (``["piano", "violin"]``, any case)."""
         mask = 0
