@@ -1,4 +1,4 @@
-"""The inner critic: everything it needs except the head's layer (``modeling_musenet.CriticHead``).
+"""The inner critic: everything it needs except the head's layer (``modeling_musenet.MuseNetCriticHead``).
 
 MuseNet's inner critic learns to tell real music from the model's own generations, and its score
 picks among samples at generation time. This module owns every piece of that:

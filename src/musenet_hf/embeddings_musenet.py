@@ -1,0 +1,229 @@
+"""MuseNet's input embeddings: the token and position embeddings plus the structural ones.
+
+**time** (time since the window start, so every token at the same moment shares it), **chord**
+(n-th note since the last wait), **part** (which of 128 time slices of the whole piece),
+**countdown** (time left to the end of the piece) and **sounding** (the notes that sound at each
+token). Time and chord come from the ids themselves (a wait-length and an is-note table over the
+vocabulary, then cumulative sums); part and countdown also need the piece's length
+``piece_seconds`` and the window's start ``time_offset_seconds``. The tables are derived from the
+config (:func:`wait_units_table`, :func:`is_note_table`, :func:`note_key_tables`), never learned.
+Used by :class:`~musenet_hf.modeling_musenet.MuseNetModel`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers.utils import logging
+
+from .configuration_musenet import MuseNetConfig
+
+logger = logging.get_logger(__name__)
+
+STRUCTURE_KEYS = ("time_ids", "chord_ids", "part_ids", "countdown_ids", "sounding_notes")
+
+
+def wait_units_table(config: MuseNetConfig) -> torch.Tensor:
+    """(V,) long: how many clock units each id waits (0 for everything but waits)."""
+    table = torch.zeros(config.vocab_size, dtype=torch.long)
+    first = config.first_wait_token_id
+    table[first : first + config.num_wait_tokens] = torch.arange(1, config.num_wait_tokens + 1)
+    return table
+
+
+def is_note_table(config: MuseNetConfig) -> torch.Tensor:
+    """(V,) bool: which ids are notes (note-on or note-off)."""
+    table = torch.zeros(config.vocab_size, dtype=torch.bool)
+    table[: config.num_note_tokens] = True
+    return table
+
+
+def note_key_tables(config: MuseNetConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The sounding-notes facts: ``key`` (V,) long, the key ``instrument * 128 + pitch`` of every
+    pitched note id and -1 for everything else (drums included: they have no note-off and never
+    sound); ``on`` (V,) bool, note-ons; ``off_id`` (K,) long, the note-off id of every key (-1:
+    none). ``K = len(off_id)`` keys in all."""
+    key = torch.full((config.vocab_size,), -1, dtype=torch.long)
+    on = torch.zeros(config.vocab_size, dtype=torch.bool)
+    slots = config.note_slots or []
+    num_instruments = max((i for i, _ in slots), default=-1) + 1
+    off_id = torch.full((num_instruments * 128,), -1, dtype=torch.long)
+    for slot, (instrument, volume) in enumerate(slots):
+        ids = torch.arange(slot * 128, slot * 128 + 128)
+        if instrument != config.drum_instrument:
+            key[ids] = instrument * 128 + torch.arange(128)
+            on[ids] = volume > 0
+            if volume == 0:
+                off_id[instrument * 128: instrument * 128 + 128] = ids
+    return key, on, off_id
+
+
+def _per_sequence(value, device) -> torch.Tensor | float | None:
+    """Seconds per sequence: None, a float (every row), or a (B, 1) float64 tensor."""
+    if value is None or isinstance(value, (int, float)):
+        return value
+    return torch.as_tensor(value, dtype=torch.float64, device=device).reshape(-1, 1)
+
+
+class MuseNetEmbeddings(nn.Module):
+    """Token + position + time + chord + part + countdown embeddings, then dropout."""
+
+    def __init__(self, config: MuseNetConfig):
+        super().__init__()
+        self.config = config
+        h = config.hidden_size
+        self.embed_tokens = nn.Embedding(config.vocab_size, h)
+        self.embed_positions = nn.Embedding(config.max_position_embeddings, h)
+        self.embed_time = nn.Embedding(config.max_time_positions, h) if config.use_time_embedding else None
+        self.embed_chord = nn.Embedding(config.num_chord_positions, h) if config.use_chord_embedding else None
+        self.embed_part = nn.Embedding(config.num_parts, h) if config.use_part_embedding else None
+        self.embed_countdown = nn.Embedding(config.num_countdown, h) if config.use_countdown_embedding else None
+        key, on, off_id = note_key_tables(config)
+        self.num_keys = len(off_id)
+        self.track_sounding = config.tracks_sounding_notes
+        self.embed_sounding = nn.Embedding(self.num_keys, h) if config.use_sounding_embedding else None
+        self.dropout = nn.Dropout(config.embd_dropout)
+        # Derived from the config, not learned: kept out of the checkpoint, refilled by `_init_weights`.
+        self.register_buffer("wait_units", wait_units_table(config), persistent=False)
+        self.register_buffer("is_note", is_note_table(config), persistent=False)
+        self.register_buffer("note_key", key, persistent=False)
+        self.register_buffer("note_on", on, persistent=False)
+        self.register_buffer("off_id", off_id, persistent=False)
+
+    def needs_history(self, given: dict, piece_seconds) -> bool:
+        """Whether some enabled index would have to be derived from earlier tokens."""
+        c = self.config
+        return (
+            (c.use_time_embedding and given.get("time_ids") is None)
+            or (c.use_chord_embedding and given.get("chord_ids") is None)
+            or (self.track_sounding and given.get("sounding_notes") is None)
+            or (
+                piece_seconds is not None
+                and (
+                    (c.use_part_embedding and given.get("part_ids") is None)
+                    or (c.use_countdown_embedding and given.get("countdown_ids") is None)
+                )
+            )
+        )
+
+    def structure_ids(
+        self,
+        input_ids: torch.LongTensor,
+        piece_seconds: torch.Tensor | float | None = None,
+        time_offset_seconds: torch.Tensor | float | None = None,
+    ) -> dict[str, torch.LongTensor]:
+        """Time, chord, part and countdown indices of every token of `input_ids`.
+
+        Args:
+            input_ids: (B, T), the window from its first token.
+            piece_seconds: (B,) or a float, the whole piece's length; None = unknown.
+            time_offset_seconds: (B,) or a float, absolute time of the window's first token (default 0).
+        Returns:
+            `time_ids`, `chord_ids`, `part_ids`, `countdown_ids`, each (B, T) long, and with the
+            sounding embedding `sounding_notes` (B, T, num_keys) bool: the notes sounding after
+            each token.
+        """
+        # Runs at every generate() step on the whole sequence: kept to few tensor ops.
+        c = self.config
+        waits = self.wait_units[input_ids]  # (B, T) clock units waited by each token
+        elapsed = waits.cumsum(1).sub_(waits)  # (B, T) units before each token (exclusive cumsum)
+        time_ids = elapsed.div(c.time_bucket_units, rounding_mode="floor").clamp_(max=c.max_time_positions - 1)
+
+        notes = self.is_note[input_ids]  # (B, T) bool
+        notes_so_far = notes.cumsum(1)  # inclusive count of notes (long)
+        # notes counted up to the latest wait; a running max works because the count never decreases
+        at_last_wait = (notes_so_far * (waits > 0)).cummax(1).values
+        chord_ids = (notes_so_far - at_last_wait - 1).mul_(notes).clamp_(max=c.num_chord_positions - 1)
+
+        piece = _per_sequence(piece_seconds, input_ids.device)
+        if piece is None or (isinstance(piece, float | int) and piece <= 0):
+            part_ids = torch.zeros_like(input_ids)
+            countdown_ids = torch.full_like(input_ids, c.num_countdown - 1)
+        else:
+            # float64: a token's part must not depend on how the sequence was cut into forward calls
+            seconds = elapsed.double().mul_(c.wait_unit_seconds)
+            offset = _per_sequence(time_offset_seconds, input_ids.device)
+            if offset is not None:
+                seconds = seconds + offset
+            if isinstance(piece, torch.Tensor):
+                known = piece > 0  # unknown lengths (<= 0) get the neutral part and countdown
+                piece = torch.where(known, piece, 1.0)
+            # The epsilons keep exact boundaries on one side whichever way the window offset and
+            # the in-window time were summed (0.3 + 0.1 vs 0.4): float error is far below 1e-6.
+            part = torch.floor(c.num_parts * seconds / piece + 1e-6).clamp_(0, c.num_parts - 1)
+            left = torch.ceil((piece - seconds) / c.countdown_step_seconds - 1e-6).clamp_(0, c.num_countdown - 1)
+            if isinstance(piece, torch.Tensor):
+                part = part.masked_fill_(~known, 0)
+                left = left.masked_fill_(~known, c.num_countdown - 1)
+            part_ids, countdown_ids = part.long(), left.long()
+        out = {"time_ids": time_ids, "chord_ids": chord_ids, "part_ids": part_ids, "countdown_ids": countdown_ids}
+        if self.track_sounding:
+            out["sounding_notes"] = self.sounding_notes(input_ids)
+        return out
+
+    def sounding_notes(self, input_ids: torch.LongTensor) -> torch.Tensor:
+        """(B, T, num_keys) bool: which notes sound after each token of the window (a note sounds
+        from its note-on to its note-off; a window strikes again what sounded at its cut, see
+        `musenet_hf.data.continuation_ids`)."""
+        batch, length = input_ids.shape
+        num_keys = self.num_keys
+        key = self.note_key[input_ids]  # (B, T), -1 for non-notes
+        on = self.note_on[input_ids]
+        pos = torch.arange(1, length + 1, device=input_ids.device, dtype=torch.int32).expand(batch, length)
+        # the latest note-on and note-off position of every key up to each token (0: none yet)
+        last_on = torch.zeros(batch, length, num_keys + 1, dtype=torch.int32, device=input_ids.device)
+        last_off = torch.zeros_like(last_on)
+        slot = key.clamp(min=-1) % (num_keys + 1)  # -1 -> the spare column
+        last_on.scatter_(2, slot.unsqueeze(-1), torch.where(on & (key >= 0), pos, 0).unsqueeze(-1))
+        last_off.scatter_(2, slot.unsqueeze(-1), torch.where(~on & (key >= 0), pos, 0).unsqueeze(-1))
+        sounding = last_on.cummax(1).values > last_off.cummax(1).values
+        return sounding[..., :num_keys]
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None,
+        inputs_embeds: torch.Tensor | None,
+        position_ids: torch.LongTensor,
+        structure: dict[str, torch.LongTensor | None],
+        piece_seconds=None,
+        time_offset_seconds=None,
+    ) -> torch.Tensor:
+        """Sum of the embeddings: (B, T, hidden_size).
+
+        Args:
+            input_ids: (B, T) or None when `inputs_embeds` (B, T, hidden) are given.
+            position_ids: (B or 1, T).
+            structure: explicit `time_ids` / `chord_ids` / `part_ids` / `countdown_ids` (B, T) or None;
+                missing ones are derived from `input_ids` (or take neutral values without ids).
+        """
+        c = self.config
+        hidden = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
+        hidden = hidden + self.embed_positions(position_ids)
+        tables = (
+            ("time_ids", self.embed_time),
+            ("chord_ids", self.embed_chord),
+            ("part_ids", self.embed_part),
+            ("countdown_ids", self.embed_countdown),
+            ("sounding_notes", self.embed_sounding),
+        )
+        wanted = [(key, table) for key, table in tables if table is not None]
+        if any(structure.get(key) is None for key, _ in wanted):
+            if input_ids is not None:
+                derived = self.structure_ids(input_ids, piece_seconds, time_offset_seconds)
+            else:
+                logger.warning_once("inputs_embeds without time/chord/part/countdown ids: using neutral indices")
+                zeros = torch.zeros(hidden.shape[:2], dtype=torch.long, device=hidden.device)
+                derived = {"time_ids": zeros, "chord_ids": zeros, "part_ids": zeros, "countdown_ids": zeros + c.num_countdown - 1}
+                if self.embed_sounding is not None:
+                    derived["sounding_notes"] = torch.zeros(*hidden.shape[:2], self.embed_sounding.num_embeddings,
+                                                            dtype=torch.bool, device=hidden.device)
+            structure = {key: derived.get(key) if structure.get(key) is None else structure[key] for key in STRUCTURE_KEYS}
+        for key, table in wanted:
+            if key == "sounding_notes":  # a sum over the sounding notes: (B, T, K) @ (K, H)
+                hidden = hidden + structure[key].to(table.weight.dtype) @ table.weight
+            else:
+                hidden = hidden + table(structure[key])
+        return self.dropout(hidden)
+
+
+__all__ = ["STRUCTURE_KEYS", "MuseNetEmbeddings", "is_note_table", "note_key_tables", "wait_units_table"]
