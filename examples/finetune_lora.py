@@ -21,7 +21,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, TrainingArguments
 
-from musenet_hf.data import MuseNetCollator
+from musenet_hf.batching import MuseNetCollator
 from musenet_hf.modeling_musenet import register_auto_classes
 from musenet_hf.tokenization_musenet import MuseNetTokenizer
 from musenet_hf.trainer_musenet import MuseNetTrainer

@@ -17,7 +17,8 @@ import torch
 from transformers import AutoModelForCausalLM, TrainingArguments
 
 from musenet_hf.augmentation import AugmentationConfig
-from musenet_hf.data import MuseNetCollator, MuseNetWindows, load_midi_folder
+from musenet_hf.batching import MuseNetCollator
+from musenet_hf.data import MuseNetWindows, load_midi_folder
 from musenet_hf.modeling_musenet import register_auto_classes
 from musenet_hf.tokenization_musenet import MuseNetTokenizer
 from musenet_hf.trainer_musenet import MuseNetTrainer

@@ -14,9 +14,9 @@ import torch
 from musenet_hf.augmentation import (
     INSTRUMENT_RANGES, PITCH, AugmentationConfig, allowed_transpositions, augment, notes_to_array,
 )
+from musenet_hf.batching import MuseNetCollator, TrainBatches, window_seconds
 from musenet_hf.data import (
-    MuseNetCollator, MuseNetWindows, TrainBatches, continuation_ids, load_midi_folder, resolve_labels,
-    sounding_note_ons, split_of, window_seconds,
+    MuseNetWindows, continuation_ids, load_midi_folder, resolve_labels, sounding_note_ons, split_of,
 )
 from musenet_hf.midi_io import read_midi_arrays
 from musenet_hf.tokenization_musenet import MuseNetTokenizer

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from musenet_hf.data import MuseNetCollator, MuseNetWindows, load_midi_folder
+from musenet_hf.batching import MuseNetCollator
+from musenet_hf.data import MuseNetWindows, load_midi_folder
 from musenet_hf.critic import CriticPool, critic_batch, piece_opening, roc_auc
 from musenet_hf.trainer_musenet import MuseNetTrainer
 from musenet_hf.training import train

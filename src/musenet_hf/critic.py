@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from accelerate.utils import gather_object
 
-from .data import MuseNetCollator, MuseNetWindows
+from .batching import MuseNetCollator
+from .data import MuseNetWindows
 from .generation import _accepts_structure, _vocab, model_context_length, padding_id, split_prompt
 from .training_losses import unwrap_model
 

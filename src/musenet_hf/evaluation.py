@@ -105,7 +105,7 @@ def compression(models: dict[str, Any], windows: Any, batch_size: int = 8) -> di
     Returns:
         name -> ``{"bits_per_second", "bits_per_token", "nats_per_token", "tokens", "seconds"}``.
     """
-    from .data import MuseNetCollator
+    from .batching import MuseNetCollator
     from .training_losses import evaluate
 
     if not len(windows):

@@ -4,7 +4,7 @@
 then repeats :func:`train_step` (gradient accumulation, mixup, the critic every ``critic_every``
 steps), logs, evaluates (:func:`evaluate_run`) and checkpoints until ``max_steps``. Mixed precision,
 activation checkpointing, warmup + cosine learning rate, and resume after a kill with nothing lost:
-the data of each step is a function of the step (:class:`~musenet_hf.data.TrainBatches`), the
+the data of each step is a function of the step (:class:`~musenet_hf.batching.TrainBatches`), the
 random draws of mixup and the critic are seeded by the step, and the checkpoint holds the model,
 optimizer, scheduler, random states and critic pool. The same code runs on one CPU, on GPUs, and
 data-parallel: ``accelerate launch --multi_gpu --num_processes 2`` on a machine without GPUs gives
@@ -38,7 +38,8 @@ from tqdm.auto import tqdm
 from .augmentation import AugmentationConfig
 from .critic import CriticPool, critic_auc, critic_step
 from .checkpointing import checkpoints, load_checkpoint, save_checkpoint
-from .data import MuseNetCollator, MuseNetWindows, TrainBatches
+from .batching import MuseNetCollator, TrainBatches
+from .data import MuseNetWindows
 from .training_config import (
     TrainConfig, build_model, build_tokenizer, load_data, lr_lambda, resolve_mixed_precision, training_coverage,
 )

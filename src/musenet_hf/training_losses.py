@@ -19,7 +19,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .data import MuseNetCollator, MuseNetWindows, window_seconds
+from .batching import MuseNetCollator, window_seconds
+from .data import MuseNetWindows
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:

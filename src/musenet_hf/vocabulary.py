@@ -368,7 +368,7 @@ class MuseNetVocabulary:
     def seconds(self, ids: Sequence[int] | np.ndarray) -> float:
         """Seconds of music ``ids`` cover: their wait tokens up to the first ``end``, on this
         vocabulary's clock. The one place that turns ids into a length (a batch of windows with
-        -100 labels is :func:`~musenet_hf.data.window_seconds`, the same sum as a tensor)."""
+        -100 labels is :func:`~musenet_hf.batching.window_seconds`, the same sum as a tensor)."""
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         stop = np.flatnonzero(ids == self.end_id)
         if len(stop):
