@@ -12,7 +12,8 @@ import pytest
 
 pytest.importorskip("music21")
 
-from musenet_hf import corpus as mc  # noqa: E402
+from musenet_hf import corpus as mc
+from musenet_hf import corpus_works as cw
 
 # One string quartet movement, a chorale with a horn, three Essen songs (#101 is one whose
 # time signature music21's ABC reader shares between two measures, which its MIDI export
@@ -206,7 +207,7 @@ def test_list_works_covers_the_corpus():
     labels = {w.label for w in works}
     assert {"bach", "palestrina", "monteverdi", "josquin", "beethoven", "mozart", "haydn", "handel",
             "schumann", "trecento", "folk", "irish", "scottish", "chinese"} <= labels
-    assert not any(w.collection in mc.EXCLUDED_COLLECTIONS or w.source.endswith(".rntxt") for w in works)
+    assert not any(w.collection in cw.EXCLUDED_COLLECTIONS or w.source.endswith(".rntxt") for w in works)
     assert len({w.relpath for w in works}) == len(works)  # one format per work, unique files
     # Opus files become one work per tune; Josquin's voice-per-tune files one work per piece.
     assert sum(w.source == "essenFolksong/kinder0.abc" for w in works) > 100
@@ -219,10 +220,10 @@ def test_list_works_covers_the_corpus():
 def test_program_from_name_and_musenet_mapping():
     names = {"Violin II": 40, "Viola": 41, "Violoncello.": 42, "Horn 2": 60, "Piano": 0, "Continuo": 0,
              "Soprano": 52, "Basso": 52, "Cantus": 52, "Contratenor": 52, "MusicXML Part": None}
-    assert {n: mc.program_from_name(n, 52) for n in names} == names
-    assert [mc.musenet_instrument(p) for p in (0, 41, 42, 33, 25, 73, 71, 60, 46, 52)] == [
+    assert {n: cw.program_from_name(n, 52) for n in names} == names
+    assert [cw.musenet_instrument(p) for p in (0, 41, 42, 33, 25, 73, 71, 60, 46, 52)] == [
         "piano", "violin", "cello", "bass", "guitar", "flute", "clarinet", "trumpet", "harp", "piano"]
-    assert mc.musenet_instrument(0, channel=9) == "drums"
+    assert cw.musenet_instrument(0, channel=9) == "drums"
 
 
 def test_cli_hooks_and_token_counts(tmp_path, capsys):
