@@ -239,16 +239,7 @@ def load_midi_folder(
         raise FileNotFoundError(f"no MIDI files under {root}")
     raw_labels = resolve_labels(root, files, labels)
     vocab = tokenizer.vocabulary
-    if unknown_labels == "add":
-        vocab.add_composers(sorted({lb for lb in raw_labels if lb}))
-    composers = []
-    for lb in raw_labels:
-        try:
-            composers.append(vocab.tokens[vocab.composer_id(lb)] if lb else "")
-        except KeyError:
-            if unknown_labels == "error":
-                raise
-            composers.append("")
+    composers = _composer_tokens(vocab, raw_labels, unknown_labels)
     vocab_json = json.dumps(vocab.to_dict(), sort_keys=True)
     rel = [f.relative_to(root).as_posix() for f in files]
 
@@ -288,6 +279,22 @@ def load_midi_folder(
         (cache_path / "failed.json").write_text(json.dumps(failed, indent=1), "utf-8")
         ok = load_from_disk(str(cache_path / "pieces"))  # memory-mapped, like a cache hit
     return EncodedFolder(_split(ok), failed, None if cache_path is None else str(cache_path))
+
+
+def _composer_tokens(vocab: MuseNetVocabulary, labels: Sequence[str | None], unknown_labels: str) -> list[str]:
+    """The composer token of each label ("" for none), adding the unknown ones to ``vocab`` with
+    ``unknown_labels="add"``, raising on them with ``"error"``, leaving them out with ``"ignore"``."""
+    if unknown_labels == "add":
+        vocab.add_composers(sorted({lb for lb in labels if lb}))
+    composers = []
+    for lb in labels:
+        try:
+            composers.append(vocab.tokens[vocab.composer_id(lb)] if lb else "")
+        except KeyError:
+            if unknown_labels == "error":
+                raise
+            composers.append("")
+    return composers
 
 
 def _split(pieces: Any) -> Any:

@@ -450,11 +450,40 @@ def usual_instruments(tokenizer: Any, dataset: Any) -> dict[str, str]:
     return {c: n.most_common(1)[0][0] for c, n in counts.items()}
 
 
+def compression_report(model: Any, baselines: Sequence[str], windows: Any, batch_size: int) -> dict[str, Any]:
+    """The report's compression section: :func:`compression` of ``model`` and each GPT-2 baseline
+    folder on the validation ``windows``, and how much fewer bits per second the first needs
+    than the second (``relative``)."""
+    from .baseline import GPT2Baseline
+
+    models = {"MuseNet (this model)": model}
+    for path in baselines:
+        models[f"GPT-2 baseline ({Path(path).parent.name})"] = GPT2Baseline.from_pretrained(path).eval()
+    res = compression(models, windows, batch_size=batch_size)
+    section = {"models": res, "windows": len(windows), "tokens": next(iter(res.values()))["tokens"],
+               "seconds": next(iter(res.values()))["seconds"]}
+    if len(res) > 1:
+        names = list(res)
+        section["relative"] = res[names[0]]["bits_per_second"] / res[names[1]]["bits_per_second"] - 1
+    return section
+
+
+def labels_with_pieces(pieces: Any, min_pieces: int) -> list[str]:
+    """The composer tokens with at least ``min_pieces`` of ``pieces`` (a dataset split), sorted."""
+    counts = Counter(c for c in pieces.select_columns(["composer"]).to_dict()["composer"] if c)
+    return sorted(c for c, n in counts.items() if n >= min_pieces)
+
+
+def save_report(report: dict[str, Any], out: Path) -> None:
+    """Write ``report.json`` and ``report.md`` (the tables) into ``out``; called after each section."""
+    (out / "report.json").write_text(json.dumps(report, indent=1, default=float) + "\n", "utf-8")
+    (out / "report.md").write_text(markdown_report(report) + "\n", "utf-8")
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     from transformers import AutoModelForCausalLM, pipeline
     from tqdm.auto import tqdm
 
-    from .baseline import GPT2Baseline
     from .data import MuseNetWindows
     from .pipeline_musenet import TASK, register_pipeline, tokenizer_for_model
     from .training_config import TrainConfig, load_data
@@ -476,36 +505,22 @@ def run_evaluate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    def save() -> None:
-        (out / "report.json").write_text(json.dumps(report, indent=1, default=float) + "\n", "utf-8")
-        (out / "report.md").write_text(markdown_report(report) + "\n", "utf-8")
-
     windows = MuseNetWindows(enc.dataset["validation"], tokenizer, cfg.context_length, train=False)
     if "compression" in sections:
-        models = {"MuseNet (this model)": model}
-        for path in args.baseline or []:
-            models[f"GPT-2 baseline ({Path(path).parent.name})"] = GPT2Baseline.from_pretrained(path).eval()
-        res = compression(models, windows, batch_size=cfg.eval_batch_size)
-        report["compression"] = {"models": res, "windows": len(windows),
-                                 "tokens": next(iter(res.values()))["tokens"],
-                                 "seconds": next(iter(res.values()))["seconds"]}
-        if len(res) > 1:
-            names = list(res)
-            report["compression"]["relative"] = res[names[0]]["bits_per_second"] / res[names[1]]["bits_per_second"] - 1
+        report["compression"] = compression_report(model, args.baseline or [], windows, cfg.eval_batch_size)
         print(markdown_report({"compression": report["compression"]}), flush=True)
-        save()
+        save_report(report, out)
 
     if "critic" in sections and getattr(model, "critic", None) is not None:
         report["critic"] = critic_auc_heldout(model, windows, pieces=args.critic_pieces, seed=args.seed)
         print(markdown_report({"critic": report["critic"]}), flush=True)
-        save()
+        save_report(report, out)
     pipe = pipeline(TASK, model=model, tokenizer=tokenizer, device=torch.device("cpu"))
     generated: dict[str, list[list[int]]] | None = None  # the composer section's pieces, reused by "music"
     if sections & {"composer", "music", "probe"}:
         # the labels the composer classifier uses, each with its usual instrumentation
         usual = usual_instruments(tokenizer, enc.dataset["train"])
-        counts = Counter(c for c in enc.dataset["train"].select_columns(["composer"]).to_dict()["composer"] if c)
-        labels = args.composers or sorted(c for c, n in counts.items() if n >= args.min_pieces)
+        labels = args.composers or labels_with_pieces(enc.dataset["train"], args.min_pieces)
     if sections & {"composer", "music"}:
         held_notes = _pieces_as_notes(tokenizer, enc.dataset["validation"])
     if "composer" in sections:
@@ -517,18 +532,18 @@ def run_evaluate(args: argparse.Namespace) -> int:
         report["composer"] = res
         report["validity"] = validity(tokenizer, pieces)
         print(markdown_report({"composer": res, "validity": report["validity"]}), flush=True)
-        save()
+        save_report(report, out)
     if "steering" in sections:
         report["steering"] = steering_adherence(pipe, composer=args.steering_composer, instruments=args.steering_instruments,
                                                 pieces=args.steering_pieces, seconds=15.0, seed=args.seed,
                                                 strengths=args.steering_strengths)
         print(markdown_report({"steering": report["steering"]}), flush=True)
-        save()
+        save_report(report, out)
     if "length" in sections:
         report["length"] = length_control(pipe, args.lengths, pieces=args.length_pieces, composer="bach",
                                           instruments="piano", seed=args.seed)
         print(markdown_report({"length": report["length"]}), flush=True)
-        save()
+        save_report(report, out)
     if "music" in sections:
         # --no-instruments: the prompt of a user who names none (no instrumentation token)
         report["music"] = music_statistics(pipe, held_notes, {c: None if args.no_instruments else usual[c] for c in labels},
@@ -536,13 +551,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
                                            seed=args.seed, generated=None if args.no_instruments else generated)
         report["music"]["instruments"] = "none asked" if args.no_instruments else "each label's usual"
         print(markdown_report({"music": report["music"]}), flush=True)
-        save()
+        save_report(report, out)
     if "probe" in sections:
         requests = [parse_probe_request(r) for r in args.probe] if args.probe else [(c, usual[c]) for c in labels]
         report["probe"] = {"new_tokens": args.probe_tokens, "seed": args.seed,
                            "rows": probe_table(model, tokenizer, requests, new_tokens=args.probe_tokens, seed=args.seed)}
         print(markdown_report({"probe": report["probe"]}), flush=True)
-        save()
+        save_report(report, out)
     tqdm.write(f"wrote {out / 'report.json'} and {out / 'report.md'}")
     return 0
 
