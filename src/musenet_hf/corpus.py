@@ -358,19 +358,34 @@ def prepare_corpus(
             tokens[r["key"]] = int(count_tokens(out / r["path"]))
 
     report = CorpusReport(out_dir=out, converted=len(todo), cached=len(works) - len(todo))
+    _fill_report(report, records, ok, tokens if count_tokens is not None else None)
+    _write_metadata(out / "metadata.csv", ok, tokens)
+    report.wall_time_s = time.perf_counter() - start
+    (out / "report.json").write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n",
+                                     encoding="utf-8")
+    return report
+
+
+def _fill_report(report: CorpusReport, records: dict[str, dict[str, Any]], ok: list[dict[str, Any]],
+                 tokens: dict[str, int] | None) -> None:
+    """Per-label files, minutes, notes (and tokens when counted) of the ``ok`` records, the
+    failures among all ``records``, and the median conversion time."""
     for r in ok:
         label = r["label"]
         report.files_per_label[label] = report.files_per_label.get(label, 0) + 1
         report.minutes_per_label[label] = report.minutes_per_label.get(label, 0.0) + r["seconds"] / 60
         report.notes_per_label[label] = report.notes_per_label.get(label, 0) + r["notes"]
-        if count_tokens is not None:
+        if tokens is not None:
             report.tokens_per_label[label] = report.tokens_per_label.get(label, 0) + tokens[r["key"]]
     report.failures = [{"work": r["key"], "status": r["status"], "reason": r.get("reason", "")}
                        for r in sorted(records.values(), key=lambda r: r["key"]) if r["status"] != "ok"]
     times = [r["convert_s"] for r in ok if "convert_s" in r]
     report.median_convert_s = round(statistics.median(times), 3) if times else 0.0
 
-    with open(out / "metadata.csv", "w", newline="", encoding="utf-8") as f:
+
+def _write_metadata(path: Path, ok: list[dict[str, Any]], tokens: dict[str, int]) -> None:
+    """``metadata.csv``: one row per converted file (what :func:`~musenet_hf.data.resolve_labels` reads)."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=METADATA_COLUMNS)
         writer.writeheader()
         for r in ok:
@@ -381,10 +396,6 @@ def prepare_corpus(
                 "instruments": " ".join(r["instruments"]), "programs": " ".join(map(str, r["programs"])),
                 "tokens": tokens.get(r["key"], ""),
             })
-    report.wall_time_s = time.perf_counter() - start
-    (out / "report.json").write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n",
-                                     encoding="utf-8")
-    return report
 
 
 @dataclass(frozen=True)
