@@ -38,6 +38,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 BUNDLED = "musenet-small-music21"
 MAX_SECONDS = 600.0  # longer needs --allow-long
@@ -196,7 +197,6 @@ def run_generate(args: argparse.Namespace) -> int:
     from .generation import GenerationInterrupted
     from .logits_processors import resolve_instruments
     from .pipeline_musenet import TASK, load_model, register_pipeline, resolve_threads, tokenizer_for_model
-    from .render import AudioRenderError, render_pianoroll, render_wav
 
     model_path = Path(args.model) if args.model else bundled_checkpoint()
     if not model_path.is_dir():
@@ -249,6 +249,42 @@ def run_generate(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     elapsed = time.time() - started
 
+    sparse = _write_pieces(args, results, v, requested, interrupted)
+    if interrupted:
+        print(f"interrupted (Ctrl-C) after {elapsed:.1f} s: wrote the {len(results)} piece(s) as far as they got, "
+              "every sounding note ended there", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"generated {len(results)} piece(s) in {elapsed:.1f} s")
+    code = _render(args, results[0], tokenizer)
+    if sparse:
+        _report_sparse(args, sparse, requested, steering)
+        code = EXIT_SPARSE
+    return code
+
+
+def _render(args: argparse.Namespace, best: dict[str, Any], tokenizer: Any) -> int:
+    """The best piece's piano roll and WAV when asked for; 1 when the WAV could not be made."""
+    from .render import AudioRenderError, render_pianoroll, render_wav
+
+    code = 0
+    if args.pianoroll:
+        notes = tokenizer.decode_to_notes(best["tokens"])
+        render_pianoroll(notes, args.pianoroll, vocabulary=tokenizer.vocabulary,
+                         title=f"{args.composer or 'musenet'}: {best['seconds']:.0f} s")
+        print(f"{args.pianoroll}: piano roll")
+    if args.wav:
+        try:
+            render_wav(best["midi"], args.wav, soundfont=args.soundfont)
+            print(f"{args.wav}: audio")
+        except AudioRenderError as err:
+            code = _error(f"no WAV written: {err}", 1)
+    return code
+
+
+def _write_pieces(args: argparse.Namespace, results: list[dict[str, Any]], v: Any, requested: list[int] | None,
+                  interrupted: bool) -> list[str]:
+    """Save each piece (the first to ``-o``, the others numbered beside it) and print a line about
+    it; returns ``path: why`` for the pieces too sparse for what was asked."""
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     sparse = []
@@ -265,37 +301,21 @@ def run_generate(args: argparse.Namespace) -> int:
         why = None if interrupted else sparse_report(v, r, requested, args.min_note_rate)
         if why:
             sparse.append(f"{path}: {why}")
-    if interrupted:
-        print(f"interrupted (Ctrl-C) after {elapsed:.1f} s: wrote the {len(results)} piece(s) as far as they got, "
-              "every sounding note ended there", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    print(f"generated {len(results)} piece(s) in {elapsed:.1f} s")
-    best = results[0]
-    code = 0
-    if args.pianoroll:
-        notes = tokenizer.decode_to_notes(best["tokens"])
-        render_pianoroll(notes, args.pianoroll, vocabulary=tokenizer.vocabulary,
-                         title=f"{args.composer or 'musenet'}: {best['seconds']:.0f} s")
-        print(f"{args.pianoroll}: piano roll")
-    if args.wav:
-        try:
-            render_wav(best["midi"], args.wav, soundfont=args.soundfont)
-            print(f"{args.wav}: audio")
-        except AudioRenderError as err:
-            code = _error(f"no WAV written: {err}", 1)
-    if sparse:
-        names = args.instruments or "any instrument"
-        tips = ["other instruments (the 'played instead' ones come easily to this model)" if requested else None,
-                "--steering hard, or soft with a higher --strength" if requested and steering != "hard" else None,
-                "another composer/style, one the model trained on (`musenet list"
-                + (f" --model {args.model}" if args.model else "") + "`)",
-                "another --seed"]
-        print("musenet generate: error: the model did not make the music asked for ("
-              f"{args.composer or 'no composer'}, {names}):\n  " + "\n  ".join(sparse)
-              + "\n  the files are written for inspection; try " + "; ".join(t for t in tips if t)
-              + f" (--min-note-rate 0 accepts sparse pieces)", file=sys.stderr)
-        code = EXIT_SPARSE
-    return code
+    return sparse
+
+
+def _report_sparse(args: argparse.Namespace, sparse: list[str], requested: list[int] | None, steering: str) -> None:
+    """The error for pieces that did not make the music asked for, with what to try instead."""
+    names = args.instruments or "any instrument"
+    tips = ["other instruments (the 'played instead' ones come easily to this model)" if requested else None,
+            "--steering hard, or soft with a higher --strength" if requested and steering != "hard" else None,
+            "another composer/style, one the model trained on (`musenet list"
+            + (f" --model {args.model}" if args.model else "") + "`)",
+            "another --seed"]
+    print("musenet generate: error: the model did not make the music asked for ("
+          f"{args.composer or 'no composer'}, {names}):\n  " + "\n  ".join(sparse)
+          + "\n  the files are written for inspection; try " + "; ".join(t for t in tips if t)
+          + " (--min-note-rate 0 accepts sparse pieces)", file=sys.stderr)
 
 
 # ------------------------------------------------------------------------------------- musenet list
