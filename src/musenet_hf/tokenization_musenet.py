@@ -23,7 +23,6 @@ import json
 import os
 import warnings
 from dataclasses import dataclass, field, replace
-from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -35,6 +34,7 @@ from .errors import MidiReadError, MidiReadWarning
 from .midi_io import read_midi_arrays, write_midi
 from .midi_notes import Note, NoteArrays, Score
 from .vocabulary import GROUPS, MuseNetVocabulary, VocabularyConfig, preset_config
+from .worker_pool import map_with_timeout
 
 VOCAB_FILE = "vocabulary.json"
 MIDI_SUFFIXES = (".mid", ".midi", ".kar", ".rmi")
@@ -289,10 +289,10 @@ class MuseNetTokenizer(PreTrainedTokenizer):
         jobs = [(p, composer, sustain) for p in paths]
         bar = tqdm(total=len(paths), desc="encoding MIDI", unit="file", disable=not progress)
         if num_proc > 1 and len(paths) > 1:
-            with get_context("fork" if "fork" in get_all_start_methods() else "spawn").Pool(num_proc, initializer=_init_worker, initargs=(self.vocabulary.to_dict(),)) as pool:
-                for path, ids, reason in pool.imap_unordered(_encode_job, jobs, chunksize=8):
-                    _collect(result, path, ids, reason)
-                    bar.update()
+            for job, status, value in map_with_timeout(_EncodeTask(self.vocabulary.to_dict()), jobs, num_proc):
+                # "ok": _encode_one's own (path, ids, reason); else the worker died on the file
+                _collect(result, *(value if status == "ok" else (job[0], None, f"{status}: {value}")))
+                bar.update()
         else:
             for job in jobs:
                 _collect(result, *_encode_one(self, *job))
@@ -428,16 +428,16 @@ def _collect(result: FolderEncoding, path: str, ids: list[int] | None, reason: s
         result.ids[path] = ids
 
 
-_WORKER_TOKENIZER: MuseNetTokenizer | None = None
+@dataclass
+class _EncodeTask:
+    """``(path, composer, sustain) -> (path, ids, reason)`` in a worker of
+    :func:`~musenet_hf.worker_pool.map_with_timeout`: picklable (the vocabulary as a dict), its
+    tokenizer built once per worker process on the first file."""
 
+    vocab: dict
+    tokenizer: MuseNetTokenizer | None = None
 
-def _init_worker(vocab: dict) -> None:
-    global _WORKER_TOKENIZER
-    import warnings
-
-    warnings.simplefilter("ignore")
-    _WORKER_TOKENIZER = MuseNetTokenizer(vocabulary=MuseNetVocabulary.from_dict(vocab))
-
-
-def _encode_job(args: tuple) -> tuple:
-    return _encode_one(_WORKER_TOKENIZER, *args)
+    def __call__(self, job: tuple[str, str | None, bool]) -> tuple[str, list[int] | None, str | None]:
+        if self.tokenizer is None:
+            self.tokenizer = MuseNetTokenizer(vocabulary=MuseNetVocabulary.from_dict(self.vocab))
+        return _encode_one(self.tokenizer, *job)
