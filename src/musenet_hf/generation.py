@@ -298,15 +298,14 @@ def generate_long(
     procs = LogitsProcessorList(default_logits_processors(v, seconds) if logits_processor is None else logits_processor)
     trackers = _trackers(procs)
     has_target = any(isinstance(p, TargetLengthLogitsProcessor) for p in procs)
-    structure = _accepts_structure(model)
     budget = max_new_tokens if max_new_tokens is not None else int(200 * seconds) + window
     unit = v.wait_unit_seconds
     device = model.device
     generate_kwargs.setdefault("do_sample", True)
     generate_kwargs.setdefault("pad_token_id", padding_id(model, v))
     generate_kwargs.setdefault("eos_token_id", v.end_id)
+    piece_seconds = float(seconds) if _accepts_structure(model) else None  # None: the model takes no positions
 
-    prefix_t = torch.tensor(prefix, dtype=torch.long, device=device)
     body = torch.tensor(primer, dtype=torch.long, device=device).reshape(1, -1).repeat(num_samples, 1)
     rows = list(range(num_samples))  # sample index of each active row
     done: dict[int, list[int]] = {}
@@ -315,87 +314,20 @@ def generate_long(
     windows: list[dict[str, Any]] = []
     bar = tqdm(total=round(seconds, 1), unit="s", desc="music", disable=not progress)
     generated = 0
-    prefix_np = np.asarray(prefix, dtype=np.int64)
-    num_keys = len(v.instruments) * 128
     interrupted = False
     while rows and generated < budget and not interrupted:
         length = body.shape[1]
-        room = window - len(prefix)
-        # the notes sounding now will be struck again at the window's start: keep room for them
-        body_np = body.cpu().numpy()
-        reserve = min(max(len(sounding_note_ons(v, row)) for row in body_np), room // 2) if length else 0
-        cut = max(0, length - (room - step - reserve))
-        cut = _snap_cut(v, body, cut, min(length, cut + step)) if cut else 0
-        # the piece's clock at the cut, from the whole body before it
-        units0 = (state_tracker.compute(body[:, :cut]).units if cut
-                  else torch.zeros(len(rows), dtype=torch.long, device=device))
-        # Each row's window is the training format (data.continuation_ids): prefix, the notes
-        # sounding at the cut struck again, then the body from the cut. The window so holds the
-        # whole musical state, and the processors read it from the window (clock from the cut).
-        wins = [continuation_ids(v, prefix_np, row, cut, 1 << 30, add_end=False, max_again=room // 2)[0] for row in body_np]
-        while window - max(len(w) for w in wins) < max(1, step // 2) and cut < length:
-            cut = min(length, cut + max(len(w) for w in wins) - (window - max(1, step // 2)))  # more notes sounded at the cut
-            units0 = state_tracker.compute(body[:, :cut]).units
-            wins = [continuation_ids(v, prefix_np, row, cut, 1 << 30, add_end=False, max_again=room // 2)[0] for row in body_np]
+        cut, units0, wins = _place_window(v, body, np.asarray(prefix, dtype=np.int64), state_tracker, window, step)
         n_new = min(window - max(len(w) for w in wins), budget - generated)
-        sounding0 = torch.zeros(len(rows), num_keys, dtype=torch.bool, device=device)
-        for r, row in enumerate(body_np):
-            # Notes the window does not strike again still sound (past max_again) or were released
-            # in its first moment (neither struck nor released in it): the piece's state through
-            # the body's first moment after the cut; the window's own events override it.
-            waits = np.flatnonzero(v.is_wait[row[cut:]])
-            held = sounding_note_ons(v, row[:cut + (int(waits[0]) if len(waits) else len(row) - cut)]) if cut else []
-            if len(held):
-                sounding0[r, torch.as_tensor(v.note_instrument[held] * 128 + v.note_pitch[held])] = True
-        by_length: dict[int, list[int]] = {}
-        for r, w in enumerate(wins):
-            by_length.setdefault(len(w), []).append(r)
-        new_rows: list[torch.Tensor | None] = [None] * len(rows)
-        for members in by_length.values():  # rows whose windows have one length run as one batch
-            win = torch.as_tensor(np.stack([wins[r] for r in members]), device=device)
-            for t in trackers:
-                if cut:
-                    t.set_initial_state(sounding0[members], units0[members], started=True)
-                else:
-                    t.reset()
-            kwargs = dict(generate_kwargs)
-            if structure:
-                # float64: the model's part/countdown must not depend on float32 rounding of the length
-                kwargs["piece_seconds"] = torch.full((len(members),), float(seconds), dtype=torch.float64, device=device)
-                kwargs["time_offset_seconds"] = units0[members].double() * unit
-            try:
-                out = model.generate(input_ids=win, attention_mask=torch.ones_like(win), max_new_tokens=n_new,
-                                     logits_processor=procs, **kwargs)
-            except KeyboardInterrupt:  # Ctrl-C: keep this call's tokens, as far as the trackers saw them
-                interrupted = True
-                seen = trackers[0]._ids if trackers else None
-                ok = seen is not None and seen.shape[0] == len(members) and seen.shape[1] >= win.shape[1]
-                out = seen if ok else win
-            for i, r in enumerate(members):
-                new_rows[r] = out[i, win.shape[1]:]
-            if interrupted:
-                break
-        new_rows = [x if x is not None else body.new_zeros(0) for x in new_rows]  # groups an interrupt skipped
-        # a batch whose rows all ended stops early: pad its rows (after their `end`) to one width
-        width = max(len(x) for x in new_rows)
-        pad = generate_kwargs["pad_token_id"]
-        new = torch.stack([torch.cat([x, x.new_full((width - len(x),), pad)]) for x in new_rows])
+        sounding0 = _held_at_cut(v, body.cpu().numpy(), cut)
+        new, interrupted = _generate_windows(model, wins, trackers, procs, generate_kwargs, cut, sounding0, units0,
+                                             unit, n_new, piece_seconds)
         windows.append({"body_start": cut, "rows": list(rows), "new_tokens": int(new.shape[1]),
                         "time_offset_seconds": (units0.double() * unit).tolist()})
         generated += new.shape[1]
         body = torch.cat([body, new], dim=1)
-        # retire the rows that ended (and, without a target-length processor, those past the length)
-        is_end = new == v.end_id
-        units = units0 + v.torch_tables(device)["wait_units"][body[:, cut:]].sum(dim=1)
-        keep = []
-        for r in range(len(rows)):
-            if is_end[r].any():
-                stop = length + int(is_end[r].nonzero()[0]) + 1
-                done[rows[r]], finished[rows[r]] = body[r, :stop].tolist(), True
-            elif (not has_target and units[r] * unit >= seconds) or new.shape[1] == 0:
-                done[rows[r]] = body[r].tolist()
-            else:
-                keep.append(r)
+        units = units0 + v.torch_tables(device)["wait_units"][body[:, cut:]].sum(dim=1)  # each row's clock now
+        keep = _retire(v, rows, body, new, length, units, None if has_target else seconds, done, finished)
         if keep:
             bar.n = min(bar.total, round(min(float(units[r]) * unit for r in keep), 1))
             bar.refresh()
@@ -404,9 +336,8 @@ def generate_long(
     for r_i, r in enumerate(rows):  # out of budget
         done[r] = body[r_i].tolist()
     if interrupted:  # rows of a batch the interrupt cut short were padded to the others' width
-        pad = generate_kwargs["pad_token_id"]
         for r, ids in done.items():
-            while not finished[r] and ids and ids[-1] == pad:
+            while not finished[r] and ids and ids[-1] == generate_kwargs["pad_token_id"]:
                 ids.pop()
     bar.n = bar.total
     bar.close()
@@ -418,6 +349,111 @@ def generate_long(
         raise GenerationInterrupted(result)
     return result
 
+
+def _retire(v: MuseNetVocabulary, rows: list[int], body: torch.Tensor, new: torch.Tensor, length: int,
+            units: torch.Tensor, seconds: float | None, done: dict[int, list[int]], finished: list[bool]) -> list[int]:
+    """Move the rows that ended into ``done`` (up to their ``end``, marked ``finished``), and those
+    past ``seconds`` (only without a target-length processor: ``seconds`` None otherwise) or
+    given nothing new; returns the rows that go on."""
+    is_end = new == v.end_id
+    keep = []
+    for r in range(len(rows)):
+        if is_end[r].any():
+            stop = length + int(is_end[r].nonzero()[0]) + 1
+            done[rows[r]], finished[rows[r]] = body[r, :stop].tolist(), True
+        elif (seconds is not None and units[r] * v.wait_unit_seconds >= seconds) or new.shape[1] == 0:
+            done[rows[r]] = body[r].tolist()
+        else:
+            keep.append(r)
+    return keep
+
+
+def _place_window(v: MuseNetVocabulary, body: torch.Tensor, prefix: np.ndarray, state_tracker: NoteStateTracker,
+                  window: int, step: int) -> tuple[int, torch.Tensor, list[np.ndarray]]:
+    """Where the next window starts in the body ``(B, L)`` and what it holds.
+
+    Each row's window is the training format (:func:`~musenet_hf.data.continuation_ids`):
+    prefix, the notes sounding at the cut struck again, then the body from the cut. The window so
+    holds the whole musical state, and the processors read it from the window (the clock from
+    the cut). Returns the cut, each row's clock at the cut in wait units ``(B,)`` and the windows.
+    """
+    length = body.shape[1]
+    room = window - len(prefix)
+    body_np = body.cpu().numpy()
+    # the notes sounding now will be struck again at the window's start: keep room for them
+    reserve = min(max(len(sounding_note_ons(v, row)) for row in body_np), room // 2) if length else 0
+    cut = max(0, length - (room - step - reserve))
+    cut = _snap_cut(v, body, cut, min(length, cut + step)) if cut else 0
+    # the piece's clock at the cut, from the whole body before it
+    units0 = (state_tracker.compute(body[:, :cut]).units if cut
+              else torch.zeros(len(body), dtype=torch.long, device=body.device))
+    wins = [continuation_ids(v, prefix, row, cut, 1 << 30, add_end=False, max_again=room // 2)[0] for row in body_np]
+    while window - max(len(w) for w in wins) < max(1, step // 2) and cut < length:
+        cut = min(length, cut + max(len(w) for w in wins) - (window - max(1, step // 2)))  # more notes sounded at the cut
+        units0 = state_tracker.compute(body[:, :cut]).units
+        wins = [continuation_ids(v, prefix, row, cut, 1 << 30, add_end=False, max_again=room // 2)[0] for row in body_np]
+    return cut, units0, wins
+
+
+def _held_at_cut(v: MuseNetVocabulary, body: np.ndarray, cut: int) -> torch.Tensor:
+    """``(B, instruments * 128)``: the notes of each row that sound at the window's start though the
+    window does not strike them again (past ``max_again``) or releases them in its first moment
+    (neither struck nor released in it): the piece's state through the body's first moment after
+    the cut. The window's own events override it."""
+    sounding = torch.zeros(len(body), len(v.instruments) * 128, dtype=torch.bool)
+    for r, row in enumerate(body):
+        waits = np.flatnonzero(v.is_wait[row[cut:]])
+        held = sounding_note_ons(v, row[:cut + (int(waits[0]) if len(waits) else len(row) - cut)]) if cut else []
+        if len(held):
+            sounding[r, torch.as_tensor(v.note_instrument[held] * 128 + v.note_pitch[held])] = True
+    return sounding
+
+
+def _generate_windows(model: Any, wins: list[np.ndarray], trackers: list[NoteStateTracker],
+                      procs: LogitsProcessorList, generate_kwargs: dict[str, Any], cut: int, sounding0: torch.Tensor,
+                      units0: torch.Tensor, unit: float, n_new: int,
+                      piece_seconds: float | None) -> tuple[torch.Tensor, bool]:
+    """One round: ``generate()`` on the windows, rows whose windows have one length as one batch.
+
+    Returns the new tokens ``(B, N)`` (rows that stopped early padded after their ``end``) and
+    whether Ctrl-C came (then the interrupted call's tokens are those its trackers saw, and the
+    groups after it add none)."""
+    device = model.device
+    sounding0, by_length = sounding0.to(device), {}
+    for r, w in enumerate(wins):
+        by_length.setdefault(len(w), []).append(r)
+    new_rows: list[torch.Tensor | None] = [None] * len(wins)
+    interrupted = False
+    for members in by_length.values():
+        win = torch.as_tensor(np.stack([wins[r] for r in members]), device=device)
+        for t in trackers:
+            if cut:
+                t.set_initial_state(sounding0[members], units0[members], started=True)
+            else:
+                t.reset()
+        kwargs = dict(generate_kwargs)
+        if piece_seconds is not None:
+            # float64: the model's part/countdown must not depend on float32 rounding of the length
+            kwargs["piece_seconds"] = torch.full((len(members),), piece_seconds, dtype=torch.float64, device=device)
+            kwargs["time_offset_seconds"] = units0[members].double() * unit
+        try:
+            out = model.generate(input_ids=win, attention_mask=torch.ones_like(win), max_new_tokens=n_new,
+                                 logits_processor=procs, **kwargs)
+        except KeyboardInterrupt:  # Ctrl-C: keep this call's tokens, as far as the trackers saw them
+            interrupted = True
+            seen = trackers[0]._ids if trackers else None
+            ok = seen is not None and seen.shape[0] == len(members) and seen.shape[1] >= win.shape[1]
+            out = seen if ok else win
+        for i, r in enumerate(members):
+            new_rows[r] = out[i, win.shape[1]:]
+        if interrupted:
+            break
+    empty = torch.zeros(0, dtype=torch.long, device=device)
+    filled = [x if x is not None else empty for x in new_rows]  # groups an interrupt skipped
+    # a batch whose rows all ended stops early: pad its rows (after their `end`) to one width
+    width = max(len(x) for x in filled)
+    pad = generate_kwargs["pad_token_id"]
+    return torch.stack([torch.cat([x, x.new_full((width - len(x),), pad)]) for x in filled]), interrupted
 
 __all__ = [
     "GenerationInterrupted",
