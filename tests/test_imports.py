@@ -1,4 +1,5 @@
-"""The package's import graph has no circle, counting imports inside functions too.
+"""The package stays layered and readable: no import circle (counting imports inside functions
+too), no module over 600 lines, no function over 80 lines but the named exceptions.
 
 A module-level circle breaks at import time only in some orders; one hidden behind a
 function-level import works until someone moves the import up. Both make the layering
@@ -67,3 +68,27 @@ def test_the_package_has_no_import_circle():
     assert "pipeline_musenet" in graph["embeddings_plot"]
     cycle = find_cycle(graph)
     assert cycle is None, "import circle: " + " -> ".join(cycle)
+
+
+# Functions allowed past 80 lines, each with why (issue 14). Anything else over the limits fails.
+LONG_FUNCTIONS = {
+    ("_midi_repair.py", "read_layout"): "the chunk walk of a damaged file: one pass, each repair beside its check",
+    ("_midi_repair.py", "parse_track"): "the event loop of the tolerant parser: running status, repairs and the "
+                                        "per-track state in one hot loop (a few MB/s)",
+    ("demo.py", "build_demo"): "the Gradio page: one declarative layout whose components are wired to each other",
+    ("generation.py", "generate_long"): "45 of its lines are the docstring; the loop calls one helper per step",
+}
+
+
+def test_modules_and_functions_stay_readable():
+    too_long = []
+    for path in sorted(PACKAGE.glob("*.py")):
+        source = path.read_text("utf-8")
+        if len(source.splitlines()) > 600:
+            too_long.append(f"{path.name}: {len(source.splitlines())} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+                if node.end_lineno - start + 1 > 80 and (path.name, node.name) not in LONG_FUNCTIONS:
+                    too_long.append(f"{path.name}:{node.name}: {node.end_lineno - start + 1} lines")
+    assert not too_long, "over 600 lines a module or 80 a function: " + "; ".join(too_long)
