@@ -29,7 +29,7 @@ from accelerate.utils import gather_object
 
 from .batching import MuseNetCollator
 from .data import MuseNetWindows
-from .generation import _accepts_structure, _vocab, model_context_length, padding_id, split_prompt
+from .generation import accepts_structure, model_context_length, padding_id, split_prompt, vocabulary_of
 from .training_losses import unwrap_model
 
 
@@ -302,10 +302,10 @@ def critic_scores(
     critic head (``critic_logits`` absent or None) is scored by its mean token log-likelihood
     instead, so reranking still works with any causal LM.
     """
-    v = _vocab(tokenizer)
+    v = vocabulary_of(tokenizer)
     window = max_window or model_context_length(model)
     device = model.device
-    structure = _accepts_structure(model)
+    structure = accepts_structure(model)
     items: list[tuple[int, list[int], float, float]] = []  # (sequence, window ids, offset s, piece s)
     for s_i, ids in enumerate(sequences):
         prefix, body = split_prompt(v, ids)

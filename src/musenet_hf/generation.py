@@ -40,7 +40,8 @@ from .logits_processors import (
 from .vocabulary import MuseNetVocabulary
 
 
-def _vocab(tokenizer_or_vocabulary: Any) -> MuseNetVocabulary:
+def vocabulary_of(tokenizer_or_vocabulary: Any) -> MuseNetVocabulary:
+    """The vocabulary of a tokenizer, or the vocabulary itself (functions here take either)."""
     return getattr(tokenizer_or_vocabulary, "vocabulary", tokenizer_or_vocabulary)
 
 
@@ -69,7 +70,7 @@ def build_prompt(
     Note-offs of notes still sounding at the cut are not added: the grammar processor knows
     from the prompt which notes sound and lets the model close them.
     """
-    v = _vocab(tokenizer)
+    v = vocabulary_of(tokenizer)
     body: list[int] = []
     if primer is not None:
         encoded = tokenizer.encode_midi(primer, instruments=None, add_end=False)
@@ -219,7 +220,9 @@ def padding_id(model: Any, vocabulary: MuseNetVocabulary) -> int:
     return 0
 
 
-def _accepts_structure(model: Any) -> bool:
+def accepts_structure(model: Any) -> bool:
+    """Whether the model's forward takes ``piece_seconds`` and ``time_offset_seconds`` (MuseNet
+    does; a plain causal LM such as the GPT-2 baseline does not)."""
     params = inspect.signature(model.forward).parameters
     return "piece_seconds" in params and "time_offset_seconds" in params
 
@@ -289,7 +292,7 @@ def generate_long(
     """
     from tqdm.auto import tqdm
 
-    v = _vocab(tokenizer)
+    v = vocabulary_of(tokenizer)
     window = max_window or model_context_length(model)
     step = step or max(1, window // 4)
     prefix, primer = split_prompt(v, prompt_ids)
@@ -304,7 +307,7 @@ def generate_long(
     generate_kwargs.setdefault("do_sample", True)
     generate_kwargs.setdefault("pad_token_id", padding_id(model, v))
     generate_kwargs.setdefault("eos_token_id", v.end_id)
-    piece_seconds = float(seconds) if _accepts_structure(model) else None  # None: the model takes no positions
+    piece_seconds = float(seconds) if accepts_structure(model) else None  # None: the model takes no positions
 
     body = torch.tensor(primer, dtype=torch.long, device=device).reshape(1, -1).repeat(num_samples, 1)
     rows = list(range(num_samples))  # sample index of each active row
@@ -463,6 +466,8 @@ __all__ = [
     "split_prompt",
     "default_logits_processors",
     "generate_long",
+    "accepts_structure",
     "model_context_length",
     "padding_id",
+    "vocabulary_of",
 ]

@@ -306,14 +306,14 @@ def note_closure_probe(model: Any, tokenizer: Any, prefix_ids: Sequence[int], ne
         generated), ``new_tokens`` (asked), ``seed`` and ``passes``: note-offs within
         :data:`PROBE_TOLERANCE` of pitched note-ons and no orphan note-off.
     """
-    from .generation import _accepts_structure, model_context_length, padding_id
+    from .generation import accepts_structure, model_context_length, padding_id
 
     v = tokenizer.vocabulary
     device = model.device
     input_ids = torch.tensor([list(prefix_ids)], dtype=torch.long, device=device)
     budget = max(0, min(new_tokens, model_context_length(model) - input_ids.shape[1]))
     kwargs: dict[str, Any] = {}
-    if _accepts_structure(model):
+    if accepts_structure(model):
         # float64, as generate_long passes them: the part/countdown must not move with float32 rounding
         kwargs["piece_seconds"] = torch.full((1,), float(seconds), dtype=torch.float64, device=device)
         kwargs["time_offset_seconds"] = torch.zeros(1, dtype=torch.float64, device=device)
