@@ -20,7 +20,7 @@ COMMANDS = {
     "train": ("musenet_hf.cli_train", "train", "train or resume a model from a YAML config (Accelerate)"),
     "train-critic": ("musenet_hf.cli_train", "train_critic", "train a finished model's critic head on its own samples"),
     "encode": ("musenet_hf.cli_encode", "encode", "encode MIDI files or folders to token ids / text"),
-    "evaluate": ("musenet_hf.evaluation", "evaluate", "measure a model: bits per second against GPT-2, composers, steering, length"),
+    "evaluate": ("musenet_hf.cli_evaluate", "evaluate", "measure a model: bits per second against GPT-2, composers, steering, length"),
     "demo": ("musenet_hf.demo", "demo", "the demo app in a browser: 4 candidates, continue, undo, the composer map"),
     "embeddings-plot": ("musenet_hf.embeddings_plot", "embeddings_plot", "draw the composer and instrument map (t-SNE of the embeddings)"),
 }
