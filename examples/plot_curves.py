@@ -2,6 +2,10 @@
 
     python examples/plot_curves.py runs/small-cpu runs/small-cpu-gpt2 --labels MuseNet GPT-2 \
         -o checkpoints/musenet-small-music21/curve.png
+
+A log whose records carry a ``stage`` (the bundled model's ``training_log.jsonl``: one run
+warm-started from the last) is drawn with ``--by-stage``: one series per stage, each stage's steps
+counted on from where the previous stage ended.
 """
 
 from __future__ import annotations
@@ -17,6 +21,21 @@ def read_log(run: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
 
 
+def split_stages(log: list[dict]) -> list[tuple[list[dict], str]]:
+    """``(records, stage)`` per stage of ``log`` in order (the stage named by its words before
+    `` (``), each stage's steps moved on by the steps of the stages before it (a warm start
+    restarts its step count at 0)."""
+    stages: dict[str, list[dict]] = {}
+    for r in log:
+        stages.setdefault(str(r.get("stage", "")), []).append(r)
+    out, offset = [], 0
+    for name, records in stages.items():
+        short = name.split(" (")[0]  # "step 2 (the recipe ...)" -> "step 2": the card says the rest
+        out.append(([{**r, "step": r["step"] + offset} for r in records if "step" in r], short))
+        offset += max((r["step"] for r in records if "step" in r), default=0)
+    return out
+
+
 def main() -> None:
     import matplotlib
 
@@ -26,12 +45,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run folders (or log.jsonl files)")
     parser.add_argument("--labels", nargs="+", help="one legend label per run (default: the folder names)")
+    parser.add_argument("--by-stage", action="store_true",
+                        help="one series per `stage` of each log, steps counted on across stages")
     parser.add_argument("-o", "--output", default="curve.png")
     args = parser.parse_args()
     labels = args.labels or [r.name for r in args.runs]
+    series = [(read_log(run), label) for run, label in zip(args.runs, labels)]
+    if args.by_stage:
+        series = [part for log, _ in series for part in split_stages(log)]
     fig, (ax_loss, ax_bps) = plt.subplots(1, 2, figsize=(11, 4))
-    for run, label in zip(args.runs, labels):
-        log = read_log(run)
+    for log, label in series:
         ev = [r for r in log if "val_loss" in r]
         train = [r for r in log if "loss" in r and "val_loss" not in r]
         line, = ax_loss.plot([r["step"] for r in ev], [r["val_loss"] for r in ev], marker="o", label=f"{label} validation")

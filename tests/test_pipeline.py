@@ -110,8 +110,10 @@ def test_wav_and_png_from_pipeline_output(pipe, tok, tmp_path):
         assert w.getnchannels() == 2 and w.getsampwidth() == 2
         frames = w.readframes(w.getnframes())
     # the music (the MIDI file's length: a note struck at the very end still sounds its minimum
-    # length past the last wait), then at most a 2 s tail
-    assert r["seconds"] <= r["midi"].length <= r["seconds"] + 0.05
+    # length past the last wait; times are rounded to whole ticks, 1/960 s at 120 bpm and 480 ticks
+    # per beat), then at most a 2 s tail
+    tick = 0.5 / r["midi"].ticks_per_beat
+    assert r["seconds"] - tick <= r["midi"].length <= r["seconds"] + 0.05
     assert r["midi"].length <= seconds <= r["midi"].length + 2.0 + 1e-3
     assert max(frames) > 0  # not silence
 
