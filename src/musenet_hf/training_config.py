@@ -32,7 +32,7 @@ class TrainConfig:
     output_dir: str = "runs/tiny"
     seed: int = 0
     # data
-    data_dir: str = "../shared/midi/valid"
+    data_dir: str = "corpus"  # what `musenet prepare-corpus --out corpus` writes; configs name their own
     labels: Any = "auto"
     unknown_labels: str = "ignore"
     validation_fraction: float = 0.1
