@@ -3,8 +3,30 @@
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).parent
+BUNDLED = "musenet-small-music21"
+# What from_pretrained reads; the training log, curve and README stay in the repository.
+BUNDLED_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer_config.json",
+                 "vocabulary.json")
+
+
+class BuildWithBundledModel(build_py):
+    """Copy the bundled checkpoint into the built package (``musenet_hf/bundled/<name>``), so that a
+    wheel install generates without the repository; an editable install reads ``checkpoints/``."""
+
+    def run(self):
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return  # `pip install -e .` reads checkpoints/ in place
+        source = HERE / "checkpoints" / BUNDLED
+        if not (source / "model.safetensors").is_file():
+            raise SystemExit(f"{source}/model.safetensors is missing: a wheel must carry the bundled model")
+        target = Path(self.build_lib) / "musenet_hf" / "bundled" / BUNDLED
+        self.mkpath(str(target))
+        for name in BUNDLED_FILES:
+            self.copy_file(str(source / name), str(target / name))
 
 setup(
     name="musenet-hf",
@@ -49,6 +71,7 @@ setup(
             "scikit-learn>=1.3",
         ],
     },
+    cmdclass={"build_py": BuildWithBundledModel},
     entry_points={"console_scripts": ["musenet=musenet_hf.cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",

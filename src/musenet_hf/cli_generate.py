@@ -51,11 +51,19 @@ EXIT_SPARSE, EXIT_INTERRUPTED = 3, 130
 
 
 def bundled_checkpoint() -> Path:
-    """The repository's bundled checkpoint, ``checkpoints/musenet-small-music21`` (the caller
-    reports it missing when a checkout lacks it)."""
+    """The bundled checkpoint ``musenet-small-music21``, wherever this install keeps it.
+
+    A wheel (``pip install .``) carries it inside the package, as ``musenet_hf/bundled/<name>``
+    (setup.py's ``build_py`` copies it there); a source checkout or an editable install reads the
+    repository's ``checkpoints/<name>``. The package copy wins when both exist. When neither does,
+    the source-tree path is returned and the caller reports it missing."""
     import musenet_hf
 
-    return Path(musenet_hf.__file__).resolve().parents[2] / "checkpoints" / BUNDLED
+    package = Path(musenet_hf.__file__).resolve().parent
+    installed = package / "bundled" / BUNDLED
+    if (installed / "config.json").is_file():
+        return installed
+    return package.parents[1] / "checkpoints" / BUNDLED
 
 
 def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
