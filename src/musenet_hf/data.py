@@ -6,7 +6,8 @@ Three steps, each small:
    ``datasets.DatasetDict`` with ``train`` and ``validation`` splits: one row per piece with its
    conditioning prefix, its body ids, its length in seconds and (for augmentation) its notes.
    Labels (composer/style) come from sub-folder names, a metadata CSV/JSON file, a mapping or a
-   function. Encoding runs in ``Dataset.map(batched=True, num_proc=N)``; the result is cached
+   function. Encoding runs in the tokenizer's ``encode_files`` (``num_proc`` worker processes, the
+   package's one pool; a file that hangs or crashes its worker is skipped); the result is cached
    under ``cache_dir`` (never ``~/.cache``); unreadable files are reported and skipped. The split
    is decided by a hash of each file's bytes, so it is stable across runs and machines and a
    piece stored twice lands in one split only.
@@ -27,7 +28,6 @@ import csv
 import hashlib
 import json
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -36,8 +36,7 @@ import numpy as np
 import torch
 
 from .augmentation import NOTE_COLUMNS, AugmentationConfig, array_to_note_arrays, augment, notes_to_array
-from .errors import MidiReadError
-from .tokenization_musenet import MIDI_SUFFIXES, MuseNetTokenizer
+from .tokenization_musenet import EncodedPiece, MuseNetTokenizer, list_midi_files
 from .vocabulary import MuseNetVocabulary
 
 # Bump when the stored columns or their meaning change: old caches are then not reused.
@@ -47,11 +46,6 @@ LabelSource = str | os.PathLike | Mapping[str, str] | Callable[[Path], str | Non
 
 
 # ---------------------------------------------------------------------- files and labels
-def list_midi_files(folder: str | os.PathLike) -> list[Path]:
-    """Every MIDI file under ``folder`` (recursively), sorted by path."""
-    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
-
-
 def _read_metadata(path: Path, root: Path) -> dict[str, str]:
     """``relative path -> label`` from a CSV (columns ``path``, ``label``) or JSON file.
 
@@ -109,54 +103,18 @@ def split_of(digest: str, validation_fraction: float) -> str:
     return "validation" if int(digest[:8], 16) / 2**32 < validation_fraction else "train"
 
 
-# ---------------------------------------------------------------------- encoding (Dataset.map)
-_TOKENIZERS: dict[str, MuseNetTokenizer] = {}
-
-
-def _tokenizer_from(vocab_json: str) -> MuseNetTokenizer:
-    """One tokenizer per vocabulary and process (map workers rebuild it from plain JSON)."""
-    if vocab_json not in _TOKENIZERS:
-        _TOKENIZERS[vocab_json] = MuseNetTokenizer(vocabulary=MuseNetVocabulary.from_dict(json.loads(vocab_json)))
-    return _TOKENIZERS[vocab_json]
-
-
-def _encode_batch(batch: dict[str, list], vocab_json: str, validation_fraction: float, sustain: bool,
-                  keep_notes: bool) -> dict[str, list]:
-    """``Dataset.map`` function: read, hash, split and encode a batch of files."""
-    from .midi_io import read_midi_arrays
-
-    tok = _tokenizer_from(vocab_json)
-    v = tok.vocabulary
-    out: dict[str, list] = {k: [] for k in ("split", "composer", "instruments", "prefix", "body", "num_tokens",
-                                           "piece_seconds", "notes", "tempos", "error")}
-    for path, composer in zip(batch["file"], batch["composer"]):
-        row: dict[str, Any] = {"split": "", "composer": composer, "instruments": "", "prefix": [], "body": [],
-                               "num_tokens": 0, "piece_seconds": 0.0, "notes": [], "tempos": [], "error": ""}
-        try:
-            digest = hashlib.sha1(Path(path).read_bytes()).hexdigest()
-            row["split"] = split_of(digest, validation_fraction)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # recoverable damage: the notes are kept
-                score = read_midi_arrays(path, sustain=sustain)
-            body, tempo = tok.encode_notes(score)
-            if not body:
-                raise MidiReadError(path, "no notes")
-            groups = tok.instruments_of(score)
-            row["instruments"] = "_".join(groups)
-            row["prefix"] = tok.prefix_ids(composer or None, groups or None, tempo)
-            row["body"] = body
-            row["num_tokens"] = len(body)
-            row["piece_seconds"] = v.seconds(body)
-            if keep_notes:
-                row["notes"] = notes_to_array(score).ravel().tolist()
-                row["tempos"] = [x for tb in (score.tempos or [(0.0, 120.0)]) for x in tb]
-        except MidiReadError as err:
-            row["error"] = err.reason
-        except Exception as err:  # a bug must not lose the rest of the batch: report it per file
-            row["error"] = f"unexpected {type(err).__name__}: {err}"
-        for k in out:
-            out[k].append(row[k])
-    return out
+# ---------------------------------------------------------------------- encoding
+def _piece_row(piece: EncodedPiece, composer: str, validation_fraction: float, keep_notes: bool,
+               vocab: MuseNetVocabulary) -> dict[str, Any]:
+    """The dataset columns of one encoded piece (see :class:`EncodedFolder`)."""
+    notes = piece.notes
+    return {
+        "split": split_of(piece.sha1, validation_fraction), "composer": composer,
+        "instruments": "_".join(piece.instruments), "prefix": piece.prefix, "body": piece.body,
+        "num_tokens": len(piece.body), "piece_seconds": vocab.seconds(piece.body),
+        "notes": notes_to_array(notes).ravel().tolist() if keep_notes else [],
+        "tempos": [x for tb in (notes.tempos or [(0.0, 120.0)]) for x in tb] if keep_notes else [],
+    }
 
 
 @dataclass
@@ -199,6 +157,18 @@ class EncodedFolder:
         return "\n".join(lines)
 
 
+def _piece_features() -> Any:
+    """The columns of an encoded folder, in order (see :class:`EncodedFolder`)."""
+    from datasets import Features, List, Value
+
+    return Features({
+        "file": Value("string"), "label": Value("string"), "composer": Value("string"), "split": Value("string"),
+        "instruments": Value("string"), "prefix": List(Value("int32")), "body": List(Value("int32")),
+        "num_tokens": Value("int32"), "piece_seconds": Value("float64"), "notes": List(Value("float64")),
+        "tempos": List(Value("float64")),
+    })
+
+
 def load_midi_folder(
     folder: str | os.PathLike,
     tokenizer: MuseNetTokenizer,
@@ -210,6 +180,8 @@ def load_midi_folder(
     cache_dir: str | os.PathLike | None = None,
     keep_notes: bool = True,
     sustain: bool = True,
+    progress: bool = True,
+    timeout_s: float | None = None,
 ) -> EncodedFolder:
     """Encode every MIDI file under ``folder`` into a train/validation ``DatasetDict``.
 
@@ -222,16 +194,18 @@ def load_midi_folder(
             ``"add"`` (append it to ``tokenizer.vocabulary``; the model's vocabulary must grow
             with it) or ``"error"``.
         validation_fraction: share of files (by content hash) in the validation split.
-        num_proc: worker processes for ``Dataset.map``.
+        num_proc: worker processes (the tokenizer's :meth:`~MuseNetTokenizer.encode_files`).
         cache_dir: folder for the encoded dataset; a second call with the same files,
             vocabulary and options loads it from there. ``None``: no cache.
         keep_notes: store the note arrays (needed for augmentation).
         sustain: extend notes held by the sustain pedal.
+        progress: show a progress bar over the files.
+        timeout_s: with ``num_proc`` > 1, a file that takes longer is skipped (``None``: no limit).
 
     Returns:
         An :class:`EncodedFolder` (the splits, the skipped files and the cache path).
     """
-    from datasets import Dataset, Features, List, Value, load_from_disk
+    from datasets import Dataset, load_from_disk
 
     root = Path(folder).resolve()
     files = list_midi_files(root)
@@ -240,40 +214,35 @@ def load_midi_folder(
     raw_labels = resolve_labels(root, files, labels)
     vocab = tokenizer.vocabulary
     composers = _composer_tokens(vocab, raw_labels, unknown_labels)
-    vocab_json = json.dumps(vocab.to_dict(), sort_keys=True)
     rel = [f.relative_to(root).as_posix() for f in files]
 
     cache_path = None
     if cache_dir is not None:
         stats = [(r, f.stat().st_size, f.stat().st_mtime_ns) for r, f in zip(rel, files)]
-        key = json.dumps([DATA_FORMAT_VERSION, str(root), stats, raw_labels, composers, vocab_json,
-                          validation_fraction, keep_notes, sustain])
+        key = json.dumps([DATA_FORMAT_VERSION, str(root), stats, raw_labels, composers,
+                          json.dumps(vocab.to_dict(), sort_keys=True), validation_fraction, keep_notes, sustain])
         cache_path = Path(cache_dir) / f"midi-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
         if (cache_path / "failed.json").is_file() and (cache_path / "pieces").is_dir():  # failed.json is written last
             failed = json.loads((cache_path / "failed.json").read_text("utf-8"))
             return EncodedFolder(_split(load_from_disk(str(cache_path / "pieces"))), failed, str(cache_path))
 
-    table = Dataset.from_dict({"file": [str(f) for f in files], "rel": rel,
-                               "label": [lb or "" for lb in raw_labels], "composer": composers})
-    features = Features({
-        "file": Value("string"), "rel": Value("string"), "label": Value("string"), "composer": Value("string"),
-        "split": Value("string"), "instruments": Value("string"), "prefix": List(Value("int32")),
-        "body": List(Value("int32")), "num_tokens": Value("int32"), "piece_seconds": Value("float64"),
-        "notes": List(Value("float64")), "tempos": List(Value("float64")), "error": Value("string"),
-    })
-    encoded = table.map(
-        _encode_batch, batched=True, batch_size=16, num_proc=num_proc if num_proc > 1 else None,
-        fn_kwargs={"vocab_json": vocab_json, "validation_fraction": validation_fraction,
-                   "sustain": sustain, "keep_notes": keep_notes},
-        features=features, desc="encoding MIDI",
-    )
-    errors = encoded.select_columns(["rel", "error"]).to_dict()
-    failed = {r: e for r, e in zip(errors["rel"], errors["error"]) if e}
-    if len(failed) == len(files):
+    encoded: dict[str, tuple[EncodedPiece | None, str | None]] = {}
+    for path, piece, reason in tokenizer.encode_files(files, [c or None for c in composers], num_proc=num_proc,
+                                                      sustain=sustain, progress=progress, quiet=True,
+                                                      timeout_s=timeout_s):
+        encoded[path] = (None, "no notes") if piece is not None and not piece.body else (piece, reason)
+    rows, failed = [], {}
+    for f, r, label, composer in zip(files, rel, raw_labels, composers):  # file order, whatever the workers' order
+        piece, reason = encoded[str(f)]
+        if piece is None:
+            failed[r] = reason or "unknown error"
+        else:
+            rows.append({"file": r, "label": label or "", **_piece_row(piece, composer, validation_fraction,
+                                                                       keep_notes, vocab)})
+    if not rows:
         reasons = "; ".join(f"{k}: {v}" for k, v in list(failed.items())[:5])
         raise ValueError(f"no readable MIDI file under {root}: {reasons}")
-    ok = encoded.filter(lambda e: not e, input_columns="error").remove_columns(["file", "error"])
-    ok = ok.rename_column("rel", "file").flatten_indices()
+    ok = Dataset.from_list(rows, features=_piece_features())
     if cache_path is not None:
         ok.save_to_disk(str(cache_path / "pieces"))
         (cache_path / "failed.json").write_text(json.dumps(failed, indent=1), "utf-8")

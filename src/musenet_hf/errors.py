@@ -18,7 +18,7 @@ class MidiReadError(ValueError):
         self.reason = reason
         super().__init__(f"{source}: {reason}")
 
-    def __reduce__(self):  # keep the two fields across process boundaries (datasets.map, Pool)
+    def __reduce__(self):  # keep the two fields across process boundaries (worker processes)
         return (type(self), (self.source, self.reason))
 
 

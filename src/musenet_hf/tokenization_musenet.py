@@ -19,12 +19,13 @@ Encoding rules (what a round trip keeps and what it cannot):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import mido
 import numpy as np
@@ -41,6 +42,11 @@ MIDI_SUFFIXES = (".mid", ".midi", ".kar", ".rmi")
 # Notes later than this on the clock (46 hours at 10 ms) come from damaged time values; the
 # bound also keeps the packed sort keys of encode_notes inside int64.
 MAX_CLOCK_UNITS = 1 << 24
+
+def list_midi_files(folder: str | os.PathLike) -> list[Path]:
+    """Every MIDI file under ``folder`` (recursively), sorted by path."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
+
 
 MidiSource = str | os.PathLike | bytes | mido.MidiFile | Score | NoteArrays
 
@@ -63,6 +69,25 @@ class FolderEncoding:
                  f"{len(self.failed)} files skipped"]
         lines += [f"  skipped {path}: {reason}" for path, reason in sorted(self.failed.items())]
         return "\n".join(lines)
+
+
+@dataclass
+class EncodedPiece:
+    """One MIDI file read and encoded, as :meth:`MuseNetTokenizer.encode_files` yields it.
+
+    Attributes:
+        prefix: the conditioning ids (``[composer] [instrumentation] start [tempo]``).
+        body: the note and wait ids (no prefix, no ``end``).
+        instruments: the instrumentation groups that sound in the piece.
+        notes: the notes read (for augmentation and statistics).
+        sha1: hex digest of the file's bytes (the data split is decided by it).
+    """
+
+    prefix: list[int]
+    body: list[int]
+    instruments: list[str]
+    notes: NoteArrays
+    sha1: str
 
 
 class MuseNetTokenizer(PreTrainedTokenizer):
@@ -268,6 +293,46 @@ class MuseNetTokenizer(PreTrainedTokenizer):
         out[pos] = ids
         return out.tolist()
 
+    def encode_files(
+        self,
+        paths: Sequence[str | os.PathLike],
+        composers: Sequence[str | None] | None = None,
+        *,
+        num_proc: int = 1,
+        sustain: bool = True,
+        progress: bool = True,
+        quiet: bool = False,
+        timeout_s: float | None = None,
+    ) -> Iterator[tuple[str, EncodedPiece | None, str | None]]:
+        """Read and encode many files: the package's one folder-encoding path (``encode_folder``
+        and :func:`~musenet_hf.data.load_midi_folder` both use it).
+
+        Yields ``(path, piece, None)`` for a file that was read and ``(path, None, reason)`` for
+        one that was not; nothing else is lost. ``num_proc`` > 1 encodes in worker processes
+        (:func:`~musenet_hf.worker_pool.map_with_timeout`; results then come in completion order,
+        and a file that hangs past ``timeout_s`` or kills its worker is that file's failure).
+        ``composers``: one composer name per path (``None``: no composer). ``quiet``: do not
+        warn about recoverable damage. A progress bar counts files.
+        """
+        from tqdm.auto import tqdm
+
+        paths = [str(p) for p in paths]
+        composers = list(composers) if composers is not None else [None] * len(paths)
+        if len(composers) != len(paths):
+            raise ValueError(f"{len(composers)} composers for {len(paths)} paths")
+        jobs = list(zip(paths, composers))
+        with tqdm(total=len(jobs), desc="encoding MIDI", unit="file", disable=not progress) as bar:
+            if num_proc > 1 and len(jobs) > 1:
+                task = _EncodeTask(self.vocabulary.to_dict(), sustain, quiet)
+                for job, status, value in map_with_timeout(task, jobs, num_proc, timeout_s):
+                    # "ok": _encode_piece's own (path, piece, reason); else the worker died on the file
+                    yield value if status == "ok" else (job[0], None, f"{status}: {value}")
+                    bar.update()
+            else:
+                for path, composer in jobs:
+                    yield _encode_piece(self, path, composer, sustain, quiet)
+                    bar.update()
+
     def encode_folder(
         self,
         folder: str | os.PathLike,
@@ -279,25 +344,18 @@ class MuseNetTokenizer(PreTrainedTokenizer):
     ) -> FolderEncoding:
         """Encode every MIDI file under ``folder`` (recursively), skipping unreadable ones.
 
-        A file that cannot be read is listed in ``result.failed`` with the reason and nothing
-        else is lost. ``num_proc`` > 1 encodes in worker processes; a progress bar shows files.
+        Each file's ids are those of :meth:`encode_midi` (prefix, notes, ``end``). A file that
+        cannot be read is listed in ``result.failed`` with the reason and nothing else is lost.
+        ``num_proc`` > 1 encodes in worker processes; a progress bar shows files.
         """
-        from tqdm.auto import tqdm
-
-        paths = sorted(str(p) for p in Path(folder).rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
         result = FolderEncoding()
-        jobs = [(p, composer, sustain) for p in paths]
-        bar = tqdm(total=len(paths), desc="encoding MIDI", unit="file", disable=not progress)
-        if num_proc > 1 and len(paths) > 1:
-            for job, status, value in map_with_timeout(_EncodeTask(self.vocabulary.to_dict()), jobs, num_proc):
-                # "ok": _encode_one's own (path, ids, reason); else the worker died on the file
-                _collect(result, *(value if status == "ok" else (job[0], None, f"{status}: {value}")))
-                bar.update()
-        else:
-            for job in jobs:
-                _collect(result, *_encode_one(self, *job))
-                bar.update()
-        bar.close()
+        paths = list_midi_files(folder)
+        for path, piece, reason in self.encode_files(paths, [composer] * len(paths), num_proc=num_proc,
+                                                     sustain=sustain, progress=progress):
+            if piece is None:
+                result.failed[path] = reason or "unknown error"
+            else:
+                result.ids[path] = piece.prefix + piece.body + [self.vocabulary.end_id]
         result.ids = dict(sorted(result.ids.items()))
         return result
 
@@ -411,33 +469,37 @@ def _tempo_changes_in_beats(tempos: list[tuple[float, float]], resolution: int) 
     return np.array(times, dtype=np.int64), bpms
 
 
-def _encode_one(tok: MuseNetTokenizer, path: str, composer: str | None, sustain: bool):
-    """Encode one file for encode_folder: (path, ids or None, failure reason or None)."""
+def _encode_piece(tok: MuseNetTokenizer, path: str, composer: str | None, sustain: bool,
+                  quiet: bool) -> tuple[str, EncodedPiece | None, str | None]:
+    """Read and encode one file: ``(path, piece or None, failure reason or None)``."""
     try:
-        return path, tok.encode_midi(path, composer=composer, sustain=sustain), None
+        with warnings.catch_warnings():
+            if quiet:
+                warnings.simplefilter("ignore", MidiReadWarning)  # recoverable damage: the notes are kept
+            notes = read_midi_arrays(path, sustain=sustain)
+        body, tempo = tok.encode_notes(notes)
+        groups = tok.instruments_of(notes)
+        piece = EncodedPiece(tok.prefix_ids(composer or None, groups or None, tempo), body, groups, notes,
+                             hashlib.sha1(Path(path).read_bytes()).hexdigest())
+        return path, piece, None
     except MidiReadError as err:
         return path, None, err.reason
     except Exception as err:  # a bug must not lose the rest of the batch: report it per file
         return path, None, f"unexpected {type(err).__name__}: {err}"
 
 
-def _collect(result: FolderEncoding, path: str, ids: list[int] | None, reason: str | None) -> None:
-    if ids is None:
-        result.failed[path] = reason or "unknown error"
-    else:
-        result.ids[path] = ids
-
-
 @dataclass
 class _EncodeTask:
-    """``(path, composer, sustain) -> (path, ids, reason)`` in a worker of
+    """``(path, composer) -> (path, piece, reason)`` in a worker of
     :func:`~musenet_hf.worker_pool.map_with_timeout`: picklable (the vocabulary as a dict), its
     tokenizer built once per worker process on the first file."""
 
     vocab: dict
+    sustain: bool
+    quiet: bool
     tokenizer: MuseNetTokenizer | None = None
 
-    def __call__(self, job: tuple[str, str | None, bool]) -> tuple[str, list[int] | None, str | None]:
+    def __call__(self, job: tuple[str, str | None]) -> tuple[str, EncodedPiece | None, str | None]:
         if self.tokenizer is None:
             self.tokenizer = MuseNetTokenizer(vocabulary=MuseNetVocabulary.from_dict(self.vocab))
-        return _encode_one(self.tokenizer, *job)
+        return _encode_piece(self.tokenizer, job[0], job[1], self.sustain, self.quiet)
