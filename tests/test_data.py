@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-from musenet_hf.augmentation import (
-    INSTRUMENT_RANGES, PITCH, AugmentationConfig, allowed_transpositions, augment, notes_to_array,
-)
+from musenet_hf.augmentation import INSTRUMENT_RANGES, AugmentationConfig, allowed_transpositions, augment
 from musenet_hf.batching import MuseNetCollator, TrainBatches, window_seconds
 from musenet_hf.data import (
     MuseNetWindows, continuation_ids, load_midi_folder, resolve_labels, sounding_note_ons, split_of,
 )
 from musenet_hf.midi_io import read_midi_arrays
+from musenet_hf.midi_notes import NOTE_COLUMNS, NoteArrays
 from musenet_hf.tokenization_musenet import MuseNetTokenizer
 
+PITCH = NOTE_COLUMNS.index("pitch")  # the pitch column of NoteArrays.to_matrix()
 SHARED_MIDI = Path(__file__).resolve().parents[1].parent / "shared" / "midi"
 AUTOBOT = "valid/musicautobot/data_midi_examples_"
 # Real files: a labelled mini-collection (sub-folder = composer/style), one multi-instrument
@@ -341,15 +341,18 @@ def test_training_windows_random_reproducible_and_per_epoch(encoded, tok):
 
 def test_transposition_keeps_ranges_and_never_moves_drums(tok):
     v = tok.vocabulary
-    arr = notes_to_array(read_midi_arrays(shared(LABELLED["band"][0])))
+    notes = read_midi_arrays(shared(LABELLED["band"][0]))
+    arr = notes.to_matrix()
     drums = arr[:, 1] > 0
     assert drums.any() and (~drums).any()
     cfg = AugmentationConfig(transpose=6, transpose_final=6, volume=0.2, stretch=0.1)
     # its bass goes below the bass range already (E1 = 28: no shift down), its piano to B7 (up one)
-    assert allowed_transpositions(arr, v, 6).tolist() == [0, 1]
+    assert allowed_transpositions(notes, v, 6).tolist() == [0, 1]
     seen = set()
     for seed in range(40):
-        out, _, drawn = augment(arr, [(0.0, 120.0)], np.random.default_rng(seed), cfg, v)
+        augmented, drawn = augment(notes, np.random.default_rng(seed), cfg, v)
+        out = augmented.to_matrix()
+        assert augmented.tempos == [(t * drawn["stretch"], bpm / drawn["stretch"]) for t, bpm in notes.tempos]
         seen.add(drawn["transpose"])
         assert (out[drums, PITCH] == arr[drums, PITCH]).all()
         assert (out[~drums, PITCH] - arr[~drums, PITCH] == drawn["transpose"]).all()
@@ -361,14 +364,14 @@ def test_transposition_keeps_ranges_and_never_moves_drums(tok):
         assert (out[:, 5] - out[:, 4]) == pytest.approx((arr[:, 5] - arr[:, 4]) * drawn["stretch"])
         assert 1 <= out[:, 3].min() and out[:, 3].max() <= 127
     assert seen == {0, 1}
-    elise = notes_to_array(read_midi_arrays(shared(LABELLED["beethoven"][0])))  # piano: every shift fits
-    shifts = {augment(elise, [], np.random.default_rng(s), cfg, v)[2]["transpose"] for s in range(60)}
+    elise = read_midi_arrays(shared(LABELLED["beethoven"][0]))  # piano: every shift fits
+    shifts = {augment(elise, np.random.default_rng(s), cfg, v)[1]["transpose"] for s in range(60)}
     assert shifts == set(range(-6, 7))
     # a violin at its top (G7 = 103) may only go down; a bass at E1 (28) only up
     violin_top = np.array([[40, 0, 103, 80, 0.0, 1.0, 0.0, 2.0], [0, 1, 36, 80, 0.0, 0.1, 0.0, 0.2]])
-    assert allowed_transpositions(violin_top, v, 5).tolist() == [-5, -4, -3, -2, -1, 0]
+    assert allowed_transpositions(NoteArrays.from_matrix(violin_top), v, 5).tolist() == [-5, -4, -3, -2, -1, 0]
     bass_low = np.array([[33, 0, 28, 80, 0.0, 1.0, 0.0, 2.0]])
-    assert allowed_transpositions(bass_low, v, 3).tolist() == [0, 1, 2, 3]
+    assert allowed_transpositions(NoteArrays.from_matrix(bass_low), v, 3).tolist() == [0, 1, 2, 3]
     # the schedule narrows the range over training
     sched = AugmentationConfig(transpose=6, transpose_final=2)
     assert [sched.max_transpose(p) for p in (0.0, 0.5, 1.0, 2.0)] == [6, 4, 2, 2]
@@ -442,7 +445,7 @@ def test_revoicing_moves_parts_onto_instruments_that_hold_them(tok):
                         for p in (48, 55, 64, 69)] + [[0, 1, 36, 100, 0.0, 0.1, 0.0, 0.2]], dtype=float)
     seen, splits = set(), 0
     for seed in range(200):
-        out = revoice(chorale, np.random.default_rng(seed), v)
+        out = revoice(NoteArrays.from_matrix(chorale), np.random.default_rng(seed), v).to_matrix()
         assert (out[-1] == chorale[-1]).all()  # drums stay
         assert (out[:, 4:] == chorale[:, 4:]).all()  # timing stays
         inst = v.program_to_instrument[out[:-1, 0].astype(int)]

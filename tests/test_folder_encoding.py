@@ -4,6 +4,7 @@
 from pathlib import Path
 
 import mido
+import numpy as np
 import pytest
 
 from musenet_hf.data import load_midi_folder
@@ -80,3 +81,18 @@ def test_load_midi_folder_is_the_same_inline_and_in_workers(folder, tok):
 def test_encode_files_wants_one_composer_per_path(tok, folder):
     with pytest.raises(ValueError, match="2 composers for 1 paths"):
         list(tok.encode_files([folder / "bach" / "a.mid"], ["bach", "bach"], progress=False))
+
+
+def test_stored_notes_come_back_as_the_notes_read(folder, tok):
+    """The data pipeline stores NoteArrays.to_matrix() per piece and augments NoteArrays.from_matrix()."""
+    from musenet_hf.midi_notes import NOTE_COLUMNS, NoteArrays
+
+    (_, piece, _), = tok.encode_files([folder / "mozart" / "c.mid"], progress=False)
+    matrix = piece.notes.to_matrix()
+    assert matrix.shape == (3, len(NOTE_COLUMNS)) and matrix[:, NOTE_COLUMNS.index("pitch")].tolist() == [72, 74, 76]
+    back = NoteArrays.from_matrix(matrix.ravel(), piece.notes.tempos)
+    for column in NOTE_COLUMNS:
+        assert np.array_equal(getattr(back, column), getattr(piece.notes, column)), column
+        assert getattr(back, column).dtype == getattr(piece.notes, column).dtype, column
+    assert back.tempos == piece.notes.tempos and back.duration == pytest.approx(1.5)  # 3 beats at 120 bpm
+    assert tok.encode_notes(back) == tok.encode_notes(piece.notes)

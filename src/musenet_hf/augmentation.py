@@ -2,9 +2,9 @@
 
 MuseNet augmented its training data by transposing pieces (reducing the range later in
 training so parts stay where their instruments can play), scaling volumes and stretching time
-(DESIGN.md §1). Here each is a vectorized transform of a *note array*, the compact form the
-data pipeline stores per piece (see :data:`NOTE_COLUMNS`), applied before the notes are encoded
-to tokens, so the tokenizer's rules (quantization, note-offs, doubled notes) stay the only
+(DESIGN.md §1). Here each is a vectorized transform of a piece's
+:class:`~musenet_hf.midi_notes.NoteArrays` (the notes as numpy columns, the form both MIDI
+readers give and the data pipeline stores), applied before the notes are encoded to tokens, so the tokenizer's rules (quantization, note-offs, doubled notes) stay the only
 encoding rules. Mixup on token embeddings lives in :mod:`musenet_hf.training_losses` (it acts on the
 model, not on notes).
 
@@ -14,17 +14,13 @@ function of (seed, epoch, index): resuming a run reproduces its data exactly.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 import numpy as np
 
-from .midi_notes import Note, NoteArrays, Score
+from .midi_notes import NoteArrays
 from .vocabulary import MuseNetVocabulary
-
-# One row per note; times in seconds (start, end) and quarter-note beats (start_beat, end_beat).
-NOTE_COLUMNS = ("program", "is_drum", "pitch", "velocity", "start", "end", "start_beat", "end_beat")
-PROGRAM, IS_DRUM, PITCH, VELOCITY, START, END, START_BEAT, END_BEAT = range(len(NOTE_COLUMNS))
 
 # Playable MIDI pitch ranges of the vocabulary's instrument classes (written range, rounded
 # outward a little; orchestration handbooks differ by a few semitones at the top). A class not
@@ -89,34 +85,7 @@ class AugmentationConfig:
         return int(round(self.transpose + (final - self.transpose) * p))
 
 
-def notes_to_array(notes: NoteArrays | Score | Sequence[Note]) -> np.ndarray:
-    """Notes -> a ``(N, 8)`` float64 array with the columns of :data:`NOTE_COLUMNS`."""
-    if isinstance(notes, NoteArrays):
-        return np.stack([np.asarray(getattr(notes, c), dtype=np.float64) for c in NOTE_COLUMNS], axis=1)
-    items = notes.notes if isinstance(notes, Score) else list(notes)
-    if not items:
-        return np.zeros((0, len(NOTE_COLUMNS)), dtype=np.float64)
-    return np.array([[getattr(n, c) for c in NOTE_COLUMNS] for n in items], dtype=np.float64)
-
-
-def array_to_note_arrays(arr: np.ndarray, tempos: Sequence[tuple[float, float]] = ((0.0, 120.0),),
-                         source: str = "<augmented>") -> NoteArrays:
-    """A note array ``(N, 8)`` as :class:`~musenet_hf.midi_io.NoteArrays`, which
-    ``tokenizer.encode_notes`` takes directly (no per-note Python objects)."""
-    return NoteArrays(
-        program=arr[:, PROGRAM].astype(np.int64), is_drum=arr[:, IS_DRUM] > 0, pitch=arr[:, PITCH].astype(np.int64),
-        velocity=arr[:, VELOCITY].astype(np.int64), start=arr[:, START], end=arr[:, END],
-        start_beat=arr[:, START_BEAT], end_beat=arr[:, END_BEAT], tempos=list(tempos) or [(0.0, 120.0)],
-        ticks_per_beat=480, duration=float(arr[:, END].max()) if len(arr) else 0.0, source=source,
-    )
-
-
-def array_to_notes(arr: np.ndarray) -> list[Note]:
-    """Inverse of :func:`notes_to_array`, as :class:`~musenet_hf.midi_io.Note` objects."""
-    return array_to_note_arrays(arr).to_notes()
-
-
-def allowed_transpositions(arr: np.ndarray, vocabulary: MuseNetVocabulary, limit: int) -> np.ndarray:
+def allowed_transpositions(notes: NoteArrays, vocabulary: MuseNetVocabulary, limit: int) -> np.ndarray:
     """Every shift in ``[-limit, limit]`` that keeps each pitched note playable. Shape ``(K,)``.
 
     A note must stay inside its instrument's range (:data:`INSTRUMENT_RANGES`, or 0-127), widened
@@ -124,11 +93,11 @@ def allowed_transpositions(arr: np.ndarray, vocabulary: MuseNetVocabulary, limit
     textbook range may not go further out, but does not forbid every shift. Drums never move
     and do not constrain. The result always contains 0.
     """
-    pitched = arr[:, IS_DRUM] == 0
+    pitched = ~notes.is_drum
     lo, hi = -limit, limit
     if pitched.any():
-        programs = arr[pitched, PROGRAM].astype(np.int64)
-        pitches = arr[pitched, PITCH].astype(np.int64)
+        programs = notes.program[pitched]
+        pitches = notes.pitch[pitched]
         inst = vocabulary.program_to_instrument[programs]
         for i in np.unique(inst):
             p = pitches[inst == i]
@@ -138,14 +107,13 @@ def allowed_transpositions(arr: np.ndarray, vocabulary: MuseNetVocabulary, limit
     return np.arange(lo, hi + 1)
 
 
-def transpose(arr: np.ndarray, semitones: int) -> np.ndarray:
-    """A copy of ``arr`` with every pitched note moved by ``semitones`` (drums untouched)."""
-    out = arr.copy()
-    pitched = out[:, IS_DRUM] == 0
-    out[pitched, PITCH] += semitones
-    if out[pitched, PITCH].size and (out[pitched, PITCH].min() < 0 or out[pitched, PITCH].max() > 127):
+def transpose(notes: NoteArrays, semitones: int) -> NoteArrays:
+    """A copy of ``notes`` with every pitched note moved by ``semitones`` (drums untouched)."""
+    pitch = np.where(notes.is_drum, notes.pitch, notes.pitch + semitones)
+    moved = pitch[~notes.is_drum]
+    if moved.size and (moved.min() < 0 or moved.max() > 127):
         raise ValueError(f"transposing by {semitones} leaves the MIDI pitch range")
-    return out
+    return replace(notes, pitch=pitch)
 
 
 # The melodic instruments re-voicing may choose, and the GM program written for each.
@@ -167,8 +135,8 @@ def _fitting(lo: int, hi: int) -> list[tuple[str, int]]:
     return out
 
 
-def revoice(arr: np.ndarray, rng: np.random.Generator, vocabulary: MuseNetVocabulary) -> np.ndarray:
-    """A copy of ``arr`` with each part moved onto another melodic instrument whose range fits.
+def revoice(notes: NoteArrays, rng: np.random.Generator, vocabulary: MuseNetVocabulary) -> NoteArrays:
+    """A copy of ``notes`` with each part moved onto another melodic instrument whose range fits.
 
     A part is the notes of one instrument class (drums stay). Each part either moves whole to an
     instrument that holds its range (moved by an octave when that makes it fit), or is split at
@@ -177,13 +145,13 @@ def revoice(arr: np.ndarray, rng: np.random.Generator, vocabulary: MuseNetVocabu
     string or wind ensemble. A part that no instrument holds keeps its instrument. Every draw
     comes from ``rng``.
     """
-    out = arr.copy()
-    pitched = out[:, IS_DRUM] == 0
-    inst = np.full(len(out), -1)
-    inst[pitched] = vocabulary.program_to_instrument[out[pitched, PROGRAM].astype(np.int64)]
+    program, pitch = notes.program.copy(), notes.pitch.copy()
+    pitched = ~notes.is_drum
+    inst = np.full(len(pitch), -1)
+    inst[pitched] = vocabulary.program_to_instrument[program[pitched]]
     for i in np.unique(inst[pitched]):
         part = np.flatnonzero(inst == i)
-        pitches = out[part, PITCH]
+        pitches = pitch[part]
         voices = [part]
         if rng.random() < 0.5 and len(np.unique(pitches)) > 1:
             cut = np.median(pitches)
@@ -192,58 +160,56 @@ def revoice(arr: np.ndarray, rng: np.random.Generator, vocabulary: MuseNetVocabu
         for voice in voices:
             if not len(voice):
                 continue
-            options = _fitting(int(out[voice, PITCH].min()), int(out[voice, PITCH].max()))
+            options = _fitting(int(pitch[voice].min()), int(pitch[voice].max()))
             if not options:
                 continue
             name, shift = options[rng.integers(len(options))]
-            out[voice, PROGRAM] = REVOICE_PROGRAMS[name]
-            out[voice, PITCH] += shift
-    return out
+            program[voice] = REVOICE_PROGRAMS[name]
+            pitch[voice] += shift
+    return replace(notes, program=program, pitch=pitch)
 
 
 def augment(
-    arr: np.ndarray,
-    tempos: list[tuple[float, float]],
+    notes: NoteArrays,
     rng: np.random.Generator,
     config: AugmentationConfig,
     vocabulary: MuseNetVocabulary,
     progress: float = 0.0,
-) -> tuple[np.ndarray, list[tuple[float, float]], dict[str, float]]:
+) -> tuple[NoteArrays, dict[str, float]]:
     """Randomly transpose, re-voice (a ``config.revoice`` share), rescale volumes and stretch time.
 
     Args:
-        arr: ``(N, 8)`` note array (:data:`NOTE_COLUMNS`); not modified.
-        tempos: the piece's ``(seconds, bpm)`` tempo changes (stretched along with the notes).
+        notes: the piece's notes and tempo changes (``notes.tempos``, stretched along with the
+            notes); not modified.
         rng: the source of randomness (seed it per window for reproducible data).
         config: the augmentation settings.
         vocabulary: maps programs to instrument classes for the range check.
         progress: fraction of training done, for the transposition schedule.
 
     Returns:
-        The new ``(N, 8)`` array, the new tempo list and what was drawn
+        The new notes and what was drawn
         (``{"transpose": semitones, "volume": factor, "stretch": factor, "revoice": bool}``).
     """
     # Draw all three numbers unconditionally so switching one transform off does not change
     # what the others draw.
-    choices = allowed_transpositions(arr, vocabulary, config.max_transpose(progress))
+    choices = allowed_transpositions(notes, vocabulary, config.max_transpose(progress))
     k = int(choices[rng.integers(len(choices))])
     vol = float(rng.uniform(1.0 - config.volume, 1.0 + config.volume))
     st = float(rng.uniform(1.0 - config.stretch, 1.0 + config.stretch))
     revoiced = bool(rng.random() < config.revoice)
     if not config.enabled:
-        return arr, tempos, {"transpose": 0, "volume": 1.0, "stretch": 1.0, "revoice": False}
-    out = transpose(arr, k)
+        return notes, {"transpose": 0, "volume": 1.0, "stretch": 1.0, "revoice": False}
+    out = transpose(notes, k)
     if revoiced:  # after the transposition: the new instruments' ranges hold the moved notes
         out = revoice(out, rng, vocabulary)
-    out[:, VELOCITY] = np.clip(np.rint(out[:, VELOCITY] * vol), 1, 127)
     # Seconds stretch; beat positions stay, so the tempo slows by the same factor.
-    out[:, START] *= st
-    out[:, END] *= st
-    new_tempos = [(t * st, bpm / st) for t, bpm in tempos]
-    return out, new_tempos, {"transpose": k, "volume": vol, "stretch": st, "revoice": revoiced}
+    out = replace(out, velocity=np.clip(np.rint(out.velocity * vol), 1, 127).astype(np.int64),
+                  start=out.start * st, end=out.end * st, duration=out.duration * st,
+                  tempos=[(t * st, bpm / st) for t, bpm in out.tempos])
+    return out, {"transpose": k, "volume": vol, "stretch": st, "revoice": revoiced}
 
 
 __all__ = [
-    "AugmentationConfig", "INSTRUMENT_RANGES", "NOTE_COLUMNS", "REVOICE_PROGRAMS", "allowed_transpositions",
-    "array_to_note_arrays", "array_to_notes", "augment", "notes_to_array", "revoice", "transpose",
+    "AugmentationConfig", "INSTRUMENT_RANGES", "REVOICE_PROGRAMS", "allowed_transpositions", "augment", "revoice",
+    "transpose",
 ]

@@ -35,7 +35,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from .augmentation import NOTE_COLUMNS, AugmentationConfig, array_to_note_arrays, augment, notes_to_array
+from .augmentation import AugmentationConfig, augment
+from .midi_notes import NoteArrays
 from .tokenization_musenet import EncodedPiece, MuseNetTokenizer, list_midi_files
 from .vocabulary import MuseNetVocabulary
 
@@ -112,7 +113,7 @@ def _piece_row(piece: EncodedPiece, composer: str, validation_fraction: float, k
         "split": split_of(piece.sha1, validation_fraction), "composer": composer,
         "instruments": "_".join(piece.instruments), "prefix": piece.prefix, "body": piece.body,
         "num_tokens": len(piece.body), "piece_seconds": vocab.seconds(piece.body),
-        "notes": notes_to_array(notes).ravel().tolist() if keep_notes else [],
+        "notes": notes.to_matrix().ravel().tolist() if keep_notes else [],
         "tempos": [x for tb in (notes.tempos or [(0.0, 120.0)]) for x in tb] if keep_notes else [],
     }
 
@@ -126,7 +127,7 @@ class EncodedFolder:
             relative to the folder), ``label``, ``composer`` (the label when it is a composer
             token of the vocabulary, else ``""``), ``instruments``, ``split``, ``prefix``,
             ``body`` (note/wait ids; no prefix, no ``end``), ``num_tokens``, ``piece_seconds``,
-            ``notes`` (the flattened ``(N, 8)`` note array of :mod:`musenet_hf.augmentation`),
+            ``notes`` (the flattened ``NoteArrays.to_matrix()``, for augmentation),
             ``tempos`` (flattened ``(seconds, bpm)`` pairs).
         failed: the reason per relative path for every file that was skipped.
         cache_path: where the encoded folder is cached (``None``: not cached).
@@ -395,10 +396,10 @@ class MuseNetWindows(torch.utils.data.Dataset):
             return self.window(prefix, body, offset)
         return self._augmented_window(piece, offset, rng, progress)
 
-    def _notes(self, piece: int) -> np.ndarray:
-        """The stored ``(N, 8)`` note array of a piece."""
+    def _notes(self, piece: int) -> NoteArrays:
+        """The stored notes and tempo changes of a piece."""
         a, b = self.notes_offsets[piece], self.notes_offsets[piece + 1]
-        return self.notes[a:b].reshape(-1, len(NOTE_COLUMNS))
+        return NoteArrays.from_matrix(self.notes[a:b], self.tempos[piece], source=self.files[piece])
 
     def _augmented_window(self, piece: int, offset: int, rng: np.random.Generator, progress: float) -> dict[str, Any]:
         """The training window at body position ``offset`` of the augmented piece.
@@ -411,9 +412,8 @@ class MuseNetWindows(torch.utils.data.Dataset):
         """
         v, tok = self.vocab, self.tokenizer
         body = self.piece_body(piece)
-        arr, tempos, drawn = augment(self._notes(piece), self.tempos[piece], rng, self.augmentation, v, progress)
+        notes, drawn = augment(self._notes(piece), rng, self.augmentation, v, progress)
         drop = bool(rng.random() < self.augmentation.drop_instrumentation)
-        notes = array_to_note_arrays(arr, tempos)
         ids, tempo = tok.encode_notes(notes)
         new_body = np.asarray(ids, dtype=np.int64)
         instruments = None if drop else (tok.instruments_of(notes) if drawn["revoice"] else self.instruments[piece])

@@ -9,10 +9,13 @@ A low module of types only, so that the readers can both sit above it.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, make_dataclass
+from typing import Sequence
 
 import numpy as np
 
 DRUM_CHANNEL = 9  # channel 10 of General MIDI, counted from 0
+# The columns of a note matrix (NoteArrays.to_matrix), the form the data pipeline stores per piece.
+NOTE_COLUMNS = ("program", "is_drum", "pitch", "velocity", "start", "end", "start_beat", "end_beat")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +102,21 @@ class NoteArrays:
     def to_score(self) -> Score:
         return Score(self.to_notes(), self.tempos, self.ticks_per_beat, self.duration, self.source)
 
+    def to_matrix(self) -> np.ndarray:
+        """The notes as one float64 ``(N, 8)`` matrix, columns :data:`NOTE_COLUMNS` (for storage)."""
+        return np.stack([np.asarray(getattr(self, c), dtype=np.float64) for c in NOTE_COLUMNS], axis=1)
+
+    @classmethod
+    def from_matrix(cls, matrix: np.ndarray, tempos: Sequence[tuple[float, float]] = ((0.0, 120.0),),
+                    source: str = "<stored notes>") -> "NoteArrays":
+        """Inverse of :meth:`to_matrix`; ``duration`` is the last note's end, ``ticks_per_beat`` 480."""
+        m = np.asarray(matrix, dtype=np.float64).reshape(-1, len(NOTE_COLUMNS))
+        program, is_drum, pitch, velocity, start, end, start_beat, end_beat = m.T
+        return cls(program=program.astype(np.int64), is_drum=is_drum > 0, pitch=pitch.astype(np.int64),
+                   velocity=velocity.astype(np.int64), start=start.copy(), end=end.copy(),
+                   start_beat=start_beat.copy(), end_beat=end_beat.copy(), tempos=list(tempos) or [(0.0, 120.0)],
+                   ticks_per_beat=480, duration=float(end.max()) if len(end) else 0.0, source=source)
+
 
 @dataclass
 class RawNotes:
@@ -123,4 +141,4 @@ class RawNotes:
     end_tick: int
 
 
-__all__ = ["DRUM_CHANNEL", "Note", "NoteArrays", "RawNotes", "Score"]
+__all__ = ["DRUM_CHANNEL", "NOTE_COLUMNS", "Note", "NoteArrays", "RawNotes", "Score"]
