@@ -2,7 +2,7 @@
 
 MuseNet augmented its training data by transposing pieces (reducing the range later in
 training so parts stay where their instruments can play), scaling volumes and stretching time
-(DESIGN.md §1). Here each is a vectorized transform of a piece's
+(docs/musenet.md §1). Here each is a vectorized transform of a piece's
 :class:`~musenet_hf.midi_notes.NoteArrays` (the notes as numpy columns, the form both MIDI
 readers give and the data pipeline stores), applied before the notes are encoded to tokens, so the tokenizer's rules (quantization, note-offs, doubled notes) stay the only
 encoding rules. Mixup on token embeddings lives in :mod:`musenet_hf.training_losses` (it acts on the

@@ -22,7 +22,7 @@ How a work becomes a file:
   the per-file exceptions of :data:`FILE_LABELS`. Where MuseNet's own table has the name, the
   label uses its spelling (``bach``, ``irish``, ``chinese``) so the ``musenet`` preset's id fits.
 - **Instruments**: every part gets a General MIDI program chosen so that MuseNet's program
-  mapping (DESIGN.md §1) yields the intended instrument; see :func:`part_program`.
+  mapping (docs/musenet.md §1) yields the intended instrument; see :func:`part_program`.
 - **Failures** (what music21 cannot parse or export, e.g. badly formed repeats, and Beethoven
   quartet movements that take minutes) are skipped with their reason; one bad work never stops
   a run. music21's most common export error (a time signature object shared by two measures,

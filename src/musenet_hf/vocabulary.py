@@ -4,7 +4,7 @@ One :class:`MuseNetVocabulary` answers every question the tokenizer, the model, 
 processors and the data pipeline ask about ids (is it a note, which instrument, on or off, how
 long a wait), from tables computed once. Two presets share one token grammar:
 
-* ``musenet``: the public MuseNet layout, id for id (DESIGN.md §1), so an id sequence produced
+* ``musenet``: the public MuseNet layout, id for id (docs/musenet.md §1), so an id sequence produced
   by MuseNet decodes to the notes it meant. Only piano has dynamics; one wait unit is 10 ms.
 * ``extended``: volume levels for every instrument, configurable instrument classes and a
   configurable clock (``seconds``, or ``beats`` with ``tempoNN`` tokens).
@@ -43,7 +43,7 @@ GROUP_BITS = {name: 1 << (len(GROUPS) - 1 - i) for i, name in enumerate(GROUPS)}
 PITCH_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 NUM_PITCHES = 128
 
-# The demo's 16 composer/style tokens (DESIGN.md §1), first in the extended preset's list.
+# The demo's 16 composer/style tokens (docs/musenet.md §1), first in the extended preset's list.
 DEMO_STYLES = (
     "chopin", "mozart", "rachmaninoff", "ladygaga", "country", "disney", "jazz", "bach",
     "beethoven", "journey", "thebeatles", "video", "broadway", "franksinatra", "bluegrass",
@@ -78,7 +78,7 @@ class InstrumentClass:
 
 
 def _musenet_instruments(volumes_for: dict[str, tuple[int, ...]] | None = None) -> list[InstrumentClass]:
-    """MuseNet's 10 instruments with DESIGN.md's General MIDI mapping."""
+    """MuseNet's 10 instruments with the General MIDI mapping of docs/musenet.md §1."""
     v = volumes_for or {}
     spec = [
         ("piano", (), 0, "piano"),  # every program not claimed below (filled in by the vocabulary)
