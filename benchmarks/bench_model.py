@@ -7,9 +7,11 @@ Four measurements, one run:
    depth, width, heads, vocabulary, context and batch. The models take turns, step by step, so a
    change in the machine's load hits all of them alike.
 2. `generate()` tokens/s with the KV cache (greedy, batch 1), same models.
-3. Attention alone at `--attention-tokens` tokens (default 4096), 8 heads x 64, float32: time of
-   forward + backward and the peak memory it adds, for every layout and every backend that runs
-   on the device (FlexAttention has no CPU backward: forward only there). Each case runs in a
+3. Attention alone at `--attention-tokens` tokens (default 4096), 8 heads x 64, `--attention-dtype`
+   (default float32): time of forward + backward and the peak memory it adds, for every layout and
+   every backend that runs on the device (FlexAttention has no CPU backward: forward only there;
+   xformers' kernels run on CUDA only, a row says so where they do not load), and each sparse
+   layout's time as a share of the same backend's `full` (dense causal) time. Each case runs in a
    fresh process so its peak memory is its own.
 4. float32 against bfloat16 autocast (`torch.autocast(device, dtype=torch.bfloat16)`, what
    `accelerate` does with `mixed_precision="bf16"`): training tokens/s of the model
@@ -179,14 +181,15 @@ def reset_peak_rss() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def attention_case(layout_name: str, backend: str, tokens: int, device: torch.device, repeats: int) -> dict:
+def attention_case(layout_name: str, backend: str, tokens: int, device: torch.device, repeats: int,
+                   dtype: torch.dtype = torch.float32) -> dict:
     """One attention measurement (run in its own process): time and added peak memory."""
     from musenet_hf.attention import AttentionPlan, SparseLayout, layout_density
 
     layout = SparseLayout(**LAYOUTS_4096[layout_name])
     heads, dim = 8, 64
     generator = torch.Generator().manual_seed(0)
-    q, k, v = (torch.randn(1, heads, tokens, dim, generator=generator).to(device) for _ in range(3))
+    q, k, v = (torch.randn(1, heads, tokens, dim, generator=generator).to(device, dtype) for _ in range(3))
     backward = not (backend == "flex" and device.type == "cpu")  # no FlexAttention backward on the CPU
     for x in (q, k, v):
         x.requires_grad_(backward)
@@ -222,15 +225,17 @@ def attention_case(layout_name: str, backend: str, tokens: int, device: torch.de
     }
 
 
-def bench_attention(tokens: int, device: torch.device, threads: int, repeats: int) -> list[dict]:
+def bench_attention(tokens: int, device: torch.device, threads: int, repeats: int, dtype_name: str) -> list[dict]:
     from musenet_hf.attention import flex_available, xformers_available
 
     backends = ["sdpa"]
     if flex_available(device.type):
         backends.append("flex")
-    if xformers_available(device.type, torch.float32):
-        backends.append("xformers")
     rows = []
+    if xformers_available(device.type, getattr(torch, dtype_name)):
+        backends.append("xformers")  # block-sparse through its varlen bias objects, `full` as plain causal
+    elif device.type == "cuda":
+        rows.append({"layout": "all", "backend": "xformers", "error": f"its kernels do not load here ({dtype_name})"})
     for layout_name in LAYOUTS_4096:
         for backend in backends:
             if layout_name == "full" and backend == "flex":
@@ -248,6 +253,8 @@ def bench_attention(tokens: int, device: torch.device, threads: int, repeats: in
                 str(threads),
                 "--repeats",
                 str(repeats),
+                "--attention-dtype",
+                dtype_name,
             ]
             result = subprocess.run(cmd, capture_output=True, text=True)
             if result.returncode != 0:
@@ -257,17 +264,22 @@ def bench_attention(tokens: int, device: torch.device, threads: int, repeats: in
     return rows
 
 
-def print_attention_table(rows: list[dict], tokens: int) -> None:
-    print(f"\n### Attention at {tokens} tokens (1 x 8 heads x 64, float32)\n")
-    print("| layout | density (of causal) | backend | pass | time (s) | added peak memory (MiB) |")
-    print("|---|---:|---|---|---:|---:|")
+def print_attention_table(rows: list[dict], tokens: int, dtype_name: str) -> None:
+    print(f"\n### Attention at {tokens} tokens (1 x 8 heads x 64, {dtype_name})\n")
+    print("| layout | density (of causal) | backend | pass | time (s) | time / same backend's full "
+          "| added peak memory (MiB) |")
+    print("|---|---:|---|---|---:|---:|---:|")
+    dense = {(r["backend"], r["pass"]): r["seconds"] for r in rows if r["layout"] == "full" and "error" not in r}
     for r in rows:
         if "error" in r:
-            print(f"| {r['layout']} | | {r['backend']} | failed: {r['error']} | | |")
-        else:
-            print(
-                f"| {r['layout']} | {r['density']:.3f} | {r['backend']} | {r['pass']} | {r['seconds']:.3f} | {r['peak_mib']:,.0f} |"
-            )
+            print(f"| {r['layout']} | | {r['backend']} | failed: {r['error']} | | | |")
+            continue
+        base = dense.get((r["backend"], r["pass"])) or dense.get(("sdpa", r["pass"]))
+        share = f"{r['seconds'] / base:.2f}" if base else ""
+        print(
+            f"| {r['layout']} | {r['density']:.3f} | {r['backend']} | {r['pass']} | {r['seconds']:.3f} | {share} "
+            f"| {r['peak_mib']:,.0f} |"
+        )
 
 
 def cpu_bf16_flags() -> dict[str, bool]:
@@ -412,6 +424,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="measured generate() calls per model")
     parser.add_argument("--attention-tokens", type=int, default=4096)
     parser.add_argument("--repeats", type=int, default=2, help="timed attention calls per case (best counts)")
+    parser.add_argument("--attention-dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                        help="dtype of the attention section (xformers' and flash kernels are fastest in 16 bits)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["training", "generate", "attention", "dtype"])
     parser.add_argument(
         "--dtype-compare",
@@ -427,7 +441,8 @@ def main() -> None:
     device = torch.device(args.device)
     if args.attention_case:
         layout_name, backend = args.attention_case.split(",")
-        print(json.dumps(attention_case(layout_name, backend, args.attention_tokens, device, args.repeats)))
+        dtype = getattr(torch, args.attention_dtype)
+        print(json.dumps(attention_case(layout_name, backend, args.attention_tokens, device, args.repeats, dtype)))
         return
 
     from transformers.utils import logging
@@ -478,7 +493,8 @@ def main() -> None:
         print_dtype_table(results, cfg, model, device, args.steps, args.dtype_rounds, args.warmup)
         del model, results
     if "attention" not in skip:
-        print_attention_table(bench_attention(args.attention_tokens, device, args.threads, args.repeats), args.attention_tokens)
+        rows = bench_attention(args.attention_tokens, device, args.threads, args.repeats, args.attention_dtype)
+        print_attention_table(rows, args.attention_tokens, args.attention_dtype)
     print(f"\nload average (1, 5, 15 min) at end: {load_average()}")
 
 

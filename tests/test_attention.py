@@ -5,16 +5,22 @@ import sys
 
 import pytest
 import torch
+import torch.nn.functional as F
 
+from musenet_hf import attention_xformers
 from musenet_hf.attention import (
     AttentionPlan,
     SparseLayout,
     block_layout,
     dense_mask,
     layout_density,
+    pattern_mask,
     reference_attention,
+    requested_backend,
     resolve_backend,
+    xformers_pattern_plan,
 )
+from musenet_hf.attention_xformers import packed_attention
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
@@ -171,8 +177,9 @@ def test_flex_matches_reference_forward_on_cpu(layout, padded):
         assert (out - ref).abs().max().item() < 1e-5
 
 
+@pytest.mark.parametrize("backend", ["sdpa", "eager"])
 @pytest.mark.parametrize("layout", LAYOUTS, ids=LAYOUT_IDS)
-def test_decoding_rows_apply_the_same_layout(layout):
+def test_decoding_rows_apply_the_same_layout(layout, backend):
     B, H, T, D = 2, 4, 70, 16
     q, k, v = _qkv(B, H, T, D, seed=5)
     key_valid = _padding(B, T)
@@ -180,16 +187,17 @@ def test_decoding_rows_apply_the_same_layout(layout):
         full = AttentionPlan(layout, "sdpa", T, T, None, "cpu").attend(q, k, v, layer)
         padded_full = AttentionPlan(layout, "sdpa", T, T, key_valid, "cpu").attend(q, k, v, layer)
         for start, stop in [(69, 70), (40, 41), (33, 45)]:  # one new token, and a chunk of new tokens
-            rows = AttentionPlan(layout, "sdpa", stop - start, stop, None, "cpu")
+            rows = AttentionPlan(layout, backend, stop - start, stop, None, "cpu")
             out = rows.attend(q[:, :, start:stop], k[:, :, :stop], v[:, :, :stop], layer)
             assert (out - full[:, :, start:stop]).abs().max().item() < 1e-5
-            rows = AttentionPlan(layout, "sdpa", stop - start, stop, key_valid[:, :stop], "cpu")
+            rows = AttentionPlan(layout, backend, stop - start, stop, key_valid[:, :stop], "cpu")
             out = rows.attend(q[:, :, start:stop], k[:, :, :stop], v[:, :, :stop], layer)
             assert (out - padded_full[:, :, start:stop]).abs().max().item() < 1e-5
 
 
 def test_resolve_backend_on_cpu():
     cpu = torch.device("cpu")
+    assert resolve_backend("eager", "strided", cpu, torch.float32) == "eager"
     assert resolve_backend("auto", "strided", cpu, torch.float32) == "sdpa"
     assert resolve_backend("auto", "full", cpu, torch.float32) == "sdpa"
     assert resolve_backend("sdpa", "fixed", cpu, torch.float32) == "sdpa"
@@ -197,6 +205,32 @@ def test_resolve_backend_on_cpu():
     assert resolve_backend("xformers", "fixed", cpu, torch.float32) == "sdpa"  # its kernels are CUDA-only
     with pytest.raises(ValueError):
         resolve_backend("triton", "full", cpu, torch.float32)
+
+
+def test_attn_implementation_names_select_backends():
+    assert requested_backend(None, "auto") == "auto"  # nothing requested: the config's attention_backend
+    assert requested_backend(None, "flex") == "flex"
+    expected = {"sdpa": "sdpa", "flex_attention": "flex", "xformers": "xformers", "eager": "eager"}
+    for name, backend in expected.items():
+        assert requested_backend(name, "auto") == backend == requested_backend(name, "flex")
+    with pytest.raises(ValueError):
+        requested_backend("flash_attention_2", "auto")
+
+
+@pytest.mark.parametrize("padded", [False, True], ids=["nopad", "pad"])
+@pytest.mark.parametrize("layout", LAYOUTS, ids=LAYOUT_IDS)
+def test_eager_backend_is_the_reference_with_dropout(layout, padded):
+    B, H, T, D = 2, 4, 45, 16
+    key_valid = _padding(B, T) if padded else None
+    q, k, v = _qkv(B, H, T, D, seed=4)
+    for layer in (0, 1):
+        out = AttentionPlan(layout, "eager", T, T, key_valid, "cpu").attend(q, k, v, layer)
+        ref = reference_attention(q, k, v, _reference_mask(layout, layer, H, T, key_valid))
+        assert (out - ref).abs().max().item() < 1e-6
+    plain = AttentionPlan(layout, "eager", T, T, key_valid, "cpu").attend(q, k, v, 0)
+    torch.manual_seed(0)
+    dropped = AttentionPlan(layout, "eager", T, T, key_valid, "cpu").attend(q, k, v, 0, dropout_p=0.5)
+    assert (dropped - plain).abs().max().item() > 1e-3  # dropout reaches the probabilities
 
 
 def test_flex_falls_back_to_sdpa_for_cpu_training():
@@ -218,9 +252,9 @@ def test_xformers_is_lazy_and_silent():
         "    q = torch.randn(1, 2, 20, 8)\n"
         "    AttentionPlan(SparseLayout('fixed', 4, 8, 4), backend, 20, 20, None, 'cpu').attend(q, q, q, 0)\n"
         "assert 'xformers' not in sys.modules, 'xformers imported eagerly'\n"
-        "from musenet_hf.attention import _import_xformers_ops\n"
+        "from musenet_hf.attention_xformers import import_xformers_ops\n"
         "try:\n"
-        "    _import_xformers_ops()\n"
+        "    import_xformers_ops()\n"
         "except ImportError:\n"
         "    pass\n"
         "print('done')\n"
@@ -231,6 +265,107 @@ def test_xformers_is_lazy_and_silent():
     # the only line on stderr is our own one-time note about the explicit request falling back
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == ["xformers' kernels do not run on cpu (torch.float32): using sdpa"], result.stderr
+
+
+# ------------------------------------------------------------------------------------- xformers
+
+
+def _attn_bias_module():
+    try:
+        return attention_xformers.attn_bias_module()
+    except ImportError as error:
+        pytest.skip(f"xformers is not importable: {error}")
+
+
+def materialized_sdpa_engine(q, k, v, bias, dropout_p):
+    """What the xformers backend does, with sdpa on the materialized bias as the kernel.
+
+    q: (1, Nq, H, D), k, v: (1, Nk, H, D) packed as the xformers path packs them; returns (1, Nq, H, D).
+    """
+    mask = bias.materialize((q.shape[1], k.shape[1]), dtype=q.dtype, device=q.device)
+    out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask,
+                                         dropout_p=dropout_p)
+    return out.transpose(1, 2)
+
+
+def _packed_area(bias, batch: int) -> int:
+    """(query, key) pairs of the rectangles the bias puts on the diagonal, per sequence of the batch."""
+    pairs = zip(bias.q_seqinfo.intervals(), bias.k_seqinfo.intervals())
+    return sum((q1 - q0) * (k1 - k0) for (q0, q1), (k0, k1) in pairs) // batch
+
+
+XFORMERS_BIAS = {("fixed", "A"): "BlockDiagonalCausalMask", ("strided", "B"): "BlockDiagonalCausalMask",
+                 ("fixed", "causal"): "BlockDiagonalCausalMask", ("strided", "causal"): "BlockDiagonalCausalMask"}
+
+
+@pytest.mark.parametrize("pattern", ["A", "B", "AB", "causal"])
+@pytest.mark.parametrize("kind", ["strided", "fixed"])
+@pytest.mark.parametrize("block,stride,c", [(4, 12, 8), (8, 16, 8)], ids=["b4-s12", "b8-s16"])
+def test_xformers_bias_objects_compute_the_layout_exactly(kind, pattern, block, stride, c):
+    """The xformers backend's packing and bias objects, run with sdpa on the materialized biases,
+    equal the dense reference (forward and gradients), also at lengths that do not divide into
+    blocks or strides; every bias is an xformers bias object, never a layout-sized tensor."""
+    ab = _attn_bias_module()
+    layout = SparseLayout(kind, block_size=block, stride=stride, c=c, combine="union")
+    expected_bias = getattr(ab, XFORMERS_BIAS.get((kind, pattern), "BlockDiagonalCausalFromBottomRightMask"))
+    for T in (1, 3, block, block + 1, stride, 2 * stride + 3, 50):
+        plan = xformers_pattern_plan(layout, pattern, 2, T, torch.device("cpu"))
+        assert isinstance(plan.bias, ab.AttentionBias) and not isinstance(plan.bias, torch.Tensor)
+        assert type(plan.bias) is expected_bias
+        for index in (plan.q_index, plan.k_index, plan.inverse):
+            assert index is None or index.dim() == 1
+        q, k, v = _qkv(2, 3, T, 8, seed=T, requires_grad=True)
+        out = packed_attention(plan, q, k, v, engine=materialized_sdpa_engine)
+        ref = reference_attention(q, k, v, pattern_mask(layout, pattern, torch.arange(T), T))
+        assert (out - ref).abs().max().item() < 1e-5, (T, pattern)
+        grads = torch.autograd.grad((out * torch.linspace(-1, 1, 8)).sum(), (q, k, v))
+        ref_grads = torch.autograd.grad((ref * torch.linspace(-1, 1, 8)).sum(), (q, k, v))
+        for g, r in zip(grads, ref_grads):
+            assert (g - r).abs().max().item() < 1e-5, (T, pattern)
+
+
+@pytest.mark.parametrize("kind", ["strided", "fixed"])
+def test_xformers_packing_skips_the_empty_blocks(kind):
+    """At 512 tokens the rectangles xformers computes for a sparse pattern cover a fraction of T^2
+    (a dense bias would cover all of it); plain causal attention is one T x T rectangle per sequence."""
+    _attn_bias_module()
+    layout = SparseLayout(kind, block_size=16, stride=64, c=16, combine="union")
+    T = 512
+    for pattern in ("A", "B", "AB"):
+        plan = xformers_pattern_plan(layout, pattern, 2, T, torch.device("cpu"))
+        area = _packed_area(plan.bias, 2)
+        assert area <= 0.3 * T * T, (pattern, area / T / T)
+    assert _packed_area(xformers_pattern_plan(layout, "causal", 2, T, torch.device("cpu")).bias, 2) == T * T
+
+
+@pytest.mark.parametrize("padded", [False, True], ids=["nopad", "pad"])
+@pytest.mark.parametrize("layout", LAYOUTS, ids=LAYOUT_IDS)
+def test_xformers_backend_matches_reference_with_sdpa_as_its_kernel(layout, padded, monkeypatch):
+    """The whole `xformers` backend of AttentionPlan (head groups, padding fallback) with xformers'
+    kernel swapped for sdpa on the materialized bias, which runs on a CPU."""
+    ab = _attn_bias_module()
+    biases = []
+
+    def engine(q, k, v, bias, dropout_p):
+        biases.append(bias)
+        return materialized_sdpa_engine(q, k, v, bias, dropout_p)
+
+    monkeypatch.setattr(attention_xformers, "xformers_engine", engine)
+    B, H, T, D = 2, 4, 45, 16
+    key_valid = _padding(B, T) if padded else None
+    for layer in (0, 1):
+        q, k, v = _qkv(B, H, T, D, seed=layer, requires_grad=True)
+        out = AttentionPlan(layout, "xformers", T, T, key_valid, "cpu").attend(q, k, v, layer)
+        ref = reference_attention(q, k, v, _reference_mask(layout, layer, H, T, key_valid))
+        assert (out - ref).abs().max().item() < 1e-5
+        grads = torch.autograd.grad(out.sum(), (q, k, v))
+        ref_grads = torch.autograd.grad(ref.sum(), (q, k, v))
+        for g, r in zip(grads, ref_grads):
+            assert (g - r).abs().max().item() < 1e-5
+    # without padding every head group ran through the packed xformers call; padding uses sdpa rows
+    groups = sum(len(layout.head_patterns(layer, H)) for layer in (0, 1))
+    assert len(biases) == (0 if padded else groups)
+    assert all(isinstance(b, ab.AttentionBias) for b in biases)
 
 
 @pytest.mark.gpu
@@ -266,3 +401,29 @@ def _check_gpu_backend(layout, padded, backend):
         assert (out.float() - ref).abs().max().item() < tol
         for g, r in zip(grads, ref_grads):
             assert (g.float() - r).abs().max().item() < grad_tol
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
+@pytest.mark.parametrize("kind", ["strided", "fixed"])
+def test_xformers_kernel_runs_the_packed_patterns_on_cuda(kind):
+    """xformers' own kernel on the packed patterns against the float32 reference, at a length that
+    is not a multiple of the block or the stride."""
+    from musenet_hf.attention import xformers_available
+
+    dtype = torch.bfloat16
+    if not xformers_available("cuda", dtype):
+        pytest.skip("xformers kernels do not load with this torch")
+    layout = SparseLayout(kind, block_size=64, stride=256, c=64, combine="union")
+    for T in (1000, 1024):
+        for pattern in ("A", "B", "AB", "causal"):
+            plan = xformers_pattern_plan(layout, pattern, 2, T, torch.device("cuda"))
+            q, k, v = (x.cuda().to(dtype).requires_grad_(True) for x in _qkv(2, 4, T, 64, seed=T))
+            out = packed_attention(plan, q, k, v)
+            grads = torch.autograd.grad(out.float().sum(), (q, k, v))
+            q2, k2, v2 = (x.detach().float().clone().requires_grad_(True) for x in (q, k, v))
+            ref = reference_attention(q2, k2, v2, pattern_mask(layout, pattern, torch.arange(T, device="cuda"), T))
+            ref_grads = torch.autograd.grad(ref.sum(), (q2, k2, v2))
+            assert (out.float() - ref).abs().max().item() < 3e-2, (T, pattern)
+            for g, r in zip(grads, ref_grads):
+                assert (g.float() - r).abs().max().item() < 3e-1, (T, pattern)

@@ -547,8 +547,87 @@ def test_critic_loss_adds_to_the_lm_loss():
 
 
 def test_repr_names_layout_and_backend():
-    text = repr(tiny_model(**LAYOUTS["fixed-split_heads"]))
-    assert "layout=fixed, block=16, stride=32 (heads 0-1: A, heads 2-3: B), backend=auto -> sdpa" in text
+    model = tiny_model(**LAYOUTS["fixed-split_heads"])
+    assert "layout=fixed, block=16, stride=32 (heads 0-1: A, heads 2-3: B), backend=auto -> sdpa" in repr(model)
+    model.set_attn_implementation("eager")
+    assert "(heads 0-1: A, heads 2-3: B), backend=eager" in repr(model)
+
+
+# ------------------------------------------------------------------------ attention implementations
+# attn_implementation -> the backend it runs on a CPU (flex runs eagerly there; xformers falls back)
+CPU_BACKENDS = {"sdpa": "sdpa", "eager": "eager", "flex_attention": "flex", "xformers": "sdpa"}
+
+
+@pytest.mark.parametrize("layout", ["full", "strided-split_heads", "fixed-alternate"])
+def test_attn_implementation_selects_the_backend_and_keeps_the_logits(tmp_path, layout):
+    register_auto_classes()
+    tiny_model(seed=5, **LAYOUTS[layout]).save_pretrained(tmp_path)
+    ids = torch.tensor([[START, 1300, 1304, 3980, 1307, 60, 3990, 1310, 64, 3968] * 5])
+    default = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    assert default.config._attn_implementation is None  # nothing requested: the saved attention_backend
+    assert default.requested_attention_backend == "auto" and default.resolved_attention_backend() == "sdpa"
+    with torch.no_grad():
+        expected = default(ids, piece_seconds=3.0).logits
+    for name, backend in CPU_BACKENDS.items():
+        model = AutoModelForCausalLM.from_pretrained(tmp_path, attn_implementation=name).eval()
+        assert model.config._attn_implementation == name
+        assert model.resolved_attention_backend() == backend, name
+        with torch.no_grad():
+            logits = model(ids, piece_seconds=3.0).logits
+        assert (logits - expected).abs().max().item() < 1e-5, name
+        if name == "eager":
+            assert not torch.equal(logits, expected)  # another computation, not sdpa under another name
+    # the request is not saved: the copy loads with the config's attention_backend again
+    model.save_pretrained(tmp_path / "again")
+    saved = (tmp_path / "again" / "config.json").read_text()
+    assert '"attention_backend": "auto"' in saved and "attn_implementation" not in saved
+
+
+def test_attn_implementation_from_the_config_and_set_attn_implementation():
+    config = tiny_config(**LAYOUTS["strided-union"])
+    config._attn_implementation = "eager"
+    torch.manual_seed(0)
+    model = MuseNetForCausalLM(config).eval()
+    assert model.resolved_attention_backend() == "eager"
+    ids = torch.tensor([[START, 1300, 1304, 3980, 1307, 60, 3990, 1310, 64, 3968] * 4])
+    with torch.no_grad():
+        eager = model(ids).logits
+    model.set_attn_implementation("sdpa")
+    assert model.config._attn_implementation == "sdpa" and model.resolved_attention_backend() == "sdpa"
+    with torch.no_grad():
+        assert (model(ids).logits - eager).abs().max().item() < 1e-5
+    model.config.attention_backend = "eager"  # a request wins over the config's default
+    assert model.resolved_attention_backend() == "sdpa"
+    with pytest.raises(ValueError):
+        model.set_attn_implementation("flash_attention_2")
+    assert model.config._attn_implementation == "sdpa"
+
+
+def test_xformers_is_a_transformers_attention_name_for_other_models_too(monkeypatch):
+    """Registering "xformers" makes it valid for every model that dispatches through Transformers'
+    AttentionInterface; where its kernels do not run (a CPU) it computes what sdpa does."""
+    import copy
+
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from musenet_hf import attention_xformers
+
+    calls = []
+    monkeypatch.setattr(attention_xformers, "xformers_available", lambda *args: calls.append(args) or False)
+    register_auto_classes()
+    config = GPT2Config(vocab_size=50, n_positions=32, n_embd=32, n_layer=2, n_head=2)
+    torch.manual_seed(0)
+    sdpa = GPT2LMHeadModel(config).eval()
+    xformers = copy.deepcopy(sdpa)
+    xformers.set_attn_implementation("xformers")
+    assert xformers.config._attn_implementation == "xformers" and sdpa.config._attn_implementation == "sdpa"
+    ids = torch.randint(0, 50, (2, 12), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    mask[0, :3] = 0  # left padding: the mask must reach the registered function
+    with torch.no_grad():
+        expected = sdpa(ids, attention_mask=mask).logits
+        assert torch.allclose(xformers(ids, attention_mask=mask).logits, expected, atol=1e-6)
+    assert len(calls) == 2  # one call per layer went through the registered function
 
 
 # -------------------------------------------------------------------------------- sounding notes

@@ -18,28 +18,37 @@ own position, which keeps rows of padding queries finite.
 Backends, all computing the same function:
 
 - `sdpa`: `torch.nn.functional.scaled_dot_product_attention`. `full` without padding uses
-  `is_causal=True`; patterns A and B without padding run block-structured (`structured_attention`:
-  `fixed` A as causal attention inside stride chunks, `strided` B as causal attention over the
-  blocks of each residue mod L, `strided` A over local key windows, `fixed` B over the summary
-  tokens plus the own block), which skips the empty blocks; everything else (padding, `union`,
-  decoding rows) uses the dense boolean mask, cached per shape and device.
+  `is_causal=True`; patterns A and B without padding run block-structured (`structured_attention`,
+  in `attention_structured`: `fixed` A as causal attention inside stride chunks, `strided` B as
+  causal attention over the blocks of each residue mod L, `strided` A over local key windows,
+  `fixed` B over the summary tokens plus the own block), which skips the empty blocks; everything
+  else (padding, `union`, decoding rows) uses the dense boolean mask, cached per shape and device.
 - `flex`: FlexAttention with a `BlockMask` that skips empty blocks (compiled on CUDA; on the CPU
   it runs eagerly and has no backward, so training there falls back to `sdpa`).
-- `xformers`: `memory_efficient_attention` with its `LowerTriangularMask` for plain causal
-  attention and a dense additive bias otherwise (CUDA only, used only when its compiled kernels
-  load; imported lazily with its logger silenced).
+- `xformers`: `memory_efficient_attention` on varlen packed tokens with xformers' own bias objects,
+  block-sparse like `sdpa`'s structured path and no dense bias anywhere (`attention_xformers`):
+  `BlockDiagonalCausalMask` over stride chunks (`fixed` A, and one chunk per sequence for `full`)
+  and over the reordered residue classes (`strided` B), `BlockDiagonalCausalFromBottomRightMask`
+  over each query block's gathered key blocks (`strided` A, `fixed` B, `union`). Padding and
+  decoding rows use `sdpa` with the mask rows. CUDA only, used only when its compiled kernels load;
+  imported lazily with its logger silenced.
+- `eager`: the plain reference, `reference_attention` (scores, masked softmax, dropout, values)
+  with the dense mask of every head: slow, for checks.
 - `auto`: on CUDA, `flex` (else `xformers`) for sparse layouts and `sdpa` (flash) for `full`; `sdpa`
   on the CPU.
 
-Decoding with a KV cache (fewer queries than keys) always uses `sdpa` with the mask rows of the new
-queries, so cached decoding sees exactly the layout of a full forward.
+A model asks for one the Transformers way (`attn_implementation="sdpa"`, `"flex_attention"`,
+`"xformers"` or `"eager"`, see `requested_backend`); without one, its config's `attention_backend`
+(default `auto`). An explicit `flex` or `xformers` that cannot run on the device falls back to `sdpa`
+with one warning (`resolve_backend`).
+
+Decoding with a KV cache (fewer queries than keys) always uses `sdpa` (`eager`: the reference) with
+the mask rows of the new queries, so cached decoding sees exactly the layout of a full forward.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import logging
 import math
 import warnings
 from dataclasses import dataclass
@@ -47,6 +56,16 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from transformers.utils import logging as hf_logging
+
+from .attention_structured import structured_attention
+from .attention_xformers import (
+    PackedAttention,
+    chunk_plan,
+    gathered_plan,
+    packed_attention,
+    residue_plan,
+    xformers_available,
+)
 
 logger = hf_logging.get_logger(__name__)
 
@@ -171,133 +190,23 @@ def layout_density(layout: SparseLayout, layer_idx: int, num_heads: int, seq_len
     return mask.sum().item() / (num_heads * seq_len * (seq_len + 1) / 2)
 
 
-def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Plain softmax attention with a dense boolean mask, the reference the backends are tested against.
+def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
+                        dropout_p: float = 0.0) -> torch.Tensor:
+    """Plain softmax attention with a dense boolean mask: the reference the backends are tested
+    against, and the `eager` backend.
 
     Args:
         q: (B, H, Tq, D); k, v: (B, H, Tk, D); mask: broadcastable to (B, H, Tq, Tk), True = attend.
+        dropout_p: dropout on the attention probabilities.
     Returns:
         (B, H, Tq, D)
     """
     scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
     scores = scores.masked_fill(~mask, float("-inf"))
-    return scores.softmax(dim=-1) @ v
-
-
-# ---------------------------------------------------------------------------------------------
-# Block-structured sdpa: patterns A and B as small dense problems (exact, no padding, no cache)
-# ---------------------------------------------------------------------------------------------
-
-
-def _pad_to(x: torch.Tensor, length: int) -> torch.Tensor:
-    """Zero-pad (B, H, T, D) to `length` positions at the end (padded keys come after every real query)."""
-    return x if x.shape[2] == length else F.pad(x, (0, 0, 0, length - x.shape[2]))
-
-
-def _chunked_causal(q, k, v, chunk: int, dropout_p: float) -> torch.Tensor:
-    """`fixed` A: causal attention inside consecutive chunks of `chunk` tokens."""
-    B, H, T, D = q.shape
-    Tp = -(-T // chunk) * chunk
-    q, k, v = (_pad_to(x, Tp).reshape(B, H * (Tp // chunk), chunk, D) for x in (q, k, v))
-    out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
-    return out.reshape(B, H, Tp, D)[:, :, :T]
-
-
-def _residue_causal(q, k, v, block: int, L: int, dropout_p: float) -> torch.Tensor:
-    """`strided` B: blocks whose distance is a multiple of L, i.e. blocks of equal index mod L.
-
-    Gathering the blocks of each residue into one sequence (order kept) turns the pattern into
-    plain causal attention over L sequences of T / L tokens.
-    """
-    B, H, T, D = q.shape
-    Tp = -(-T // (block * L)) * block * L
-    m = Tp // (block * L)
-
-    def group(x):  # (B, H, Tp, D) -> (B, H * L, m * block, D): block r * L + g goes to group g, row r
-        return _pad_to(x, Tp).reshape(B, H, m, L, block, D).transpose(2, 3).reshape(B, H * L, m * block, D)
-
-    out = F.scaled_dot_product_attention(group(q), group(k), group(v), dropout_p=dropout_p, is_causal=True)
-    return out.reshape(B, H, L, m, block, D).transpose(2, 3).reshape(B, H, Tp, D)[:, :, :T]
-
-
-@functools.lru_cache(maxsize=16)
-def _window_mask(num_blocks: int, block: int, L: int, device: torch.device) -> torch.Tensor:
-    """(1, nb, block, L * block) mask of the local windows: causal, and no keys before position 0.
-
-    Four dimensions on purpose: the CPU flash kernel takes 2-D or 4-D masks only (3-D falls back to
-    the much slower math kernel).
-    """
-    w = torch.arange(L * block, device=device)
-    r = torch.arange(block, device=device)
-    qb = torch.arange(num_blocks, device=device)
-    causal = w[None, :] <= (L - 1) * block + r[:, None]
-    started = w[None, :] >= ((L - 1 - qb) * block)[:, None]
-    return (causal[None] & started[:, None, :])[None]
-
-
-def _local_window(q, k, v, block: int, L: int, dropout_p: float) -> torch.Tensor:
-    """`strided` A: each query block attends to its own and the L - 1 previous key blocks."""
-    B, H, T, D = q.shape
-    Tp = -(-T // block) * block
-    nb = Tp // block
-    front = (L - 1) * block
-
-    def windows(x):  # (B, H, T, D) -> (B * H, nb, L * block, D): the key window of every query block
-        x = F.pad(_pad_to(x, Tp), (0, 0, front, 0))
-        return x.unfold(2, L * block, block).transpose(-1, -2).reshape(B * H, nb, L * block, D)
-
-    queries = _pad_to(q, Tp).reshape(B * H, nb, block, D)
-    mask = _window_mask(nb, block, L, q.device)
-    out = F.scaled_dot_product_attention(queries, windows(k), windows(v), attn_mask=mask, dropout_p=dropout_p)
-    return out.reshape(B, H, Tp, D)[:, :, :T]
-
-
-@functools.lru_cache(maxsize=16)
-def _summary_plan(num_blocks: int, block: int, L: int, cb: int, device: torch.device):
-    """Positions of the summary tokens and the (1, nb, block, S + block) mask of `fixed` B."""
-    blocks = torch.arange(num_blocks, device=device)
-    summary_blocks = blocks[blocks % L >= L - cb]
-    positions = (summary_blocks[:, None] * block + torch.arange(block, device=device)).reshape(-1)
-    earlier = summary_blocks.repeat_interleave(block)[None, None, :] < blocks[:, None, None]  # (nb, 1, S)
-    own = torch.ones(block, block, dtype=torch.bool, device=device).tril()  # causal inside the own block
-    mask = torch.cat([earlier.expand(num_blocks, block, -1), own.expand(num_blocks, -1, -1)], dim=-1)
-    return positions, mask[None]
-
-
-def _summary(q, k, v, block: int, L: int, cb: int, dropout_p: float) -> torch.Tensor:
-    """`fixed` B: the summary tokens of earlier blocks, plus the own block (causal)."""
-    B, H, T, D = q.shape
-    Tp = -(-T // block) * block
-    nb = Tp // block
-    positions, mask = _summary_plan(nb, block, L, cb, q.device)
-
-    def keys(x):  # (B, H, T, D) -> (B * H, nb, S + block, D)
-        x = _pad_to(x, Tp)
-        summary = x.index_select(2, positions).reshape(B * H, 1, -1, D).expand(-1, nb, -1, -1)
-        own = x.reshape(B * H, nb, block, D)
-        return torch.cat([summary, own], dim=2)
-
-    queries = _pad_to(q, Tp).reshape(B * H, nb, block, D)
-    out = F.scaled_dot_product_attention(queries, keys(k), keys(v), attn_mask=mask, dropout_p=dropout_p)
-    return out.reshape(B, H, Tp, D)[:, :, :T]
-
-
-def structured_attention(layout: SparseLayout, pattern: str, q, k, v, dropout_p: float = 0.0) -> torch.Tensor | None:
-    """Pattern A or B of a sparse layout computed on its blocks only, or None where that does not apply.
-
-    Exact for a full sequence without padding (q, k, v: (B, H, T, D)); far less work than the dense
-    mask, which still computes every pair and, on the CPU, materializes the scores.
-    """
-    bs, L = layout.block_size, layout.stride_blocks
-    if layout.kind == "fixed" and pattern == "A":
-        return _chunked_causal(q, k, v, layout.stride, dropout_p)
-    if layout.kind == "fixed" and pattern == "B":
-        return _summary(q, k, v, bs, L, layout.c_blocks, dropout_p)
-    if layout.kind == "strided" and pattern == "A":
-        return _local_window(q, k, v, bs, L, dropout_p)
-    if layout.kind == "strided" and pattern == "B":
-        return _residue_causal(q, k, v, bs, L, dropout_p)
-    return None
+    probs = scores.softmax(dim=-1)
+    if dropout_p > 0.0:
+        probs = F.dropout(probs, p=dropout_p)
+    return probs @ v
 
 
 # ---------------------------------------------------------------------------------------------
@@ -378,42 +287,6 @@ def _cached_block_mask(layout: SparseLayout, pattern: str, seq_len: int, device:
     return _make_block_mask(layout, pattern, seq_len, None, device)
 
 
-@contextlib.contextmanager
-def _quiet_xformers():
-    """Silence xformers' logger and Python warnings: a wheel built for another torch logs warnings."""
-    xlogger = logging.getLogger("xformers")
-    level = xlogger.level
-    xlogger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        xlogger.setLevel(level)
-
-
-def _import_xformers_ops():
-    """Import `xformers.ops` quietly (see `_quiet_xformers`)."""
-    with _quiet_xformers():
-        import xformers.ops as xops
-    return xops
-
-
-@functools.lru_cache(maxsize=None)
-def xformers_available(device_type: str, dtype: torch.dtype = torch.float16) -> bool:
-    """Whether xformers' compiled `memory_efficient_attention` runs on this device type and dtype."""
-    if device_type != "cuda" or not torch.cuda.is_available():
-        return False
-    try:
-        xops = _import_xformers_ops()
-        x = torch.zeros(1, 8, 1, 64, device="cuda", dtype=dtype)
-        with _quiet_xformers():
-            xops.memory_efficient_attention(x, x, x)
-        return True
-    except Exception:  # no wheel, wrong torch build, no kernel for this GPU or dtype
-        return False
-
-
 def flex_available(device_type: str) -> bool:
     """Whether FlexAttention can run (CUDA for training; the CPU runs it eagerly, forward only)."""
     return _flex_module() is not None and device_type in ("cuda", "cpu")
@@ -428,14 +301,32 @@ def _log_once(key, level: str, message: str) -> None:
         getattr(logger, level)(message)
 
 
+# Transformers' `attn_implementation` names and the backends they select
+IMPLEMENTATION_BACKENDS = {"sdpa": "sdpa", "flex_attention": "flex", "xformers": "xformers", "eager": "eager"}
+
+
+def requested_backend(attn_implementation: str | None, attention_backend: str = "auto") -> str:
+    """The backend a model asks for: the one its `attn_implementation` names (`sdpa`, `flex_attention`,
+    `xformers`, `eager`: see `IMPLEMENTATION_BACKENDS`), or, when none was requested (None), its
+    config's `attention_backend` (`auto`, `sdpa`, `flex`, `xformers` or `eager`)."""
+    if attn_implementation is None:
+        return attention_backend
+    if attn_implementation not in IMPLEMENTATION_BACKENDS:
+        raise ValueError(
+            f"MuseNet's attention runs as one of attn_implementation={list(IMPLEMENTATION_BACKENDS)}, "
+            f"got {attn_implementation!r}"
+        )
+    return IMPLEMENTATION_BACKENDS[attn_implementation]
+
+
 def resolve_backend(requested: str, layout_kind: str, device: torch.device, dtype: torch.dtype) -> str:
     """Turn a requested backend into the one that runs on `device` (`auto` picks the fastest).
 
-    An explicit `xformers` or `flex` that cannot run here falls back to `sdpa` with a warning.
+    An explicit `xformers` or `flex` that cannot run here falls back to `sdpa` with one warning.
     """
     device = torch.device(device)
-    if requested == "sdpa":
-        return "sdpa"
+    if requested in ("sdpa", "eager"):
+        return requested
     if requested == "flex":
         if flex_available(device.type):
             return "flex"
@@ -463,6 +354,23 @@ def resolve_backend(requested: str, layout_kind: str, device: torch.device, dtyp
     return choice
 
 
+@functools.lru_cache(maxsize=32)
+def xformers_pattern_plan(layout: SparseLayout, pattern: str, batch: int, length: int,
+                          device: torch.device) -> PackedAttention:
+    """How the `xformers` backend computes one pattern of `batch` full sequences of `length` tokens
+    without padding: the decompositions of `structured_attention` as xformers bias objects."""
+    bs, L = layout.block_size, layout.stride_blocks
+    if pattern == "causal":
+        return chunk_plan(batch, length, length, device)
+    if layout.kind == "fixed" and pattern == "A":
+        return chunk_plan(batch, length, layout.stride, device)
+    if layout.kind == "strided" and pattern == "B":
+        return residue_plan(batch, length, bs, L, device)
+    blocks = torch.arange(-(-length // bs))
+    active = (blocks[None, :] <= blocks[:, None]) & _block_rule(layout, pattern, blocks[:, None], blocks[None, :])
+    return gathered_plan(active, batch, length, bs, device)
+
+
 class AttentionPlan:
     """What every layer of one forward pass shares: layout, backend, shapes, padding, built masks.
 
@@ -471,7 +379,7 @@ class AttentionPlan:
 
     Args:
         layout: the attention layout.
-        backend: a resolved backend name (`sdpa`, `flex` or `xformers`).
+        backend: a resolved backend name (`sdpa`, `flex`, `xformers` or `eager`).
         q_len: number of new queries Tq; k_len: number of keys Tk (cached + new), queries sit at
             positions Tk - Tq .. Tk - 1.
         key_valid: (B, Tk) bool, False for padding keys; None when nothing is padded.
@@ -529,7 +437,10 @@ class AttentionPlan:
             (B, H, Tq, D)
         """
         groups = self.layout.head_patterns(layer_idx, q.shape[1])
-        if len(groups) > 1 and (self.q_len != self.k_len or (self.key_valid is not None and self.backend == "sdpa")):
+        if self.backend == "eager":
+            return reference_attention(q, k, v, self.head_mask(groups), dropout_p)
+        dense_anyway = self.q_len != self.k_len or (self.key_valid is not None and self.backend in ("sdpa", "xformers"))
+        if len(groups) > 1 and dense_anyway:
             # dense masks for every group anyway: one call over all heads beats one call per group
             return F.scaled_dot_product_attention(q, k, v, attn_mask=self.head_mask(groups), dropout_p=dropout_p)
         outs = [self._attend_group(q[:, h0:h1], k[:, h0:h1], v[:, h0:h1], pattern, dropout_p) for h0, h1, pattern in groups]
@@ -548,9 +459,10 @@ class AttentionPlan:
                 backend = "sdpa"
         if backend == "flex":
             return _run_flex(q, k, v, self.block_mask(pattern))
-        if backend == "xformers":
-            return self._xformers(q, k, v, pattern, dropout_p)
-        return self._sdpa(q, k, v, pattern, dropout_p)
+        if backend == "xformers" and self.key_valid is None:
+            plan = xformers_pattern_plan(self.layout, pattern, q.shape[0], self.k_len, self.device)
+            return packed_attention(plan, q, k, v, dropout_p)
+        return self._sdpa(q, k, v, pattern, dropout_p)  # xformers with padding: sdpa with the mask rows
 
     def _sdpa(self, q, k, v, pattern: str, dropout_p: float) -> torch.Tensor:
         if self.key_valid is None:
@@ -562,24 +474,9 @@ class AttentionPlan:
                 return structured_attention(self.layout, pattern, q, k, v, dropout_p)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=self.mask(pattern), dropout_p=dropout_p)
 
-    def _xformers(self, q, k, v, pattern: str, dropout_p: float) -> torch.Tensor:
-        xops = _import_xformers_ops()
-        batch, heads, length, _ = q.shape
-        if pattern == "causal" and self.key_valid is None:
-            bias = xops.fmha.attn_bias.LowerTriangularMask()
-        else:
-            # An additive bias; its rows are allocated to a multiple of 16 keys, the alignment the kernels need.
-            mask = self.mask(pattern)
-            padded = -(-length // 16) * 16
-            storage = torch.zeros(mask.shape[0], 1, length, padded, device=q.device, dtype=q.dtype)
-            bias = storage[..., :length].masked_fill_(~mask, float("-inf")).expand(batch, heads, length, length)
-        out = xops.memory_efficient_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_bias=bias, p=dropout_p
-        )
-        return out.transpose(1, 2)
-
 
 __all__ = [
+    "IMPLEMENTATION_BACKENDS",
     "PATTERNS",
     "AttentionPlan",
     "SparseLayout",
@@ -589,6 +486,9 @@ __all__ = [
     "layout_density",
     "pattern_mask",
     "reference_attention",
+    "requested_backend",
     "resolve_backend",
+    "structured_attention",
     "xformers_available",
+    "xformers_pattern_plan",
 ]

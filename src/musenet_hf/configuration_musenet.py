@@ -16,7 +16,7 @@ from transformers import PreTrainedConfig
 
 ATTENTION_LAYOUTS = ("full", "strided", "fixed")
 ATTENTION_COMBINES = ("alternate", "split_heads", "union")
-ATTENTION_BACKENDS = ("auto", "sdpa", "flex", "xformers")
+ATTENTION_BACKENDS = ("auto", "sdpa", "flex", "xformers", "eager")
 
 
 class MuseNetConfig(PreTrainedConfig):
@@ -72,7 +72,11 @@ class MuseNetConfig(PreTrainedConfig):
         attention_combine: how the two patterns of a sparse layout combine: `"alternate"` (even
             layers pattern A, odd layers pattern B), `"split_heads"` (first half of the heads A, the
             rest B) or `"union"` (every head attends to A or B).
-        attention_backend: `"auto"`, `"sdpa"`, `"flex"` or `"xformers"`.
+        attention_backend: the backend when no `attn_implementation` is requested: `"auto"`,
+            `"sdpa"`, `"flex"`, `"xformers"` or `"eager"`. Transformers' `attn_implementation`
+            (`from_pretrained(..., attn_implementation="xformers")`, `MuseNetConfig(attn_implementation=...)`,
+            `model.set_attn_implementation(...)`) overrides it without being saved: `"sdpa"`,
+            `"flex_attention"`, `"xformers"` or `"eager"` (see `musenet_hf.attention`).
 
     Critic head:
         use_critic: add the real-vs-generated head (one logit per sequence).

@@ -16,6 +16,13 @@ derive them from and therefore needs them passed in.
 
 The embeddings and the tables they derive the indices from are
 :mod:`~musenet_hf.embeddings_musenet`; the attention layouts :mod:`~musenet_hf.attention`.
+
+Attention is selected the Transformers way: `attn_implementation=` in `from_pretrained` /
+`from_config` / the config, or `model.set_attn_implementation(...)`, names the backend
+(`"sdpa"`, `"flex_attention"`, `"xformers"`, or `"eager"`, the plain matmul-softmax reference);
+the sparse layout always comes from the config (`attention_layout`, ...). Without one
+(`config._attn_implementation` stays None), the config's `attention_backend` decides, `"auto"` for
+saved configs. `model.resolved_attention_backend()` says what runs on the model's device.
 """
 
 from __future__ import annotations
@@ -37,11 +44,15 @@ from transformers.modeling_utils import PreTrainedModel, slice_logits_to_keep
 from transformers.utils import can_return_tuple, logging
 from transformers.utils.deprecation import deprecate_kwarg
 
-from .attention import AttentionPlan, SparseLayout, resolve_backend
+from .attention import AttentionPlan, SparseLayout, requested_backend, resolve_backend
+from .attention_xformers import register_xformers_attention
 from .configuration_musenet import MuseNetConfig
 from .embeddings_musenet import MuseNetEmbeddings, is_note_table, note_key_tables, wait_units_table
 
 logger = logging.get_logger(__name__)
+
+# `attn_implementation="xformers"` is a name Transformers accepts once its AttentionInterface knows it
+register_xformers_attention()
 
 
 @dataclass
@@ -68,8 +79,8 @@ class MuseNetAttention(nn.Module):
         self.layer_idx = layer_idx
         self.num_heads = config.num_attention_heads
         self.head_dim = config.hidden_size // config.num_attention_heads
+        self.config = config  # the backend is read from it at each forward (set_attn_implementation)
         self.layout = SparseLayout.from_config(config)
-        self.requested_backend = config.attention_backend
         self.attn_dropout = config.attn_dropout
         self.c_attn = nn.Linear(config.hidden_size, 3 * config.hidden_size)
         self.c_proj = nn.Linear(config.hidden_size, config.hidden_size)
@@ -89,7 +100,7 @@ class MuseNetAttention(nn.Module):
 
     def extra_repr(self) -> str:
         weight = self.c_attn.weight
-        backend = self.requested_backend
+        backend = requested_backend(self.config._attn_implementation, self.config.attention_backend)
         if weight.device.type != "meta":
             resolved = resolve_backend(backend, self.layout.kind, weight.device, weight.dtype)
             backend = f"{backend} -> {resolved}" if resolved != backend else backend
@@ -153,8 +164,39 @@ class MuseNetPreTrainedModel(PreTrainedModel):
     base_model_prefix = "model"
     supports_gradient_checkpointing = True
     _no_split_modules = ["MuseNetBlock"]
-    # Attention is chosen by `config.attention_backend` (see musenet_hf.attention), not by
-    # transformers' `attn_implementation`, which this model does not read.
+    # `attn_implementation` names MuseNet's own backend (musenet_hf.attention.IMPLEMENTATION_BACKENDS:
+    # sdpa, flex_attention, xformers, eager), which runs the config's sparse layout; none requested
+    # (None): `config.attention_backend` decides. Read at every forward, so set_attn_implementation works.
+    _supports_sdpa = True
+    _supports_flex_attn = True
+
+    @classmethod
+    def _can_set_attn_implementation(cls) -> bool:
+        # Transformers looks for `ALL_ATTENTION_FUNCTIONS.get_interface(` in the source; MuseNet
+        # dispatches itself (AttentionPlan) but reads the name at every forward, so it can be switched.
+        return True
+
+    def get_correct_attn_implementation(self, requested_attention: str | None,
+                                        is_init_check: bool = False) -> str | None:
+        """The checked `attn_implementation`; None (nothing requested) stays None: the config's
+        `attention_backend` then decides, where Transformers would pick sdpa."""
+        if requested_attention is None:
+            return None
+        requested_backend(requested_attention)  # a ValueError for names MuseNet has no backend for
+        return super().get_correct_attn_implementation(requested_attention, is_init_check)
+
+    @property
+    def requested_attention_backend(self) -> str:
+        """The backend asked for: `auto`, `sdpa`, `flex`, `xformers` or `eager` (see `musenet_hf.attention`)."""
+        return requested_backend(self.config._attn_implementation, self.config.attention_backend)
+
+    def resolved_attention_backend(self, device=None, dtype=None) -> str:
+        """The backend a forward runs on `device` with `dtype` (default: the parameters'): `sdpa`, `flex`,
+        `xformers` or `eager` (`auto` resolved; `flex`/`xformers` that cannot run there fall back to `sdpa`)."""
+        weight = next(self.parameters())
+        device = weight.device if device is None else device
+        dtype = weight.dtype if dtype is None else dtype
+        return resolve_backend(self.requested_attention_backend, self.config.attention_layout, device, dtype)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -266,7 +308,7 @@ class MuseNetModel(MuseNetPreTrainedModel):
             right_padded = past == 0 and bool((attention_mask[:, 1:] <= attention_mask[:, :-1]).all())
             if not right_padded and not bool(attention_mask.all()):
                 key_valid = attention_mask.bool()
-        backend = resolve_backend(self.config.attention_backend, self.layout.kind, device, hidden_states.dtype)
+        backend = resolve_backend(self.requested_attention_backend, self.layout.kind, device, hidden_states.dtype)
         plan = AttentionPlan(self.layout, backend, length, past + length, key_valid, device)
 
         all_hidden = [] if output_hidden_states else None
