@@ -1,6 +1,7 @@
-"""Fixtures shared by several test files: one torch thread, the musenet tokenizer, a tiny random model.
+"""Fixtures shared by several test files: one torch thread, the musenet tokenizer, a tiny random model,
+and the MIDI files the tests make themselves (``made_midi``, session scoped; see midi_fixtures.py).
 
-All are module scoped, so every test file gets its own model (tests may change its generation config)
+The others are module scoped, so every test file gets its own model (tests may change its generation config)
 and its own tokenizer. A test file's own fixture of the same name wins (test_data.py's `tok` is the
 extended preset). `one_thread` is not autouse: a file opts in with
 ``pytestmark = pytest.mark.usefixtures("one_thread")``.
@@ -17,6 +18,8 @@ from musenet_hf.modeling_musenet import MuseNetForCausalLM
 from musenet_hf.tokenization_musenet import MuseNetTokenizer
 from musenet_hf.vocabulary import MuseNetVocabulary
 
+from midi_fixtures import MadeMidi, write_made_midi  # tests/midi_fixtures.py
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -27,6 +30,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def made_midi(tmp_path_factory) -> MadeMidi:
+    """Short pieces (labelled folder, 16 songs, an empty file) and damaged files, written once a session."""
+    return write_made_midi(tmp_path_factory.mktemp("made-midi"))
 
 
 @pytest.fixture(scope="module")

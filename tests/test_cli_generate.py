@@ -11,8 +11,9 @@ import pytest
 
 from musenet_hf import cli, cli_generate
 
+from midi_fixtures import SOURCES, primer_piece
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED_MIDI = REPO.parent / "shared" / "midi" / "valid"
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -68,14 +69,13 @@ def test_samples_are_written_best_first(model_dir, tmp_path, capsys):
     assert len(scores) == 3 and scores == sorted(scores, reverse=True)
 
 
-def test_primer_and_wav(model_dir, tmp_path):
+@pytest.mark.parametrize("source", SOURCES)
+def test_primer_and_wav(model_dir, tmp_path, source, made_midi):
     if shutil.which("fluidsynth") is None:
         pytest.skip("fluidsynth not installed")
     args = ["generate", "--model", str(model_dir), "--seconds", "3", "--seed", "0", "--max-polyphony", "8", "-o", str(tmp_path / "p.mid"),
-            "--wav", str(tmp_path / "p.wav"), "--no-progress"]
-    if SHARED_MIDI.exists():
-        primer = next(p for p in sorted(SHARED_MIDI.rglob("*.mid")) if p.stat().st_size > 20000)
-        args += ["--primer", str(primer), "--primer-seconds", "1"]
+            "--wav", str(tmp_path / "p.wav"), "--no-progress", "--primer", str(primer_piece(source, made_midi)),
+            "--primer-seconds", "1"]
     assert cli.main(args) == 0
     with wave.open(str(tmp_path / "p.wav")) as w:
         assert w.getnframes() / w.getframerate() >= 2.7 and max(w.readframes(w.getnframes())) > 0

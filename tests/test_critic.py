@@ -9,20 +9,25 @@ from pathlib import Path
 import pytest
 import torch
 
+from midi_fixtures import SHARED_MIDI, SOURCES
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED_MIDI = REPO.parent / "shared" / "midi" / "valid"
 TINY_CHECKPOINT = REPO / "checkpoints" / "musenet-tiny-music21"
 
 
-@pytest.mark.skipif(not SHARED_MIDI.is_dir(), reason="../shared/midi is not present")
-def test_train_critic_moves_only_the_head_and_separates_the_pool(tmp_path):
+@pytest.mark.parametrize("source", SOURCES)
+def test_train_critic_moves_only_the_head_and_separates_the_pool(tmp_path, source, made_midi):
     from transformers import AutoModelForCausalLM
 
     import musenet_hf  # noqa: F401
 
     data = tmp_path / "data" / "bach"
     data.mkdir(parents=True)
-    for f in sorted((SHARED_MIDI / "musicautobot").glob("*.mid"))[:16]:
+    if source == "made":
+        songs = made_midi.song_files[:16]
+    else:
+        songs = sorted((SHARED_MIDI / "valid" / "musicautobot").glob("*.mid"))[:16]
+    for f in songs:
         shutil.copy(f, data / f.name)
     config = tmp_path / "critic.yaml"
     config.write_text((REPO / "configs" / "train" / "tiny.yaml").read_text().replace(

@@ -20,27 +20,36 @@ from musenet_hf.midi_io import read_midi_arrays
 from musenet_hf.midi_notes import NOTE_COLUMNS, NoteArrays
 from musenet_hf.tokenization_musenet import MuseNetTokenizer
 
+from midi_fixtures import SOURCES, needs_shared_midi, shared_midi
+
 PITCH = NOTE_COLUMNS.index("pitch")  # the pitch column of NoteArrays.to_matrix()
-SHARED_MIDI = Path(__file__).resolve().parents[1].parent / "shared" / "midi"
 AUTOBOT = "valid/musicautobot/data_midi_examples_"
-# Real files: a labelled mini-collection (sub-folder = composer/style), one multi-instrument
-# piece with drums (7,300 tokens: many windows), two files no reader can open and one damaged
-# file whose notes can be recovered.
-LABELLED = {
-    "beethoven": [AUTOBOT + "Fuer_Elise_-_Ludwig_Van_Beethoven_-_Verse.mid"],
-    "mozart": [AUTOBOT + "Symphony_No_40_In_G_Minor___I_-_Wolfgang_Amadeus_Mozart_-_Verse.mid"],
-    "thebeatles": [AUTOBOT + "Hey_Jude_-_The_Beatles_-_Chorus.mid"],
-    "grieg_and_friends": [AUTOBOT + "In_The_Hall_Of_The_Mountain_King_-_Edvard_Grieg_-_Intro.mid"],
-    "band": ["valid/midis2jam2/testmidi_wonderwoman.mid"],
+# A labelled mini-collection (sub-folder = composer/style): a solo piano piece, a multi-instrument
+# piece with drums (many windows), two files no reader can open and one damaged file whose notes
+# can be recovered. Made in midi_fixtures.py (always) and of real shared files (where present);
+# `band_seconds`, `band_windows` and `countdown` are the band piece's length, its number of
+# 256-token validation windows and its countdown at its first note.
+COLLECTIONS = {
+    "made": {
+        "labelled": {"beethoven": ["valid/beethoven/elise.mid"], "mozart": ["valid/mozart/symphony.mid"],
+                     "thebeatles": ["valid/thebeatles/pop.mid"],
+                     "grieg_and_friends": ["valid/grieg_and_friends/hall.mid"], "band": ["valid/band/band.mid"]},
+        "bad": ["invalid/No_Header_Chunk/tracker_module.mid", "invalid/No_Header_Chunk/web_page.mid"],
+        "damaged": "invalid/Not_Enough_Bytes/cut_in_a_track.mid",  # cut inside its last track
+        "band_seconds": 80.0, "band_windows": 12, "countdown": 80,
+    },
+    "shared": {
+        "labelled": {"beethoven": [AUTOBOT + "Fuer_Elise_-_Ludwig_Van_Beethoven_-_Verse.mid"],
+                     "mozart": [AUTOBOT + "Symphony_No_40_In_G_Minor___I_-_Wolfgang_Amadeus_Mozart_-_Verse.mid"],
+                     "thebeatles": [AUTOBOT + "Hey_Jude_-_The_Beatles_-_Chorus.mid"],
+                     "grieg_and_friends": [AUTOBOT + "In_The_Hall_Of_The_Mountain_King_-_Edvard_Grieg_-_Intro.mid"],
+                     "band": ["valid/midis2jam2/testmidi_wonderwoman.mid"]},
+        "bad": ["invalid/No_Header_Chunk/AN-IMGN4.MID", "invalid/Not_Enough_Bytes/F242.MID"],
+        "damaged": "invalid/Not_Enough_Bytes/Alhamdulilah.mid",  # truncated, but the notes before the damage read
+        # 7319 tokens: re-struck notes take room, so a few more windows than 7319 / 254 = 29
+        "band_seconds": 90.6, "band_windows": 30, "countdown": 91,
+    },
 }
-BAD = ["invalid/No_Header_Chunk/AN-IMGN4.MID", "invalid/Not_Enough_Bytes/F242.MID"]
-DAMAGED = "invalid/Not_Enough_Bytes/Alhamdulilah.mid"  # truncated, but the notes before the damage read
-
-
-def shared(rel: str) -> Path:
-    if not SHARED_MIDI.is_dir():
-        pytest.skip("../shared/midi is not present")
-    return SHARED_MIDI / rel
 
 
 @pytest.fixture(scope="module")
@@ -48,17 +57,26 @@ def tok():
     return MuseNetTokenizer.from_preset("extended")
 
 
+@pytest.fixture(scope="module", params=SOURCES)
+def case(request) -> dict:
+    """The collection's settings, plus the folder-relative paths of its band, Elise and Grieg pieces."""
+    c = dict(COLLECTIONS[request.param], source=request.param)
+    named = {label: f"{label}/{Path(files[0]).name}" for label, files in c["labelled"].items()}
+    return {**c, "band": named["band"], "elise": named["beethoven"], "grieg": named["grieg_and_friends"]}
+
+
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    """<tmp>/<label>/<file>.mid from real files, plus two broken files at the top level."""
+def folder(case, made_midi, tmp_path_factory):
+    """<tmp>/<label>/<file>.mid, plus two broken files and a damaged one at the top level."""
+    src = made_midi.root if case["source"] == "made" else shared_midi()
     root = tmp_path_factory.mktemp("midi")
-    for label, files in LABELLED.items():
+    for label, files in case["labelled"].items():
         (root / label).mkdir()
         for rel in files:
-            shutil.copy(shared(rel), root / label / Path(rel).name)
-    shutil.copy(shared(BAD[0]), root / "broken_header.mid")
-    shutil.copy(shared(BAD[1]), root / "not_midi.mid")
-    shutil.copy(shared(DAMAGED), root / "damaged.mid")
+            shutil.copy(src / rel, root / label / Path(rel).name)
+    shutil.copy(src / case["bad"][0], root / "broken_header.mid")
+    shutil.copy(src / case["bad"][1], root / "not_midi.mid")
+    shutil.copy(src / case["damaged"], root / "damaged.mid")
     return root
 
 
@@ -73,41 +91,43 @@ def encoded(folder, tok, cache_dir):
     return load_midi_folder(folder, tok, validation_fraction=0.0, num_proc=2, cache_dir=cache_dir)
 
 
-def test_labels_from_folders_metadata_mappings_and_functions(folder, tmp_path):
+def test_labels_from_folders_metadata_mappings_and_functions(folder, case, tmp_path):
     files = sorted(folder.rglob("*.mid"))
+    band = Path(case["band"]).name
     by_folder = dict(zip([f.name for f in files], resolve_labels(folder, files, "auto")))
-    assert by_folder["testmidi_wonderwoman.mid"] == "band"
+    assert by_folder[band] == "band"
     assert by_folder["broken_header.mid"] is None  # top-level files have no sub-folder label
     meta = tmp_path / "meta.csv"
-    meta.write_text("path,label\nband/testmidi_wonderwoman.mid,jazz\n", "utf-8")
+    meta.write_text(f"path,label\n{case['band']},jazz\n", "utf-8")
     from_csv = dict(zip([f.name for f in files], resolve_labels(folder, files, meta)))
-    assert from_csv["testmidi_wonderwoman.mid"] == "jazz" and from_csv["damaged.mid"] is None
+    assert from_csv[band] == "jazz" and from_csv["damaged.mid"] is None
     assert resolve_labels(folder, files[:1], lambda p: p.stem.upper()) == [files[0].stem.upper()]
     assert resolve_labels(folder, files, {"damaged.mid": "x"})[files.index(folder / "damaged.mid")] == "x"
 
 
-def test_folder_dataset_prefix_composer_and_skipped_files(encoded, tok):
+def test_folder_dataset_prefix_composer_and_skipped_files(encoded, tok, folder, case):
     ds = encoded.dataset["train"]
     assert len(ds) == 6 and len(encoded.dataset["validation"]) == 0
     assert set(encoded.failed) == {"broken_header.mid", "not_midi.mid"}
     assert "header" in encoded.failed["broken_header.mid"] and "header" in encoded.failed["not_midi.mid"]
     assert "damaged.mid" in list(ds["file"])
-    rows = {Path(f).name: i for i, f in enumerate(list(ds["file"]))}
+    rows = {f: i for i, f in enumerate(list(ds["file"]))}
     v = tok.vocabulary
-    elise = ds[rows["data_midi_examples_Fuer_Elise_-_Ludwig_Van_Beethoven_-_Verse.mid"]]
+    elise = ds[rows[case["elise"]]]
     assert elise["label"] == "beethoven" and elise["composer"] == "beethoven"
     assert elise["prefix"] == [v.composer_id("beethoven"), v.instrumentation_id(["piano"]), v.start_id]
     # an unknown label stays in the label column, but no composer token goes in the prefix
-    grieg = ds[rows["data_midi_examples_In_The_Hall_Of_The_Mountain_King_-_Edvard_Grieg_-_Intro.mid"]]
+    grieg = ds[rows[case["grieg"]]]
     assert grieg["label"] == "grieg_and_friends" and grieg["composer"] == ""
     assert grieg["prefix"][-1] == v.start_id and not v.is_composer[grieg["prefix"]].any()
     # the stored body is what the tokenizer makes of the file, without prefix and end
-    band = ds[rows["testmidi_wonderwoman.mid"]]
-    full = tok.encode_midi(shared(LABELLED["band"][0]), composer=None)
+    band = ds[rows[case["band"]]]
+    full = tok.encode_midi(folder / case["band"], composer=None)
     assert band["prefix"] == full[:2] and band["body"] == full[2:-1]
     assert band["instruments"] == "piano_bass_winds_drums"
     waits = v.wait_units[np.array(band["body"])].sum()
-    assert band["piece_seconds"] == pytest.approx(waits * 0.01) and 85 < band["piece_seconds"] < 95
+    seconds = case["band_seconds"]
+    assert band["piece_seconds"] == pytest.approx(waits * 0.01) and seconds - 5 < band["piece_seconds"] < seconds + 5
 
 
 def test_cache_is_reused_and_lives_where_it_is_told(encoded, folder, tok, cache_dir):
@@ -130,7 +150,7 @@ def test_unknown_labels_can_be_added_to_the_vocabulary(folder, tmp_path):
         load_midi_folder(folder, MuseNetTokenizer.from_preset("extended"), unknown_labels="error")
 
 
-def test_split_is_by_content_hash_and_stable(folder, tok, tmp_path):
+def test_split_is_by_content_hash_and_stable(folder, case, tok, tmp_path):
     # fixed values: the split must not depend on the machine, the path or the run
     assert split_of(hashlib.sha1(b"").hexdigest(), 0.1) == "train"  # da39a3ee... = 0.853
     assert split_of("19999999" + "0" * 32, 0.1) == "validation"  # 0.1 - 1e-9
@@ -138,7 +158,7 @@ def test_split_is_by_content_hash_and_stable(folder, tok, tmp_path):
     # the same file under two names lands in one split; a second run splits the same way
     dup = tmp_path / "dup"
     shutil.copytree(folder, dup)
-    for label in LABELLED:
+    for label in case["labelled"]:
         for f in (dup / label).iterdir():
             shutil.copy(f, dup / f"copy_of_{f.name}")
     a = load_midi_folder(dup, tok, validation_fraction=0.5, num_proc=1)
@@ -154,7 +174,7 @@ def test_split_is_by_content_hash_and_stable(folder, tok, tmp_path):
 
 @pytest.mark.slow
 def test_fraction_and_cache_on_the_whole_valid_folder(tok, tmp_path):
-    valid = shared("valid")
+    valid = shared_midi("valid")
     enc = load_midi_folder(valid, tok, validation_fraction=0.1, num_proc=2, cache_dir=tmp_path)
     n_train, n_val = len(enc.dataset["train"]), len(enc.dataset["validation"])
     assert n_train + n_val + len(enc.failed) == 443
@@ -181,18 +201,18 @@ def orphan_note_offs(vocabulary, ids) -> int:
     return int((~on & ~(prev_same & prev_on)).sum())
 
 
-def test_validation_windows_carry_prefix_and_whole_piece_positions(encoded, tok):
+def test_validation_windows_carry_prefix_and_whole_piece_positions(encoded, tok, case):
     from musenet_hf.configuration_musenet import MuseNetConfig
     from musenet_hf.modeling_musenet import MuseNetForCausalLM
 
     ds = encoded.dataset["train"]
-    band = list(ds["file"]).index("band/testmidi_wonderwoman.mid")
+    band = list(ds["file"]).index(case["band"])
     windows = MuseNetWindows(ds.select([band]), tok, 256, train=False)
     prefix, body = np.array(ds[band]["prefix"]), np.array(ds[band]["body"])
     v = tok.vocabulary
     offsets = windows.tile_offsets[0]
-    # re-struck notes take room, so the piece needs a few more windows than 7319 / 254 = 29
-    assert len(windows) == len(offsets) == 30 and offsets[0] == 0
+    # re-struck notes take room, so the piece needs a few more windows than len(body) / 254
+    assert len(windows) == len(offsets) == case["band_windows"] and offsets[0] == 0
     items = [windows[i] for i in range(len(windows))]
     predicted = []
     for i, w in enumerate(items):
@@ -243,15 +263,16 @@ def test_validation_windows_carry_prefix_and_whole_piece_positions(encoded, tok)
         exact = left % 100 == 0
         assert torch.equal(got["countdown_ids"][0, first_wait:first_wait + n][torch.as_tensor(exact)],
                            torch.as_tensor(left[exact] // 100).clamp(max=127)), i
-    # the piece runs 90.6 s: 91 one-second steps to go at its first note, part 127 at its end
-    assert whole_ids["part_ids"].max() == 127 and whole_ids["countdown_ids"][0, len(prefix)] == 91
+    # the shared piece runs 90.6 s: 91 one-second steps to go at its first note (the made one
+    # 80.0 s: 80), part 127 at its end
+    assert whole_ids["part_ids"].max() == 127 and whole_ids["countdown_ids"][0, len(prefix)] == case["countdown"]
 
 
-def test_window_format_is_one_for_training_and_validation(encoded, tok):
+def test_window_format_is_one_for_training_and_validation(encoded, tok, case):
     """A training window (augmentation off, or on with nothing drawn) and the validation window of
     the same span are the same ids, labels and positions."""
     ds = encoded.dataset["train"]
-    band = list(ds["file"]).index("band/testmidi_wonderwoman.mid")
+    band = list(ds["file"]).index(case["band"])
     val = MuseNetWindows(ds.select([band]), tok, 256, train=False)
     plain = MuseNetWindows(ds.select([band]), tok, 256, train=True, seed=5)
     off = AugmentationConfig(transpose=0, transpose_final=0, volume=0.0, stretch=0.0)
@@ -294,12 +315,18 @@ def test_continuation_restrikes_sounding_notes(tok):
     assert orphan_note_offs(v, np.concatenate([prefix, body[cut:]])) == 2
 
 
-def test_windows_of_every_shared_file_have_no_orphan_note_off(tok):
-    """Every window (tiled, as validation cuts them) of every valid shared file: no orphan
-    note-off, and (every fourth window) a MIDI file mido reads back with all its notes."""
+@pytest.mark.parametrize("source", ["made", pytest.param("shared", marks=needs_shared_midi)])
+def test_windows_of_every_valid_file_have_no_orphan_note_off(tok, source, made_midi):
+    """Every window (tiled, as validation cuts them) of every valid file (the 21 made ones in
+    128-token windows, or the 443 shared ones in 512-token windows): no orphan note-off, and
+    (every fourth window) a MIDI file mido reads back with all its notes."""
     from musenet_hf.generation import split_prompt
 
-    files = sorted(p for p in shared("valid").rglob("*") if p.suffix.lower() in (".mid", ".midi"))
+    if source == "made":  # short pieces: shorter windows, to cut them about as often
+        files, length = made_midi.valid_files + made_midi.song_files, 128
+    else:
+        files = sorted(p for p in shared_midi("valid").rglob("*") if p.suffix.lower() in (".mid", ".midi"))
+        length = 512
     v = tok.vocabulary
     warnings.simplefilter("ignore")  # damaged files are repaired on reading; not this test's subject
     checked = windows = 0
@@ -312,7 +339,7 @@ def test_windows_of_every_shared_file_have_no_orphan_note_off(tok):
         body = np.asarray(body[:-1])
         offset = 0
         while offset <= len(body):
-            win, given, offset = continuation_ids(v, prefix, body, offset, 512)
+            win, given, offset = continuation_ids(v, prefix, body, offset, length)
             assert orphan_note_offs(v, win) == 0, (path.name, offset)
             if windows % 4 == 0:  # and the window is a MIDI file that mido reads back, with its notes
                 buf = io.BytesIO()
@@ -322,14 +349,14 @@ def test_windows_of_every_shared_file_have_no_orphan_note_off(tok):
                 assert ons == int(v.is_note_on[win].sum()), (path.name, offset)
             windows += 1
         checked += 1
-    assert checked > 400 and windows > 2000
     print(f"\n[windows] {checked} files, {windows} windows, no orphan note-off")
+    assert checked > 400 and windows > 2000 if source == "shared" else checked == len(files) == 21 and windows > 80
 
 
-def test_training_windows_random_reproducible_and_per_epoch(encoded, tok):
+def test_training_windows_random_reproducible_and_per_epoch(encoded, tok, case):
     windows = MuseNetWindows(encoded.dataset["train"], tok, 256, train=True, seed=3)
     again = MuseNetWindows(encoded.dataset["train"], tok, 256, train=True, seed=3)
-    piece = list(encoded.dataset["train"]["file"]).index("band/testmidi_wonderwoman.mid")
+    piece = list(encoded.dataset["train"]["file"]).index(case["band"])
     band = int(np.flatnonzero(windows.piece_of == piece)[0])  # the piece's first window
     a, b, c = windows[(band, 0, 0.0)], again[(band, 0, 0.0)], windows[(band, 1, 0.0)]
     assert (a["input_ids"] == b["input_ids"]).all() and a["time_offset_seconds"] == b["time_offset_seconds"]
@@ -339,9 +366,9 @@ def test_training_windows_random_reproducible_and_per_epoch(encoded, tok):
     assert all(len(windows[(i, 0, 0.0)]["input_ids"]) <= 256 for i in range(len(windows)))
 
 
-def test_transposition_keeps_ranges_and_never_moves_drums(tok):
+def test_transposition_keeps_ranges_and_never_moves_drums(tok, folder, case):
     v = tok.vocabulary
-    notes = read_midi_arrays(shared(LABELLED["band"][0]))
+    notes = read_midi_arrays(folder / case["band"])
     arr = notes.to_matrix()
     drums = arr[:, 1] > 0
     assert drums.any() and (~drums).any()
@@ -364,7 +391,7 @@ def test_transposition_keeps_ranges_and_never_moves_drums(tok):
         assert (out[:, 5] - out[:, 4]) == pytest.approx((arr[:, 5] - arr[:, 4]) * drawn["stretch"])
         assert 1 <= out[:, 3].min() and out[:, 3].max() <= 127
     assert seen == {0, 1}
-    elise = read_midi_arrays(shared(LABELLED["beethoven"][0]))  # piano: every shift fits
+    elise = read_midi_arrays(folder / case["elise"])  # piano: every shift fits
     shifts = {augment(elise, np.random.default_rng(s), cfg, v)[1]["transpose"] for s in range(60)}
     assert shifts == set(range(-6, 7))
     # a violin at its top (G7 = 103) may only go down; a bass at E1 (28) only up
@@ -377,9 +404,9 @@ def test_transposition_keeps_ranges_and_never_moves_drums(tok):
     assert [sched.max_transpose(p) for p in (0.0, 0.5, 1.0, 2.0)] == [6, 4, 2, 2]
 
 
-def test_augmented_windows_are_the_encoded_augmented_notes(encoded, tok):
+def test_augmented_windows_are_the_encoded_augmented_notes(encoded, tok, case):
     ds = encoded.dataset["train"]
-    band = list(ds["file"]).index("band/testmidi_wonderwoman.mid")
+    band = list(ds["file"]).index(case["band"])
     plain = MuseNetWindows(ds.select([band]), tok, 256, train=True)
     v = tok.vocabulary
     body = plain.piece_body(0)
@@ -405,7 +432,7 @@ def test_augmented_windows_are_the_encoded_augmented_notes(encoded, tok):
         p = len(full.prefixes[0])
         assert len(w["input_ids"]) <= 256 and (w["input_ids"][:p] == full.prefixes[0]).all()
         assert 0 <= w["time_offset_seconds"] < w["piece_seconds"]
-        assert 0.9 * 90.6 <= w["piece_seconds"] <= 1.1 * 90.6
+        assert 0.9 * case["band_seconds"] <= w["piece_seconds"] <= 1.1 * case["band_seconds"]
         assert not v.is_prefix[w["input_ids"][p:]].any() and (w["labels"][:p] == -100).all()
 
 
@@ -466,9 +493,9 @@ def test_revoicing_moves_parts_onto_instruments_that_hold_them(tok):
     assert seen == set(REVOICE_PROGRAMS) and 40 < splits < 160
 
 
-def test_revoiced_and_instrumentless_training_windows(encoded, tok):
+def test_revoiced_and_instrumentless_training_windows(encoded, tok, case):
     ds = encoded.dataset["train"]
-    elise = [i for i, f in enumerate(ds["file"]) if "Elise" in f][0]
+    elise = list(ds["file"]).index(case["elise"])
     v = tok.vocabulary
     cfg = AugmentationConfig(transpose=0, transpose_final=0, volume=0.0, stretch=0.0, revoice=1.0,
                              drop_instrumentation=0.3)

@@ -17,8 +17,9 @@ from musenet_hf.midi_io import Note
 from musenet_hf.musical_statistics import piece_statistics
 from musenet_hf.tokenization_musenet import MuseNetTokenizer
 
+from midi_fixtures import SHARED_MIDI, SOURCES
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED_MIDI = REPO.parent / "shared" / "midi" / "valid"
 TINY_CHECKPOINT = REPO / "checkpoints" / "musenet-tiny-music21"
 
 
@@ -167,16 +168,20 @@ def test_markdown_report_music_and_probe_tables():
     assert markdown_report({"music": None, "probe": None}) == ""
 
 
-@pytest.mark.skipif(not SHARED_MIDI.is_dir(), reason="../shared/midi is not present")
-def test_evaluate_command_end_to_end(tmp_path):
-    """Two labelled folders of real files, the bundled tiny checkpoint, a GPT-2 baseline: every section runs."""
+@pytest.mark.parametrize("source", SOURCES)
+def test_evaluate_command_end_to_end(tmp_path, source, made_midi):
+    """Two labelled folders of 8 songs (made here, or real shared files), the bundled tiny
+    checkpoint, a GPT-2 baseline: every section runs."""
     from transformers import GPT2LMHeadModel
 
     from musenet_hf.baseline import gpt2_config_for
     from musenet_hf.configuration_musenet import MuseNetConfig
 
     data = tmp_path / "data"
-    songs = sorted((SHARED_MIDI / "musicautobot").glob("*.mid"))[:16]
+    if source == "made":
+        songs = made_midi.song_files[:16]
+    else:
+        songs = sorted((SHARED_MIDI / "valid" / "musicautobot").glob("*.mid"))[:16]
     for label, files in (("bach", songs[::2]), ("folk", songs[1::2])):
         (data / label).mkdir(parents=True)
         for f in files:

@@ -5,7 +5,6 @@ musenet vocabulary's facts): it samples close to uniformly, which is the hardest
 processors (most random tokens break the grammar). Acceptance numbers are printed (pytest -s).
 """
 
-from pathlib import Path
 
 import pytest
 import torch
@@ -28,8 +27,7 @@ from musenet_hf.logits_processors import (
     resolve_instruments,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_MIDI = REPO.parent / "shared" / "midi" / "valid"
+from midi_fixtures import SOURCES, primer_piece
 
 
 # `vocab` (the musenet preset) and `tiny` (a random MuseNetForCausalLM) come from conftest.py
@@ -336,12 +334,12 @@ def test_prompt_prefix_and_blend(vocab):
         build_prompt(tok, composer="nobody-at-all")
 
 
-@pytest.mark.skipif(not SHARED_MIDI.exists(), reason="../shared/midi not present")
-def test_primer_cut_by_seconds_and_notes(vocab):
+@pytest.mark.parametrize("source", SOURCES)
+def test_primer_cut_by_seconds_and_notes(vocab, source, made_midi):
     from musenet_hf.tokenization_musenet import MuseNetTokenizer
 
     tok = MuseNetTokenizer(vocabulary=vocab)
-    path = next(p for p in sorted(SHARED_MIDI.rglob("*.mid")) if p.stat().st_size > 20000)
+    path = primer_piece(source, made_midi)
     full = tok.encode_midi(path, add_end=False)
     _, full_body = split_prompt(vocab, full)
     ids = build_prompt(tok, composer="bach", primer=path, primer_seconds=5.0)

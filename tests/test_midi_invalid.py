@@ -21,7 +21,7 @@ import pytest
 from musenet_hf import MidiReadError, MidiReadWarning
 from musenet_hf.midi_io import NoteArrays, read_midi, read_midi_arrays
 
-SHARED_MIDI = Path(__file__).resolve().parents[1].parent / "shared" / "midi"
+from midi_fixtures import HAVE_SHARED_MIDI, SHARED_MIDI, SOURCES, needs_shared_midi, shared_midi
 # Measured: 272 of the 312 shared invalid files give notes (symusic alone: about 61%); the 40
 # others are not MIDI at all (HTML pages, ZIP/RAR archives, MP3 and WAV files, FrontPage
 # metadata) and raise MidiReadError.
@@ -43,12 +43,11 @@ def read(data, backend: str = "auto") -> tuple[NoteArrays | MidiReadError, list[
 
 
 def invalid_files() -> list[Path]:
-    root = SHARED_MIDI / "invalid"
-    if not root.is_dir():
-        pytest.skip("../shared/midi is not available")
+    root = shared_midi("invalid")
     return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in (".mid", ".midi"))
 
 
+@needs_shared_midi
 def test_every_shared_invalid_file_gives_notes_or_a_clear_error():
     recovered, errors, by_folder = 0, [], {}
     for path in invalid_files():
@@ -73,26 +72,58 @@ def test_every_shared_invalid_file_gives_notes_or_a_clear_error():
         assert by_folder[folder][1] == 0, folder
 
 
-def test_unreadable_files_name_the_reason():
-    path = SHARED_MIDI / "invalid" / "No_Header_Chunk" / "AN-IMGN4.MID"
-    if not path.is_file():
-        pytest.skip("../shared/midi is not available")
-    with pytest.raises(MidiReadError, match=r"AN-IMGN4\.MID: no MThd header chunk \(starts with b'MTM"):
+def test_every_made_invalid_file_gives_notes_or_its_error(made_midi):
+    """The damaged files made in midi_fixtures.py, one or more for each kind of damage of the
+    shared invalid folder: each gives the error or the one repair warning it was made for."""
+    for rel, says in made_midi.expected.items():
+        path = made_midi.invalid_file(rel)
+        result, messages, seconds = read(path)
+        assert seconds < 5, f"{rel} took {seconds:.1f} s"
+        if says and says.startswith("error: "):
+            assert isinstance(result, MidiReadError), (rel, result)
+            assert result.source == str(path) and result.reason == says[len("error: "):], (rel, result.reason)
+            assert str(result).startswith(f"{path}: ") and not messages
+            continue
+        assert isinstance(result, NoteArrays) and len(result) > 0, (rel, result)
+        assert result.pitch.min() >= 0 and result.pitch.max() <= 127
+        assert (result.end >= result.start).all() and (result.start >= 0).all()
+        if says is None:
+            assert not messages, (rel, messages)
+        else:
+            assert len(messages) == 1 and messages[0].startswith(f"{path}: repaired: ") and says in messages[0], (
+                rel, messages)
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_unreadable_files_name_the_reason(source, made_midi):
+    if source == "made":
+        path, name = made_midi.invalid_file("No_Header_Chunk/tracker_module.mid"), r"tracker_module\.mid"
+    else:
+        path, name = SHARED_MIDI / "invalid" / "No_Header_Chunk" / "AN-IMGN4.MID", r"AN-IMGN4\.MID"
+    with pytest.raises(MidiReadError, match=name + r": no MThd header chunk \(starts with b'MTM"):
         read_midi(path)
 
 
-@pytest.mark.parametrize("name, reason", [
-    ("Extra_Track_Chunk/arkanoid_modified.mid", "header declares 0 tracks, found 1"),
-    ("No_End_of_Track/" + "{first}", "has no end-of-track event"),
-    ("Invalid_Channel_Event_Parameter_Value/" + "{first}", "data bytes above 127"),
-    ("Unknown_File_Format/mywind3.mid", "unknown format 27905 read as type 1"),
-])
-def test_repairs_are_reported_in_one_warning(name, reason):
+REPAIRS = [
+    ("made", "Extra_Track_Chunk/zero_declared.mid", "header declares 0 tracks, found 1"),
+    ("made", "No_End_of_Track/no_eot.mid", "has no end-of-track event"),
+    ("made", "Invalid_Channel_Event_Parameter_Value/velocity_200.mid", "data bytes above 127"),
+    ("made", "Unknown_File_Format/format_7.mid", "unknown format 7 read as type 1"),
+    ("made", "Invalid_Chunk_Size/too_large.mid", "track 2 declares 1048576 bytes"),
+    ("made", "Not_Enough_Bytes/cut_in_a_track.mid", "but only 257 remain"),
+] + ([
+    ("shared", "Extra_Track_Chunk/arkanoid_modified.mid", "header declares 0 tracks, found 1"),
+    ("shared", "No_End_of_Track/" + "{first}", "has no end-of-track event"),
+    ("shared", "Invalid_Channel_Event_Parameter_Value/" + "{first}", "data bytes above 127"),
+    ("shared", "Unknown_File_Format/mywind3.mid", "unknown format 27905 read as type 1"),
+] if HAVE_SHARED_MIDI else [])
+
+
+@pytest.mark.parametrize("source, name, reason", REPAIRS)
+def test_repairs_are_reported_in_one_warning(source, name, reason, made_midi):
     folder, file = name.split("/")
-    paths = sorted((SHARED_MIDI / "invalid" / folder).glob("*")) if (SHARED_MIDI / "invalid").is_dir() else []
-    if not paths:
-        pytest.skip("../shared/midi is not available")
-    path = paths[0] if file == "{first}" else SHARED_MIDI / "invalid" / folder / file
+    root = made_midi.invalid if source == "made" else SHARED_MIDI / "invalid"
+    path = sorted((root / folder).glob("*"))[0] if file == "{first}" else root / folder / file
     result, messages, _ = read(path)
     assert isinstance(result, NoteArrays) and len(result) > 0
     assert len(messages) == 1 and messages[0].startswith(f"{path}: repaired: ") and reason in messages[0], messages
@@ -122,9 +153,11 @@ def base_file() -> bytes:
     return buf.getvalue()
 
 
-def real_file() -> bytes | None:
-    path = SHARED_MIDI / "valid" / "drywetmidi" / "MultiTrack_Middle_Hymn-Nr-05.mid"  # 18 KB, 4 tracks, pedal
-    return path.read_bytes() if path.is_file() else None
+def real_file(source: str, made_midi) -> bytes:
+    if source == "made":
+        return made_midi.band.read_bytes()  # 11 KB, 7 tracks, pedal, a tempo change
+    # 18 KB, 4 tracks, pedal
+    return (SHARED_MIDI / "valid" / "drywetmidi" / "MultiTrack_Middle_Hymn-Nr-05.mid").read_bytes()
 
 
 def corruptions(data: bytes, seed: int) -> list[tuple[str, bytes]]:
@@ -167,10 +200,9 @@ def test_generated_corruptions_of_a_built_file(seed):
         check(name, data)
 
 
-def test_generated_corruptions_of_a_real_file():
-    data = real_file()
-    if data is None:
-        pytest.skip("../shared/midi is not available")
+@pytest.mark.parametrize("source", SOURCES)
+def test_generated_corruptions_of_a_real_file(source, made_midi):
+    data = real_file(source, made_midi)
     outcomes = [check(name, bad) for name, bad in corruptions(data, 7)]
     # truncated files keep what was there: half a file keeps notes
     assert isinstance(outcomes[4], NoteArrays) and len(outcomes[4]) > 0

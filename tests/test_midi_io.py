@@ -16,7 +16,7 @@ from musenet_hf import MidiReadError, MidiReadWarning
 from musenet_hf import midi_io, midi_symusic
 from musenet_hf.midi_io import Note, NoteArrays, Score, read_midi, read_midi_arrays, read_midi_notes, write_midi
 
-SHARED_MIDI = Path(__file__).resolve().parents[1].parent / "shared" / "midi"
+from midi_fixtures import HAVE_SHARED_MIDI, SOURCES, needs_shared_midi, shared_midi
 BACKENDS = ["python", "mido"] + (["symusic"] if midi_symusic.AVAILABLE else [])
 COLUMNS = ("program", "is_drum", "pitch", "velocity", "start", "end", "start_beat", "end_beat")
 M, Meta = mido.Message, mido.MetaMessage
@@ -342,26 +342,34 @@ def test_written_file_layout():
 
 
 # ------------------------------------------------------------------------------------------
-# Backends agree on every real file
+# Backends agree on every real file (the files made in midi_fixtures.py; the shared ones where present)
 
 
 def valid_files(folder: str | None = None) -> list[Path]:
-    if not (SHARED_MIDI / "valid").is_dir():
-        pytest.skip("../shared/midi is not available")
-    root = SHARED_MIDI / "valid" / (folder or "")
+    root = shared_midi("valid") / (folder or "")
     return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def made_files(made_midi) -> list[Path]:
+    """Every valid file made here: the labelled pieces, the 16 songs and the empty file."""
+    return made_midi.valid_files + made_midi.song_files + [made_midi.empty]
+
+
+def source_files(source: str, made_midi) -> list[Path]:
+    return made_files(made_midi) if source == "made" else valid_files()
 
 
 FOLDERS = ["anticipation", "drywetmidi", "midis2jam2", "miditok", "musicautobot", "prettymidi", "symusic"]
 
 
 @pytest.mark.skipif(not midi_symusic.AVAILABLE, reason="symusic is not installed")
-@pytest.mark.parametrize("folder", FOLDERS)
-def test_symusic_matches_the_built_in_parser_on_every_valid_file(folder):
+@pytest.mark.parametrize("folder", ["made"] + (FOLDERS if HAVE_SHARED_MIDI else [
+    pytest.param("shared", marks=needs_shared_midi)]))
+def test_symusic_matches_the_built_in_parser_on_every_valid_file(folder, made_midi):
     bad = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MidiReadWarning)
-        for path in valid_files(folder):
+        for path in made_files(made_midi) if folder == "made" else valid_files(folder):
             diff = same_arrays(read_midi_arrays(path, backend="python"), read_midi_arrays(path, backend="symusic"))
             if diff:
                 bad.append(f"{path.name}: {diff}")
@@ -379,9 +387,14 @@ def check_mido_vs_symusic(paths: list[Path]) -> list[str]:
     return bad
 
 
-def test_mido_matches_the_fast_reader_on_a_sample_of_valid_files():
-    # mido parses ~30x slower: a fixed sample here (every 3rd file under 64 KB), all in the slow test
-    paths = [p for p in valid_files() if p.stat().st_size <= 64 << 10][::3]
+@pytest.mark.parametrize("source", SOURCES)
+def test_mido_matches_the_fast_reader_on_a_sample_of_valid_files(source, made_midi):
+    # mido parses ~30x slower: a fixed sample of the shared files (every 3rd file under 64 KB),
+    # all of them in the slow test; every made file
+    if source == "made":
+        paths = made_files(made_midi)
+    else:
+        paths = [p for p in valid_files() if p.stat().st_size <= 64 << 10][::3]
     assert not check_mido_vs_symusic(paths)
 
 
@@ -391,13 +404,15 @@ def test_mido_matches_the_fast_reader_on_every_valid_file():
 
 
 @pytest.mark.skipif(not midi_symusic.AVAILABLE, reason="symusic is not installed")
-def test_the_fast_path_reads_most_valid_files_itself():
+@pytest.mark.parametrize("source", SOURCES)
+def test_the_fast_path_reads_most_valid_files_itself(source, made_midi):
     # Files the fast path hands to the built-in parser (program changes of one channel in
     # several tracks, files using every program, possible F7 events, many unfinished notes):
-    # 33 of 443 measured.
-    handed_over = 0
-    for path in valid_files():
+    # 33 of 443 shared files measured; 4 of the 22 made ones (the piano pieces whose two hands
+    # are two tracks of one channel, each with its program change)
+    handed_over, files = 0, source_files(source, made_midi)
+    for path in files:
         layout = midi_io.read_layout(path.read_bytes(), str(path))
         sequences = [[s] for s in layout.spans] if layout.format == 2 else [layout.spans]
         handed_over += any(s and midi_symusic.raw_from_symusic(layout.data, s) is None for s in sequences)
-    assert handed_over <= 36
+    assert handed_over <= {"made": 4, "shared": 36}[source] and len(files) > {"made": 20, "shared": 400}[source]

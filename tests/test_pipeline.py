@@ -14,8 +14,7 @@ from musenet_hf.logits_processors import grammar_violations
 from musenet_hf.pipeline_musenet import TASK, register_pipeline
 from musenet_hf.render import render_pianoroll, render_wav
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_MIDI = REPO.parent / "shared" / "midi" / "valid"
+from midi_fixtures import SOURCES, primer_piece
 
 
 # `tok` (the musenet preset) and `tiny` (a random MuseNetForCausalLM) come from conftest.py
@@ -78,10 +77,9 @@ def test_samples_rerank_and_hard_steering(pipe, tok):
                    for t in r["tokens"] if tok.vocabulary.is_note_on[t])
 
 
-def test_primer_opens_the_piece(pipe, tok):
-    if not SHARED_MIDI.exists():
-        pytest.skip("../shared/midi not present")
-    path = next(p for p in sorted(SHARED_MIDI.rglob("*.mid")) if p.stat().st_size > 20000)
+@pytest.mark.parametrize("source", SOURCES)
+def test_primer_opens_the_piece(pipe, tok, source, made_midi):
+    path = primer_piece(source, made_midi)
     out = pipe(primer=str(path), primer_seconds=1.0, seconds=3.0, seed=0)[0]
     v = tok.vocabulary
     prefix, body = split_prompt(v, out["tokens"])

@@ -1,4 +1,7 @@
-"""Round trip on every real file: decode_to_midi(encode_midi(f)) keeps the notes, note for note.
+"""Round trip on every file: decode_to_midi(encode_midi(f)) keeps the notes, note for note.
+
+The files made in midi_fixtures.py run in the default suite; the 443 real files of ../shared/midi
+in a slow sweep.
 
 Both files are read by an independent reader written here on mido's merged-track iteration
 (not musenet_hf.midi_io). The expected notes are the original's, put through the changes the
@@ -27,8 +30,7 @@ import pytest
 
 from musenet_hf.tokenization_musenet import MuseNetTokenizer, quantize
 
-SHARED_MIDI = Path(__file__).resolve().parents[1].parent / "shared" / "midi" / "valid"
-pytestmark = pytest.mark.skipif(not SHARED_MIDI.exists(), reason="../shared/midi not present")
+from midi_fixtures import needs_shared_midi, shared_midi
 
 
 def reference_notes(mid: mido.MidiFile, sustain: bool) -> list[tuple]:
@@ -156,9 +158,9 @@ def decoded_notes(mid: mido.MidiFile, tok: MuseNetTokenizer) -> list[tuple]:
     return sorted(out)
 
 
-def readable_files() -> list[Path]:
+def readable_files(root: Path) -> list[Path]:
     files = []
-    for path in sorted(SHARED_MIDI.rglob("*")):
+    for path in sorted(root.rglob("*")):
         if path.suffix.lower() not in (".mid", ".midi") or not path.is_file():
             continue
         try:
@@ -171,12 +173,9 @@ def readable_files() -> list[Path]:
     return files
 
 
-@pytest.mark.slow  # a whole-folder sweep (142 s for musenet alone), slow like its extended twin
-@pytest.mark.parametrize("preset", ["musenet", "extended"])
-def test_round_trip_every_valid_file(preset, capsys):
+def round_trip(files: list[Path], root: Path, preset: str, capsys) -> None:
+    """Every file of ``files`` through the tokenizer of ``preset``: only the named changes."""
     tok = MuseNetTokenizer.from_preset(preset)
-    files = readable_files()
-    assert len(files) > 400
     kinds, total_notes, exact_files, mismatches = Counter(), 0, 0, []
     for path in files:
         original = mido.MidiFile(path)
@@ -185,7 +184,7 @@ def test_round_trip_every_valid_file(preset, capsys):
         expected = expected_after_encoding(notes, tok, file_kinds)
         got = decoded_notes(tok.decode_to_midi(tok.encode_midi(path, sustain=False)), tok)
         if got != expected:
-            mismatches.append(path.relative_to(SHARED_MIDI))
+            mismatches.append(path.relative_to(root))
         total_notes += len(notes)
         exact_files += file_kinds["exact"] == len(notes)
         kinds += file_kinds
@@ -196,3 +195,22 @@ def test_round_trip_every_valid_file(preset, capsys):
               f"{timing / total_notes:.1%} with their timing exact (volume level and instrument folding aside); "
               f"by-design changes: {dict(kinds)}")
     assert not mismatches, f"{len(mismatches)} files differ beyond the named changes, e.g. {mismatches[:5]}"
+
+
+@pytest.mark.parametrize("preset", ["musenet", "extended"])
+def test_round_trip_every_made_file(preset, made_midi, capsys):
+    """The 21 pieces made in midi_fixtures.py: piano with the pedal, strings, winds, guitar, bass and
+    drums; type 0 and 1; 96 and 480 ticks a beat; tempo changes; program changes mid-track."""
+    files = readable_files(made_midi.valid) + readable_files(made_midi.songs)
+    assert len(files) == 21
+    round_trip(files, made_midi.root, preset, capsys)
+
+
+@needs_shared_midi
+@pytest.mark.slow  # a whole-folder sweep (142 s for musenet alone), slow like its extended twin
+@pytest.mark.parametrize("preset", ["musenet", "extended"])
+def test_round_trip_every_valid_file(preset, capsys):
+    root = shared_midi("valid")
+    files = readable_files(root)
+    assert len(files) > 400
+    round_trip(files, root, preset, capsys)

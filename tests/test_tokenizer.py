@@ -3,7 +3,6 @@
 import io
 import subprocess
 import sys
-from pathlib import Path
 
 import mido
 import pytest
@@ -11,7 +10,8 @@ import pytest
 from musenet_hf.midi_io import Note, Score, read_midi
 from musenet_hf.tokenization_musenet import MuseNetTokenizer
 
-SHARED_MIDI = Path(__file__).resolve().parents[1].parent / "shared" / "midi"
+from midi_fixtures import SHARED_MIDI, SOURCES
+
 BLOG_SAMPLE = ("bach piano_strings start tempo90 piano:v72:G1 piano:v72:G2 violin:v80:G4 "
                "wait:12 piano:v0:B5")
 
@@ -137,10 +137,14 @@ def test_batch_padding(musenet):
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
 
 
-@pytest.mark.skipif(not SHARED_MIDI.exists(), reason="../shared/midi not present")
-def test_encode_folder_skips_bad_files(tmp_path, musenet):
-    good = sorted((SHARED_MIDI / "valid" / "miditok").glob("*.mid"))[:3]
-    bad = sorted((SHARED_MIDI / "invalid" / "No_Header_Chunk").glob("*"))[:2]
+@pytest.mark.parametrize("source", SOURCES)
+def test_encode_folder_skips_bad_files(tmp_path, musenet, source, made_midi):
+    if source == "made":
+        good = made_midi.song_files[:3]
+        bad = sorted((made_midi.invalid / "No_Header_Chunk").glob("*"))[:2]
+    else:
+        good = sorted((SHARED_MIDI / "valid" / "miditok").glob("*.mid"))[:3]
+        bad = sorted((SHARED_MIDI / "invalid" / "No_Header_Chunk").glob("*"))[:2]
     for p in good + bad:
         (tmp_path / p.name).write_bytes(p.read_bytes())
     (tmp_path / "notes.txt").write_text("not midi")  # not a MIDI suffix: ignored

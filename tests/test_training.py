@@ -24,19 +24,18 @@ from musenet_hf.training_config import (
 )
 from musenet_hf.training_losses import causal_lm_loss, evaluate, mixup_loss, summarize_eval
 
+from midi_fixtures import shared_midi
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED_MIDI = REPO.parent / "shared" / "midi"
 TINY = REPO / "configs" / "train" / "tiny.yaml"
-# Twelve short real songs (3 minutes of music in all): enough for a few real training steps.
-SONGS = sorted((SHARED_MIDI / "valid" / "musicautobot").glob("data_midi_examples_*.mid"))[:12]
 
 
 @pytest.fixture(scope="module")
-def songs(tmp_path_factory):
-    if not SHARED_MIDI.is_dir():
-        pytest.skip("../shared/midi is not present")
+def songs(tmp_path_factory, made_midi):
+    """Twelve short songs made in midi_fixtures.py (3 minutes of music in all): enough for a few
+    real training steps. The slow test below trains on the whole shared folder."""
     root = tmp_path_factory.mktemp("songs")
-    for f in SONGS:
+    for f in made_midi.song_files[:12]:
         shutil.copy(f, root / f.name)
     return root
 
@@ -293,7 +292,7 @@ def test_finetune_trainer_example(checkpoint, songs, tmp_path):
 
 @pytest.mark.slow
 def test_finetune_trainer_example_on_the_shared_valid_folder(checkpoint, tmp_path):
-    done = _finetune(checkpoint, SHARED_MIDI / "valid", tmp_path, steps=30)
+    done = _finetune(checkpoint, shared_midi("valid"), tmp_path, steps=30)
     assert done.returncode == 0, done.stderr[-3000:]
     counts = [int(x.split()[1]) for x in done.stdout.splitlines() if x.startswith(("train:", "validation:", "skipped"))]
     assert sum(counts) == 443 and 0 < counts[2] < 20  # every file used or reported

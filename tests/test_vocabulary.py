@@ -1,13 +1,13 @@
 """The vocabulary presets: MuseNet's public id layout, id for id, and the extended preset."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from musenet_hf.vocabulary import GROUPS, MuseNetVocabulary, parse_pitch, pitch_name
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+from midi_fixtures import SHARED
+
+TOKEN_NAMES = SHARED / "musenet_token_names.tsv"  # MuseNet's public token table, not shipped here
 
 
 @pytest.fixture(scope="module")
@@ -75,9 +75,10 @@ def test_musenet_composers(musenet):
         v.composer_id("nobody-at-all")
 
 
-@pytest.mark.skipif(not (SHARED / "musenet_token_names.tsv").exists(), reason="../shared not present")
+@pytest.mark.skipif(not TOKEN_NAMES.is_file(),
+                    reason=f"compares with ../shared/musenet_token_names.tsv, absent here ({TOKEN_NAMES})")
 def test_musenet_names_match_public_table(musenet):
-    rows = [line.rstrip("\n").split("\t") for line in (SHARED / "musenet_token_names.tsv").open()][1:]
+    rows = [line.rstrip("\n").split("\t") for line in TOKEN_NAMES.open()][1:]
     checked = 0
     for row in rows:
         tid, name = int(row[0]), (row[1] if len(row) > 1 else "")
