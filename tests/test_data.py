@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from musenet_hf.augmentation import INSTRUMENT_RANGES, AugmentationConfig, allowed_transpositions, augment
-from musenet_hf.batching import MuseNetCollator, TrainBatches, window_seconds
+from musenet_hf.batching import MuseNetCollator, TrainBatches, label_balanced_weights, window_seconds
 from musenet_hf.data import (
     MuseNetWindows, continuation_ids, load_midi_folder, resolve_labels, sounding_note_ons, split_of,
 )
@@ -461,6 +461,44 @@ def test_train_batches_are_a_function_of_the_step():
     r1 = [i for b in TrainBatches(10, 1, 1, 1, 2, 1, 0, 5) for i, _, _ in b]
     assert sorted(r0 + r1) == list(range(10))
     assert [p for _, _, p in full[6]] == [0.5, 0.5]  # progress = step / max_steps
+
+
+def test_label_balanced_weights_follow_the_temperature():
+    labels = ["folk"] * 90 + ["bach"] * 9 + ["monteverdi"] * 1
+    natural = label_balanced_weights(labels, 1.0)
+    assert np.allclose(natural, 0.01)  # every window as often as any other
+    equal = label_balanced_weights(labels, 0.0)
+    assert equal[:90].sum() == pytest.approx(1 / 3) and equal[99] == pytest.approx(1 / 3)
+    half = label_balanced_weights(labels, 0.5)  # shares proportional to sqrt(90) : sqrt(9) : sqrt(1)
+    z = np.sqrt(90) + 3 + 1
+    assert half[:90].sum() == pytest.approx(np.sqrt(90) / z)
+    assert half[90:99].sum() == pytest.approx(3 / z) and half[99] == pytest.approx(1 / z)
+    assert half.sum() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="temperature"):
+        label_balanced_weights(labels, 1.5)
+
+
+def test_weighted_train_batches_draw_the_label_shares_and_resume_exactly():
+    labels = ["folk"] * 90 + ["bach"] * 10
+    weights = label_balanced_weights(labels, 0.0)
+    full = list(TrainBatches(100, 8, 1, 0, 1, seed=3, start_step=0, max_steps=500, weights=weights))
+    tail = list(TrainBatches(100, 8, 1, 0, 1, seed=3, start_step=250, max_steps=500, weights=weights))
+    assert tail == full[250:]
+    drawn = np.array([i for batch in full for i, _, _ in batch])
+    assert np.mean(drawn >= 90) == pytest.approx(0.5, abs=0.03)  # bach: 10% of windows, half the draws
+    assert set(drawn[drawn >= 90]) == set(range(90, 100))  # spread over all of its windows
+    unweighted = [i for b in TrainBatches(100, 8, 1, 0, 1, 3, 0, 500) for i, _, _ in b]
+    assert np.mean(np.array(unweighted) >= 90) == pytest.approx(0.1, abs=0.001)
+    with pytest.raises(ValueError, match="probabilities"):
+        TrainBatches(100, 8, 1, 0, 1, 3, 0, 5, weights=np.ones(100))
+
+
+def test_training_windows_know_their_labels(encoded, tok, case):
+    windows = MuseNetWindows(encoded.dataset["train"], tok, 128, train=True)
+    labels = windows.window_labels()
+    assert len(labels) == len(windows)
+    for k in (0, len(windows) // 2, len(windows) - 1):
+        assert labels[k] == (windows.composers[windows.piece_of[k]] or "")
 
 
 def test_revoicing_moves_parts_onto_instruments_that_hold_them(tok):

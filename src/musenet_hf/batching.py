@@ -54,7 +54,9 @@ class TrainBatches(torch.utils.data.Sampler):
 
     Global sample ``k`` (counting over steps, micro-batches, processes and batch rows, in that
     order) is window ``perm_e[k mod n]`` of epoch ``e = k // n``, where ``perm_e`` is a
-    permutation seeded by ``(seed, e)``. Each yielded batch is a list of
+    permutation seeded by ``(seed, e)``. With ``weights`` (one probability a window, see
+    :func:`label_balanced_weights`) an epoch is instead ``n`` windows drawn with replacement from
+    those probabilities, seeded the same way. Each yielded batch is a list of
     ``(window index, epoch, progress)`` tuples for :class:`MuseNetWindows`, with
     ``progress = step / max_steps`` driving the augmentation schedule.
 
@@ -65,12 +67,19 @@ class TrainBatches(torch.utils.data.Sampler):
         rank, world_size: this process and how many there are.
         seed: the data seed.
         start_step, max_steps: yield the batches of steps ``start_step .. max_steps - 1``.
+        weights: ``(num_windows,)`` sampling probabilities (summing to 1), or None for every
+            window once an epoch.
     """
 
     def __init__(self, num_windows: int, batch_size: int, accumulation: int, rank: int, world_size: int,
-                 seed: int, start_step: int, max_steps: int):
+                 seed: int, start_step: int, max_steps: int, weights: np.ndarray | None = None):
         if num_windows < 1:
             raise ValueError("no training windows")
+        if weights is not None:
+            weights = np.asarray(weights, dtype=np.float64)
+            if weights.shape != (num_windows,) or (weights < 0).any() or not np.isclose(weights.sum(), 1.0):
+                raise ValueError(f"weights must be {num_windows} non-negative probabilities summing to 1")
+        self.weights = weights
         self.n, self.batch_size, self.accumulation = num_windows, batch_size, accumulation
         self.rank, self.world_size, self.seed = rank, world_size, seed
         self.start_step, self.max_steps = start_step, max_steps
@@ -80,7 +89,9 @@ class TrainBatches(torch.utils.data.Sampler):
         """(window index, epoch) of global sample ``k``."""
         epoch, pos = divmod(k, self.n)
         if self._perm is None or self._perm[0] != epoch:
-            self._perm = (epoch, np.random.default_rng([self.seed, epoch, 7]).permutation(self.n))
+            rng = np.random.default_rng([self.seed, epoch, 7])
+            order = rng.permutation(self.n) if self.weights is None else rng.choice(self.n, self.n, p=self.weights)
+            self._perm = (epoch, order)
         return int(self._perm[1][pos]), epoch
 
     def batch(self, step: int, micro: int) -> list[tuple[int, int, float]]:
@@ -97,6 +108,25 @@ class TrainBatches(torch.utils.data.Sampler):
         return max(0, self.max_steps - self.start_step) * self.accumulation
 
 
+def label_balanced_weights(labels: Sequence[str], temperature: float) -> np.ndarray:
+    """Sampling probabilities that rebalance labels: ``(len(labels),)``, one per window.
+
+    A label with share ``s`` of the windows is drawn with probability proportional to
+    ``s ** temperature``, spread evenly over its windows (temperature sampling, as multilingual
+    language models balance their languages). ``temperature=1`` keeps the data's own shares;
+    ``0`` gives every label the same share; in between, rare labels (a few hundred chorales
+    beside thousands of folk tunes) are seen more often without drowning the common ones.
+    """
+    if not 0.0 <= temperature <= 1.0:
+        raise ValueError(f"label temperature must be in [0, 1], got {temperature}")
+    names, index, counts = np.unique(np.asarray(labels, dtype=object).astype(str), return_inverse=True,
+                                     return_counts=True)
+    share = counts / counts.sum()
+    target = share ** temperature
+    target /= target.sum()
+    return target[index] / counts[index]
+
+
 def window_seconds(labels: torch.Tensor, vocabulary: MuseNetVocabulary) -> torch.Tensor:
     """Seconds of music the predicted tokens of each window span (its wait tokens). ``(B,)``.
 
@@ -107,4 +137,4 @@ def window_seconds(labels: torch.Tensor, vocabulary: MuseNetVocabulary) -> torch
     return units.sum(dim=1).double() * vocabulary.wait_unit_seconds
 
 
-__all__ = ["MuseNetCollator", "TrainBatches", "window_seconds"]
+__all__ = ["MuseNetCollator", "TrainBatches", "label_balanced_weights", "window_seconds"]

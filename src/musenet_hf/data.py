@@ -365,6 +365,11 @@ class MuseNetWindows(torch.utils.data.Dataset):
     def num_pieces(self) -> int:
         return len(self.prefixes)
 
+    def window_labels(self) -> list[str]:
+        """The composer token of each window's piece ("" for none), ``len(self)`` of them: what
+        label-balanced sampling groups by."""
+        return [self.composers[p] or "" for p in self.piece_of]
+
     def set_epoch(self, epoch: int, progress: float | None = None) -> None:
         """Choose the epoch (and training progress, for the transposition schedule) of int indices."""
         self.epoch = int(epoch)

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from .augmentation import AugmentationConfig
 from .critic import CriticPool, critic_auc, critic_step
 from .checkpointing import checkpoints, load_checkpoint, save_checkpoint
-from .batching import MuseNetCollator, TrainBatches
+from .batching import MuseNetCollator, TrainBatches, label_balanced_weights
 from .data import MuseNetWindows
 from .training_config import (
     TrainConfig, build_model, build_tokenizer, load_data, lr_lambda, resolve_mixed_precision, training_coverage,
@@ -228,8 +228,12 @@ def train(cfg: TrainConfig, *, resume: str = "auto", stop_after_step: int | None
     """
     run, step = prepare_run(cfg, resume)
     accelerator = run.accelerator
+    weights = None
+    if cfg.label_temperature != 1.0:
+        weights = label_balanced_weights(run.train_windows.window_labels(), cfg.label_temperature)
     sampler = TrainBatches(len(run.train_windows), cfg.per_device_batch_size, cfg.gradient_accumulation_steps,
-                           accelerator.process_index, accelerator.num_processes, cfg.seed, step, cfg.max_steps)
+                           accelerator.process_index, accelerator.num_processes, cfg.seed, step, cfg.max_steps,
+                           weights=weights)
     # Its own generator: starting the loader must not draw from the global RNG that the
     # checkpoint restored (dropout and the critic's sampling read it).
     loader = torch.utils.data.DataLoader(run.train_windows, batch_sampler=sampler, collate_fn=run.collator,

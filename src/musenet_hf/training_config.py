@@ -42,6 +42,9 @@ class TrainConfig:
     max_eval_windows: int | None = 64
     data_cache_dir: str | None = None  # default: <output_dir>/data-cache
     augmentation: Any = None
+    # 1: windows drawn as the data has them; below 1, rarer labels drawn more often (a label with
+    # share s of the windows gets a share proportional to s ** label_temperature; 0: all equal)
+    label_temperature: float = 1.0
     # tokenizer and model
     tokenizer_preset: str = "extended"
     tokenizer_path: str | None = None
