@@ -310,6 +310,10 @@ def test_train_configs_load():
     assert Path(cpu.model_config).name == "musenet-small.json" and cpu.context_length == 512
     assert cpu.model_overrides["max_position_embeddings"] == 512  # generation slides a 512-token window
     assert cpu.critic_every == 0 and cpu.model_overrides["structural_init_std"] == 0.0  # critic: musenet train-critic
+    balanced = TrainConfig.from_yaml(REPO / "configs" / "train" / "music-balanced.yaml")
+    assert balanced.label_temperature == 0.5 and balanced.augmentation["transpose_final"] == 0
+    for path in sorted((REPO / "configs" / "train").glob("*.yaml")):  # every shipped recipe loads
+        assert TrainConfig.from_yaml(path).max_steps > 0, path
     with pytest.raises(ValueError, match="unknown training options"):
         TrainConfig.from_yaml(TINY, {"learning_rat": 1.0})
 
@@ -365,9 +369,38 @@ def test_training_records_its_label_and_instrument_coverage(songs, cache, tmp_pa
     cov = MuseNetForCausalLM.from_pretrained(tmp_path / "run" / "final").config.training_coverage
     enc = load_data(cfg, build_tokenizer(cfg))
     want = training_coverage(enc.dataset["train"], AugmentationConfig.from_dict(cfg.augmentation))
+    draws = cov.pop("label_draws")
+    assert cov.pop("label_temperature") == 1.0 and draws == {"": 1.0}  # unlabelled songs: every draw is ""
     assert cov == want and cov["revoice"] == 0.5 and cov["drop_instrumentation"] == 0.1
     pieces = enc.dataset["train"].select_columns(["label", "instruments"]).to_dict()
     assert sum(n for row in cov["labels"].values() for n in row.values()) == len(pieces["label"])
     first = pieces["label"][0]
     assert cov["labels"][first][pieces["instruments"][0]] >= 1
     assert "violin" in cov["revoiced"] and "drums" not in cov["revoiced"]
+
+
+def test_label_temperature_rebalances_what_the_loop_draws(made_midi, cache, tmp_path):
+    """Ten songs labelled bach, two mozart: at temperature 0 each label gets half of the draws,
+    which the run records in the model's config and the loop really samples."""
+    from musenet_hf.modeling_musenet import MuseNetForCausalLM
+
+    root = tmp_path / "labelled"
+    for k, f in enumerate(made_midi.song_files[:12]):
+        (root / ("bach" if k < 10 else "mozart")).mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, root / ("bach" if k < 10 else "mozart") / f.name)
+    cfg = TrainConfig.from_yaml(TINY, overrides(root, cache, tmp_path / "run", max_steps=1, eval_every=1000,
+                                                critic_every=0, validation_fraction=0.0, label_temperature=0.0))
+    train(cfg, resume="never", progress=False)
+    cov = MuseNetForCausalLM.from_pretrained(tmp_path / "run" / "final").config.training_coverage
+    assert cov["label_temperature"] == 0.0
+    assert cov["label_draws"] == {"bach": pytest.approx(0.5), "mozart": pytest.approx(0.5)}
+
+    from musenet_hf.batching import TrainBatches
+    from musenet_hf.training import prepare_run
+
+    run, _ = prepare_run(cfg, resume="never")
+    labels = run.train_windows.window_labels()
+    assert labels.count("mozart") < len(labels) / 3  # the data's own share is small...
+    drawn = [labels[i] for b in TrainBatches(len(labels), 8, 1, 0, 1, cfg.seed, 0, 100, weights=run.train_weights)
+             for i, _, _ in b]
+    assert drawn.count("mozart") / len(drawn) == pytest.approx(0.5, abs=0.05)  # ...and half of what is drawn

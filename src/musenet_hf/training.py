@@ -86,6 +86,7 @@ class Run:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     pool: CriticPool  # the critic's negatives: the model's past generations
+    train_weights: np.ndarray | None = None  # per-window sampling probabilities (label_temperature), or None
 
     @property
     def out(self) -> Path:
@@ -104,11 +105,13 @@ class Run:
                 f.write(json.dumps(record) + "\n")
 
 
-def run_windows(cfg: TrainConfig, tokenizer: Any,
-                accelerator: Accelerator) -> tuple[MuseNetWindows, MuseNetWindows, dict[str, Any]]:
+def run_windows(cfg: TrainConfig, tokenizer: Any, accelerator: Accelerator
+                ) -> tuple[MuseNetWindows, MuseNetWindows, np.ndarray | None, dict[str, Any]]:
     """Training windows (augmented, new offsets each epoch), validation windows (at most
-    ``max_eval_windows``, spread over the pieces) of the run's data, and what it trains on
-    (:func:`~musenet_hf.training_config.training_coverage`, stored in the model's config)."""
+    ``max_eval_windows``, spread over the pieces) of the run's data, the training windows'
+    sampling probabilities (None unless ``label_temperature`` rebalances the labels), and what it
+    trains on (:func:`~musenet_hf.training_config.training_coverage`, stored in the model's config,
+    with the share of draws each label gets)."""
     with accelerator.main_process_first():  # one process encodes the folder, the others read its cache
         enc = load_data(cfg, tokenizer)
     if accelerator.is_main_process:
@@ -120,7 +123,19 @@ def run_windows(cfg: TrainConfig, tokenizer: Any,
     if cfg.max_eval_windows is not None and len(val_windows) > cfg.max_eval_windows:
         keep = np.linspace(0, len(val_windows) - 1, cfg.max_eval_windows).astype(int)  # spread over the pieces
         val_windows.piece_of, val_windows.window_of = val_windows.piece_of[keep], val_windows.window_of[keep]
-    return train_windows, val_windows, training_coverage(enc.dataset["train"], aug)
+    labels = train_windows.window_labels()
+    weights = label_balanced_weights(labels, cfg.label_temperature) if cfg.label_temperature != 1.0 else None
+    coverage = training_coverage(enc.dataset["train"], aug)
+    probabilities = weights if weights is not None else np.full(len(labels), 1.0 / max(len(labels), 1))
+    drawn: dict[str, float] = {}
+    for label, p in zip(labels, probabilities.tolist()):
+        drawn[label] = drawn.get(label, 0.0) + p
+    coverage.update(label_temperature=cfg.label_temperature,
+                    label_draws={k: round(v, 4) for k, v in sorted(drawn.items(), key=lambda kv: -kv[1])})
+    if accelerator.is_main_process:
+        print("label shares of the training draws: " + ", ".join(f"{k or '(none)'} {100 * v:.1f}%"
+                                                             for k, v in list(coverage["label_draws"].items())[:12]))
+    return train_windows, val_windows, weights, coverage
 
 
 def prepare_run(cfg: TrainConfig, resume: str = "auto") -> tuple[Run, int]:
@@ -131,7 +146,7 @@ def prepare_run(cfg: TrainConfig, resume: str = "auto") -> tuple[Run, int]:
     accelerator = make_accelerator(cfg)
     set_seed(cfg.seed)  # the same initial weights in every process
     tokenizer = build_tokenizer(cfg)
-    train_windows, val_windows, coverage = run_windows(cfg, tokenizer, accelerator)
+    train_windows, val_windows, train_weights, coverage = run_windows(cfg, tokenizer, accelerator)
     model = build_model(cfg, tokenizer)
     if hasattr(model.config, "training_coverage"):
         model.config.training_coverage = coverage
@@ -149,7 +164,7 @@ def prepare_run(cfg: TrainConfig, resume: str = "auto") -> tuple[Run, int]:
     model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(scheduler)
     run = Run(cfg, accelerator, tokenizer, train_windows, val_windows, MuseNetCollator(tokenizer.vocabulary.pad_id),
-              model, optimizer, scheduler, CriticPool(cfg.critic_pool_size))
+              model, optimizer, scheduler, CriticPool(cfg.critic_pool_size), train_weights)
     found = checkpoints(run.out) if resume == "auto" else [] if resume == "never" else [Path(resume)]
     start_step = load_checkpoint(accelerator, found[-1], run.pool, run.out / "log.jsonl") if found else 0
     return run, start_step
@@ -228,12 +243,9 @@ def train(cfg: TrainConfig, *, resume: str = "auto", stop_after_step: int | None
     """
     run, step = prepare_run(cfg, resume)
     accelerator = run.accelerator
-    weights = None
-    if cfg.label_temperature != 1.0:
-        weights = label_balanced_weights(run.train_windows.window_labels(), cfg.label_temperature)
     sampler = TrainBatches(len(run.train_windows), cfg.per_device_batch_size, cfg.gradient_accumulation_steps,
                            accelerator.process_index, accelerator.num_processes, cfg.seed, step, cfg.max_steps,
-                           weights=weights)
+                           weights=run.train_weights)
     # Its own generator: starting the loader must not draw from the global RNG that the
     # checkpoint restored (dropout and the critic's sampling read it).
     loader = torch.utils.data.DataLoader(run.train_windows, batch_sampler=sampler, collate_fn=run.collator,
