@@ -366,6 +366,29 @@ def test_training_windows_random_reproducible_and_per_epoch(encoded, tok, case):
     assert all(len(windows[(i, 0, 0.0)]["input_ids"]) <= 256 for i in range(len(windows)))
 
 
+def test_opening_share_starts_windows_at_the_piece_opening(encoded, tok, case):
+    ds = encoded.dataset["train"]
+    piece = list(ds["file"]).index(case["band"])
+    plain = MuseNetWindows(ds, tok, 64, train=True, seed=3)
+    off = MuseNetWindows(ds, tok, 64, train=True, seed=3, opening_share=0.0)
+    always = MuseNetWindows(ds, tok, 64, train=True, seed=3, opening_share=1.0)
+    some = MuseNetWindows(ds, tok, 64, train=True, seed=3, opening_share=0.3)
+    mine = np.flatnonzero(plain.piece_of == piece)
+    assert len(mine) > 3  # the band piece is many 64-token windows long
+    prefix = plain.prefixes[piece]
+    for i in mine:
+        assert (off[(i, 0, 0.0)]["input_ids"] == plain[(i, 0, 0.0)]["input_ids"]).all()  # 0: windows as before
+        w = always[(i, 0, 0.0)]
+        assert w["time_offset_seconds"] == 0.0
+        assert (w["input_ids"] == np.concatenate([prefix, plain.piece_body(piece)[:64 - len(prefix)]])).all()
+        assert (w["labels"][len(prefix):] != -100).all()  # the opening notes are predicted, not given
+    starts = [some[(i, e, 0.0)]["time_offset_seconds"] == 0.0 for i in mine for e in range(40)]
+    random_starts = [plain[(i, e, 0.0)]["time_offset_seconds"] == 0.0 for i in mine for e in range(40)]
+    assert np.mean(starts) == pytest.approx(0.3 + 0.7 * np.mean(random_starts), abs=0.07)
+    with pytest.raises(ValueError, match="opening_share"):
+        MuseNetWindows(ds, tok, 64, train=True, opening_share=2.0)
+
+
 def test_transposition_keeps_ranges_and_never_moves_drums(tok, folder, case):
     v = tok.vocabulary
     notes = read_midi_arrays(folder / case["band"])

@@ -294,7 +294,10 @@ class MuseNetWindows(torch.utils.data.Dataset):
 
     Training (``train=True``): a piece with ``W`` windows' worth of tokens appears ``W`` times
     per epoch; each appearance takes a random offset and (if configured) random augmentation,
-    drawn from ``(seed, epoch, index)``. Validation: the windows tile each piece, no
+    drawn from ``(seed, epoch, index)``. With ``opening_share`` that share of the appearances
+    starts at the piece's opening instead (offset 0): generation always starts there, from the
+    prefix alone, and a random cut rarely lands on it (the notes a cut window re-strikes are
+    given, not predicted), so without it the model seldom learns how each label opens. Validation: the windows tile each piece, no
     augmentation.
 
     Items are dicts: ``input_ids`` ``(T,)`` int64, ``labels`` ``(T,)`` (-100 on the prefix and
@@ -315,12 +318,16 @@ class MuseNetWindows(torch.utils.data.Dataset):
         seed: int = 0,
         augmentation: AugmentationConfig | None = None,
         max_windows_per_piece: int | None = None,
+        opening_share: float = 0.0,
     ):
+        if not 0.0 <= opening_share <= 1.0:
+            raise ValueError(f"opening_share must be in [0, 1], got {opening_share}")
         self.tokenizer = tokenizer
         self.vocab = tokenizer.vocabulary
         self.context_length = context_length
         self.train = train
         self.seed = seed
+        self.opening_share = opening_share if train else 0.0
         self.augmentation = augmentation if (train and augmentation is not None and augmentation.enabled) else None
         self.epoch = 0
         self.progress = 0.0
@@ -396,7 +403,9 @@ class MuseNetWindows(torch.utils.data.Dataset):
         if not self.train:
             return self.window(prefix, body, self.tile_offsets[piece][int(self.window_of[index])])
         rng = np.random.default_rng([self.seed, int(epoch), index])
-        offset = int(rng.integers(0, max(0, len(body) + 1 - span) + 1))
+        # (the opening draw only when asked: runs without it keep their exact windows)
+        opening = self.opening_share > 0 and rng.random() < self.opening_share
+        offset = 0 if opening else int(rng.integers(0, max(0, len(body) + 1 - span) + 1))
         if self.augmentation is None:
             return self.window(prefix, body, offset)
         return self._augmented_window(piece, offset, rng, progress)

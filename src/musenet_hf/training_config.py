@@ -45,6 +45,8 @@ class TrainConfig:
     # 1: windows drawn as the data has them; below 1, rarer labels drawn more often (a label with
     # share s of the windows gets a share proportional to s ** label_temperature; 0: all equal)
     label_temperature: float = 1.0
+    # share of training windows that start at their piece's opening (where generation starts)
+    opening_share: float = 0.0
     # tokenizer and model
     tokenizer_preset: str = "extended"
     tokenizer_path: str | None = None
