@@ -147,6 +147,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--seconds", type=float, default=20.0, help="seconds per prompt piece (default 20)")
     ap.add_argument("--primer-labels", nargs="*", default=[], metavar="LABEL")
+    ap.add_argument("--primer-seconds", type=float, default=10.0, help="seconds of the real piece kept (default 10)")
+    ap.add_argument("--continue-seconds", type=float, default=30.0, help="seconds the model adds (default 30)")
     ap.add_argument("--steer-all", action="store_true", help="hard steering onto each of the ten instruments")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
@@ -177,8 +179,8 @@ def main() -> None:
     report["prompts"] = check_prompts(pipe, tokenizer, defaults, args.prompts, args.seeds, args.seconds,
                                       real_by_label, usual, out)
     if args.primer_labels:
-        report["primer"] = check_primers(pipe, tokenizer, defaults, args.primer_labels, held,
-                                          Path(cfg.data_dir), out)
+        report["primer"] = check_primers(pipe, tokenizer, defaults, args.primer_labels, held, Path(cfg.data_dir), out,
+                                         args.primer_seconds, args.continue_seconds)
     if args.steer_all:
         report["steering"] = check_steering(pipe, tokenizer, defaults, out)
     (out / "listening.json").write_text(json.dumps(report, indent=1, default=float) + "\n", "utf-8")
@@ -201,7 +203,7 @@ def markdown(report: dict[str, Any]) -> str:
     if ok:
         lines += ["", f"{sum(ok)} of {len(ok)} prompts ok."]
     if report.get("primer"):
-        lines += ["", "Primer (10 s of a held-out piece + 30 s), continuation against the real piece's first 40 s:", "",
+        lines += ["", "Primer (the opening of a held-out piece, continued), the continuation against the real piece:", "",
                   "| label | piece | median s | notes/s | at once | ok |", "|---|---|---:|---:|---:|---|"]
         for r in report["primer"]:
             c, p = r["continuation"], r["real"]
