@@ -212,8 +212,8 @@ def midi_bytes(mf: mido.MidiFile) -> bytes:
 # ------------------------------------------------------------------------------------------
 # The pieces
 
-def band(seed: int = 1) -> mido.MidiFile:
-    """80 s of a band (type 1): piano chords with the pedal and arpeggios, flute and clarinet, a bass that
+def band(seed: int = 1, bars: int = 36) -> mido.MidiFile:
+    """80 s of a band (type 1; ``bars`` makes it longer): piano chords with the pedal and arpeggios, flute and clarinet, a bass that
     reaches E1 (28: no room to go down), piano up to B7 (107: one semitone of room up), drums on
     channel 10; a tempo change, a program change, notes held across bar lines."""
     parts = [Part("chords", program=0, channel=0, low=48, high=107, velocity=70, name="piano", pedal=True, spread=10),
@@ -223,7 +223,7 @@ def band(seed: int = 1) -> mido.MidiFile:
              Part("arpeggio", program=1, channel=3, low=55, high=79, velocity=55, name="bright piano", spread=10),
              Part("melody", program=71, channel=4, low=58, high=82, velocity=70, name="clarinet", spread=10),
              Part("drums", name="drums", velocity=85, spread=10)]
-    return compose(seed, parts, bars=36, bpm=120, tempo_changes=((20, 96),), name="band")
+    return compose(seed, parts, bars=bars, bpm=120, tempo_changes=((20, 96),), name="band")
 
 
 def elise(seed: int = 2) -> mido.MidiFile:

@@ -16,10 +16,10 @@ from transformers.generation.streamers import BaseStreamer
 from musenet_hf.configuration_musenet import MuseNetConfig
 from musenet_hf.modeling_musenet import MuseNetForCausalLM, register_auto_classes
 
+from midi_fixtures import HAVE_SHARED_MIDI, SHARED_MIDI, band
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
-MIDI = REPO.parent / "shared" / "midi"
-SONG = MIDI / "valid" / "miditok" / "tests_MIDIs_multitrack_Funkytown.mid"
 START, END, PAD = 4096, 4097, 4836
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
@@ -54,6 +54,19 @@ def tiny_model(seed: int = 0, **overrides) -> MuseNetForCausalLM:
     return MuseNetForCausalLM(tiny_config(**overrides)).eval()
 
 
+@pytest.fixture(scope="module")
+def song(tmp_path_factory) -> Path:
+    """A long multitrack piece with drums (over 5,000 tokens): Funkytown from ../shared/midi when it is
+    there (CI), else the made band of midi_fixtures.py at 90 bars (about 3 minutes), so every test here
+    runs in a clone without ../shared too."""
+    shared = SHARED_MIDI / "valid" / "miditok" / "tests_MIDIs_multitrack_Funkytown.mid"
+    if HAVE_SHARED_MIDI and shared.exists():
+        return shared
+    path = tmp_path_factory.mktemp("song") / "band-90-bars.mid"
+    band(bars=90).save(path)
+    return path
+
+
 @functools.lru_cache(maxsize=4)
 def midi_tokens(path: Path) -> tuple[list[int], float]:
     """A plain MuseNet-preset encoding of a real MIDI file (test helper, independent of the tokenizer).
@@ -61,9 +74,8 @@ def midi_tokens(path: Path) -> tuple[list[int], float]:
     Piano-style note tokens `slot * 128 + pitch` (slot 0 = off, 1-13 = volume), drums 3840 + pitch,
     waits 3968 + units - 1 on a 10 ms clock. Returns the tokens (after `start`) and the length in seconds.
     """
-    mido = pytest.importorskip("mido")
-    if not path.exists():
-        pytest.skip("../shared/midi is absent")
+    import mido
+
     song = mido.MidiFile(path)
     tokens, now, clock = [START], 0.0, 0
     for msg in song:
@@ -165,8 +177,8 @@ def test_structure_ids_of_a_hand_written_sequence():
     assert unknown["part_ids"].eq(0).all() and unknown["countdown_ids"].eq(127).all()
 
 
-def test_structure_ids_of_real_music_match_a_token_loop():
-    tokens, length = midi_tokens(SONG)
+def test_structure_ids_of_real_music_match_a_token_loop(song):
+    tokens, length = midi_tokens(song)
     config = tiny_config(num_chord_positions=16, max_time_positions=64)
     model = MuseNetForCausalLM(config)
     window_start = 3000
@@ -183,9 +195,9 @@ def test_structure_ids_of_real_music_match_a_token_loop():
     assert got["part_ids"].unique().numel() > 10 and offset["part_ids"].eq(0).all()
 
 
-def test_explicit_ids_and_inputs_embeds_match_derived():
+def test_explicit_ids_and_inputs_embeds_match_derived(song):
     model = tiny_model()
-    tokens, length = midi_tokens(SONG)
+    tokens, length = midi_tokens(song)
     ids = torch.tensor([tokens[100:180], tokens[400:480]])
     piece = torch.tensor([length, 20.0])
     with torch.no_grad():
@@ -200,10 +212,10 @@ def test_explicit_ids_and_inputs_embeds_match_derived():
     assert (no_piece - derived).abs().max().item() > 1e-3  # part and countdown do reach the logits
 
 
-def test_zero_initialized_structural_tables_start_as_a_plain_decoder_and_then_learn():
+def test_zero_initialized_structural_tables_start_as_a_plain_decoder_and_then_learn(song):
     """structural_init_std=0: the untrained model is the same network without the four tables
     (its logits match one with them switched off), and one training step moves every table."""
-    tokens, length = midi_tokens(SONG)
+    tokens, length = midi_tokens(song)
     ids = torch.tensor([tokens[100:180]])
     zero = tiny_model(structural_init_std=0.0)
     tables = [zero.model.embeddings.embed_time, zero.model.embeddings.embed_chord,
@@ -226,9 +238,9 @@ def test_zero_initialized_structural_tables_start_as_a_plain_decoder_and_then_le
 
 
 @pytest.mark.parametrize("layout", list(LAYOUTS), ids=list(LAYOUTS))
-def test_cached_decoding_matches_full_forward(layout):
+def test_cached_decoding_matches_full_forward(layout, song):
     model = tiny_model(**LAYOUTS[layout])
-    tokens, length = midi_tokens(SONG)
+    tokens, length = midi_tokens(song)
     ids = torch.tensor([tokens[1000:1150], tokens[2000:2150]])
     piece, offset = torch.tensor([length, 60.0]), torch.tensor([30.0, 1.0])
     structure = model.structure_ids(ids, piece, offset)
@@ -244,9 +256,9 @@ def test_cached_decoding_matches_full_forward(layout):
     assert (torch.cat(pieces, dim=1) - full).abs().max().item() < 1e-5
 
 
-def test_cached_decoding_with_padding_matches_full_forward():
+def test_cached_decoding_with_padding_matches_full_forward(song):
     model = tiny_model(**LAYOUTS["fixed-split_heads"])
-    tokens, _ = midi_tokens(SONG)
+    tokens, _ = midi_tokens(song)
     ids = torch.tensor([[PAD] * 9 + tokens[500:591], tokens[700:800]])
     mask = torch.ones_like(ids)
     mask[0, :9] = 0
@@ -277,9 +289,9 @@ def test_forward_with_cache_needs_structure_ids():
     assert (step - full[:, 3:]).abs().max().item() < 1e-5
 
 
-def test_left_padding_leaves_real_tokens_unchanged():
+def test_left_padding_leaves_real_tokens_unchanged(song):
     model = tiny_model(**LAYOUTS["full"])
-    tokens, _ = midi_tokens(SONG)
+    tokens, _ = midi_tokens(song)
     short, long = tokens[300:340], tokens[600:660]
     ids = torch.tensor([[PAD] * 20 + short, long])
     mask = (torch.arange(60) >= torch.tensor([[20], [0]])).long()
@@ -290,10 +302,10 @@ def test_left_padding_leaves_real_tokens_unchanged():
     assert (batched[0, 20:] - alone[0]).abs().max().item() < 1e-5
 
 
-def test_right_padding_leaves_real_tokens_unchanged():
+def test_right_padding_leaves_real_tokens_unchanged(song):
     # the collator pads on the right: the model skips the mask then, which must not change real rows
     model = tiny_model(**LAYOUTS["strided-split_heads"])
-    tokens, _ = midi_tokens(SONG)
+    tokens, _ = midi_tokens(song)
     short, long = tokens[300:340], tokens[600:660]
     ids = torch.tensor([short + [PAD] * 20, long])
     mask = (torch.arange(60) < torch.tensor([[40], [60]])).long()
@@ -317,9 +329,9 @@ def _record_structure(model):
 
 
 @pytest.mark.parametrize("layout", ["strided-split_heads", "fixed-alternate"])
-def test_generate_sees_the_indices_of_the_finished_sequence(layout):
+def test_generate_sees_the_indices_of_the_finished_sequence(layout, song):
     model = tiny_model(**LAYOUTS[layout])
-    tokens, length = midi_tokens(SONG)
+    tokens, length = midi_tokens(song)
     prompts = torch.tensor([tokens[-45:], tokens[5000:5045]])
     piece = torch.tensor([length, 75.0])
     offset = torch.tensor([length - 1.5, 60.0])
@@ -365,9 +377,9 @@ class RecordIds(LogitsProcessor):
         return scores
 
 
-def test_beam_search_sees_the_indices_of_each_running_beam():
+def test_beam_search_sees_the_indices_of_each_running_beam(song):
     model = tiny_model(**LAYOUTS["strided-alternate"])
-    tokens, length = midi_tokens(SONG)
+    tokens, length = midi_tokens(song)
     prompts = torch.tensor([tokens[800:830], tokens[900:930]])
     piece = torch.tensor([length, 40.0])
     seen, handle = _record_structure(model)
@@ -394,9 +406,9 @@ def test_beam_search_sees_the_indices_of_each_running_beam():
     assert torch.equal(out[:, :30], prompts.repeat_interleave(2, dim=0))
 
 
-def test_left_padded_batch_generates_what_each_prompt_generates_alone():
+def test_left_padded_batch_generates_what_each_prompt_generates_alone(song):
     model = tiny_model(**LAYOUTS["full"])
-    tokens, _ = midi_tokens(SONG)
+    tokens, _ = midi_tokens(song)
     short, long = tokens[2000:2012], tokens[3000:3030]
     ids = torch.tensor([[PAD] * 18 + short, long])
     mask = (ids != PAD).long()
@@ -491,8 +503,8 @@ def test_auto_classes_know_musenet():
     assert type(AutoModelForCausalLM.from_config(config)) is MuseNetForCausalLM
 
 
-def test_activation_checkpointing_gives_identical_gradients():
-    tokens, _ = midi_tokens(SONG)
+def test_activation_checkpointing_gives_identical_gradients(song):
+    tokens, _ = midi_tokens(song)
     ids = torch.tensor([tokens[1200:1300], tokens[1300:1400]])
     labels = ids.clone()
     critic_labels = torch.tensor([1.0, 0.0])
@@ -516,9 +528,9 @@ def test_activation_checkpointing_gives_identical_gradients():
         assert (plain[name] - checkpointed[name]).abs().max().item() < 1e-6, name
 
 
-def test_critic_loss_adds_to_the_lm_loss():
+def test_critic_loss_adds_to_the_lm_loss(song):
     model = tiny_model()
-    tokens, _ = midi_tokens(SONG)
+    tokens, _ = midi_tokens(song)
     ids = torch.tensor([tokens[10:40], tokens[50:80], tokens[90:120]])
     critic_labels = torch.tensor([1.0, 0.0, 1.0])
     out = model(ids, labels=ids, critic_labels=critic_labels)
@@ -631,14 +643,14 @@ def test_xformers_is_a_transformers_attention_name_for_other_models_too(monkeypa
 
 
 # -------------------------------------------------------------------------------- sounding notes
-def test_sounding_notes_follow_every_note_of_real_music():
+def test_sounding_notes_follow_every_note_of_real_music(song):
     """The sounding embedding's state against a plain loop over a real piece (musenet preset:
     slot 0 is the piano's note-off, 1-13 its volumes; then on/off pairs; drums never sound)."""
     from musenet_hf.vocabulary import MuseNetVocabulary
 
     v = MuseNetVocabulary.from_preset("musenet")
     model = tiny_model(**LAYOUTS["full+sounding"])
-    tokens, _ = midi_tokens(SONG)
+    tokens, _ = midi_tokens(song)
     ids = torch.tensor([tokens[:600], tokens[3000:3600]])
     got = model.model.embeddings.sounding_notes(ids)
     assert got.shape == (2, 600, 10 * 128)  # ten instruments; the drum kit's columns never sound
@@ -653,7 +665,7 @@ def test_sounding_notes_follow_every_note_of_real_music():
     assert got.any(dim=-1).float().mean() > 0.5  # the song holds notes most of the time
 
 
-def test_sounding_embedding_starts_at_zero_and_then_learns():
+def test_sounding_embedding_starts_at_zero_and_then_learns(song):
     """A zero sounding table changes nothing (a warm start computes what the model did); trained,
     it moves the logits of exactly the tokens that follow a different set of sounding notes."""
     layout = LAYOUTS["full+sounding"]
@@ -661,7 +673,7 @@ def test_sounding_embedding_starts_at_zero_and_then_learns():
     model = tiny_model(seed=3, **layout)
     model.load_state_dict(plain.state_dict(), strict=False)
     torch.nn.init.zeros_(model.model.embeddings.embed_sounding.weight)
-    tokens, length = midi_tokens(SONG)
+    tokens, length = midi_tokens(song)
     ids = torch.tensor([tokens[1000:1200]])
     with torch.no_grad():
         assert torch.equal(model(ids, piece_seconds=length).logits, plain(ids, piece_seconds=length).logits)
@@ -674,7 +686,7 @@ def test_sounding_embedding_starts_at_zero_and_then_learns():
     assert (diff[~ever] < 1e-6).all() and (diff[ever] > 1e-6).all()
 
 
-def test_silent_note_offs_have_zero_probability_also_in_cached_generation():
+def test_silent_note_offs_have_zero_probability_also_in_cached_generation(song):
     """mask_silent_note_offs: after every token, exactly the note-offs of the notes not sounding
     are at the dtype's minimum; generate() with a cache masks what a full forward masks, and no
     sampled sequence ends a note it did not strike."""
@@ -686,9 +698,7 @@ def test_silent_note_offs_have_zero_probability_also_in_cached_generation():
 
     from musenet_hf.tokenization_musenet import MuseNetTokenizer
 
-    if not SONG.exists():
-        pytest.skip("../shared/midi is absent")
-    tokens = MuseNetTokenizer.from_preset("musenet").encode_midi(SONG)[1:]  # from `start`
+    tokens = MuseNetTokenizer.from_preset("musenet").encode_midi(song)[1:]  # from `start`
     length = float(v.wait_units[tokens].sum()) * 0.01
     # a window cut as training cuts it: the notes sounding at the cut are struck again
     win, _, _ = continuation_ids(v, np.array([START]), np.array(tokens[1:]), 2000, 200, add_end=False)
@@ -742,18 +752,16 @@ def test_warm_start_begins_the_sounding_table_as_the_note_off_embeddings():
     assert not start_sounding_as_note_offs(model)  # a trained (non-zero) table is left alone
 
 
-def test_end_has_zero_probability_while_a_note_sounds():
+def test_end_has_zero_probability_while_a_note_sounds(song):
     """mask_end_while_sounding: `end` is at the dtype's minimum exactly after the tokens where a
     note sounds; a real piece's `end` (every note ended first) is never masked; with a cache the
     rule holds in generate(), so a sampled piece that ends has ended all its notes."""
     from musenet_hf.tokenization_musenet import MuseNetTokenizer
     from musenet_hf.vocabulary import MuseNetVocabulary
 
-    if not SONG.exists():
-        pytest.skip("../shared/midi is absent")
     v = MuseNetVocabulary.from_preset("musenet")
     model = tiny_model(seed=3, attention_layout="full", mask_end_while_sounding=True, **_musenet_note_layout())
-    tokens = MuseNetTokenizer.from_preset("musenet").encode_midi(SONG)
+    tokens = MuseNetTokenizer.from_preset("musenet").encode_midi(song)
     assert tokens[-1] == v.end_id
     ids = torch.tensor([tokens[-120:]])  # the piece's last 120 tokens, `end` included
     with torch.no_grad():
