@@ -119,12 +119,23 @@ def label_balanced_weights(labels: Sequence[str], temperature: float) -> np.ndar
     """
     if not 0.0 <= temperature <= 1.0:
         raise ValueError(f"label temperature must be in [0, 1], got {temperature}")
-    names, index, counts = np.unique(np.asarray(labels, dtype=object).astype(str), return_inverse=True,
+    _, index, counts = np.unique(np.asarray(labels, dtype=object).astype(str), return_inverse=True,
                                      return_counts=True)
     share = counts / counts.sum()
     target = share ** temperature
     target /= target.sum()
     return target[index] / counts[index]
+
+
+def label_draws(labels: Sequence[str], weights: np.ndarray | None = None) -> dict[str, float]:
+    """Each label's share of the draws, largest first: the sum of its windows' ``weights``, or
+    its share of the windows without them (every window drawn once an epoch)."""
+    if weights is None:
+        weights = np.full(len(labels), 1.0 / max(len(labels), 1))
+    drawn: dict[str, float] = {}
+    for label, p in zip(labels, np.asarray(weights).tolist()):
+        drawn[label] = drawn.get(label, 0.0) + p
+    return dict(sorted(drawn.items(), key=lambda kv: -kv[1]))
 
 
 def window_seconds(labels: torch.Tensor, vocabulary: MuseNetVocabulary) -> torch.Tensor:
@@ -137,4 +148,4 @@ def window_seconds(labels: torch.Tensor, vocabulary: MuseNetVocabulary) -> torch
     return units.sum(dim=1).double() * vocabulary.wait_unit_seconds
 
 
-__all__ = ["MuseNetCollator", "TrainBatches", "label_balanced_weights", "window_seconds"]
+__all__ = ["MuseNetCollator", "TrainBatches", "label_balanced_weights", "label_draws", "window_seconds"]

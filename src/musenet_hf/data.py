@@ -297,8 +297,8 @@ class MuseNetWindows(torch.utils.data.Dataset):
     drawn from ``(seed, epoch, index)``. With ``opening_share`` that share of the appearances
     starts at the piece's opening instead (offset 0): generation always starts there, from the
     prefix alone, and a random cut rarely lands on it (the notes a cut window re-strikes are
-    given, not predicted), so without it the model seldom learns how each label opens. Validation: the windows tile each piece, no
-    augmentation.
+    given, not predicted), so without it the model seldom learns how each label opens.
+    Validation: the windows tile each piece, no augmentation.
 
     Items are dicts: ``input_ids`` ``(T,)`` int64, ``labels`` ``(T,)`` (-100 on the prefix and
     the re-struck notes, which are given, not predicted), ``piece_seconds`` (length of the whole piece, as the model's clock

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from .augmentation import AugmentationConfig
 from .critic import CriticPool, critic_auc, critic_step
 from .checkpointing import checkpoints, load_checkpoint, save_checkpoint
-from .batching import MuseNetCollator, TrainBatches, label_balanced_weights
+from .batching import MuseNetCollator, TrainBatches, label_balanced_weights, label_draws
 from .data import MuseNetWindows
 from .training_config import (
     TrainConfig, build_model, build_tokenizer, load_data, lr_lambda, resolve_mixed_precision, training_coverage,
@@ -126,12 +126,8 @@ def run_windows(cfg: TrainConfig, tokenizer: Any, accelerator: Accelerator
     labels = train_windows.window_labels()
     weights = label_balanced_weights(labels, cfg.label_temperature) if cfg.label_temperature != 1.0 else None
     coverage = training_coverage(enc.dataset["train"], aug)
-    probabilities = weights if weights is not None else np.full(len(labels), 1.0 / max(len(labels), 1))
-    drawn: dict[str, float] = {}
-    for label, p in zip(labels, probabilities.tolist()):
-        drawn[label] = drawn.get(label, 0.0) + p
     coverage.update(label_temperature=cfg.label_temperature,
-                    label_draws={k: round(v, 4) for k, v in sorted(drawn.items(), key=lambda kv: -kv[1])})
+                    label_draws={k: round(v, 4) for k, v in label_draws(labels, weights).items()})
     if accelerator.is_main_process:
         print("label shares of the training draws: " + ", ".join(f"{k or '(none)'} {100 * v:.1f}%"
                                                              for k, v in list(coverage["label_draws"].items())[:12]))
