@@ -389,6 +389,26 @@ def test_opening_share_starts_windows_at_the_piece_opening(encoded, tok, case):
         MuseNetWindows(ds, tok, 64, train=True, opening_share=2.0)
 
 
+def test_predict_restruck_predicts_the_notes_a_cut_window_strikes_again(encoded, tok, case):
+    ds = encoded.dataset["train"]
+    piece = list(ds["file"]).index(case["band"])
+    given = MuseNetWindows(ds, tok, 64, train=True, seed=3)
+    predicted = MuseNetWindows(ds, tok, 64, train=True, seed=3, predict_restruck=True)
+    val = MuseNetWindows(ds, tok, 64, train=False, predict_restruck=True)
+    n_prefix = len(given.prefixes[piece])
+    restruck = 0
+    for i in np.flatnonzero(given.piece_of == piece):
+        a, b = given[(i, 0, 0.0)], predicted[(i, 0, 0.0)]
+        assert (a["input_ids"] == b["input_ids"]).all()  # the same window...
+        assert (b["labels"][:n_prefix] == -100).all() and (b["labels"][n_prefix:] == b["input_ids"][n_prefix:]).all()
+        again = int((a["labels"][n_prefix:] == -100).sum())  # ...whose re-struck notes were given
+        assert (a["labels"][n_prefix + again:] != -100).all()
+        restruck += again
+    assert restruck > 0  # the band holds notes across the cuts
+    first = val[int(np.flatnonzero(val.piece_of == piece)[1])]  # validation keeps them given
+    assert (first["labels"][n_prefix:] == -100).any()
+
+
 def test_transposition_keeps_ranges_and_never_moves_drums(tok, folder, case):
     v = tok.vocabulary
     notes = read_midi_arrays(folder / case["band"])

@@ -297,8 +297,11 @@ class MuseNetWindows(torch.utils.data.Dataset):
     drawn from ``(seed, epoch, index)``. With ``opening_share`` that share of the appearances
     starts at the piece's opening instead (offset 0): generation always starts there, from the
     prefix alone, and a random cut rarely lands on it (the notes a cut window re-strikes are
-    given, not predicted), so without it the model seldom learns how each label opens.
-    Validation: the windows tile each piece, no augmentation.
+    given, not predicted), so without it the model seldom learns how each label opens. With
+    ``predict_restruck`` the re-struck notes of a cut window are predicted too: every window then
+    teaches what sounds together at one moment of a piece of its label, the choice generation
+    makes first, from the prefix alone. Validation: the windows tile each piece, no augmentation,
+    re-struck notes given.
 
     Items are dicts: ``input_ids`` ``(T,)`` int64, ``labels`` ``(T,)`` (-100 on the prefix and
     the re-struck notes, which are given, not predicted), ``piece_seconds`` (length of the whole piece, as the model's clock
@@ -319,6 +322,7 @@ class MuseNetWindows(torch.utils.data.Dataset):
         augmentation: AugmentationConfig | None = None,
         max_windows_per_piece: int | None = None,
         opening_share: float = 0.0,
+        predict_restruck: bool = False,
     ):
         if not 0.0 <= opening_share <= 1.0:
             raise ValueError(f"opening_share must be in [0, 1], got {opening_share}")
@@ -328,6 +332,7 @@ class MuseNetWindows(torch.utils.data.Dataset):
         self.train = train
         self.seed = seed
         self.opening_share = opening_share if train else 0.0
+        self.predict_restruck = predict_restruck and train
         self.augmentation = augmentation if (train and augmentation is not None and augmentation.enabled) else None
         self.epoch = 0
         self.progress = 0.0
@@ -440,12 +445,13 @@ class MuseNetWindows(torch.utils.data.Dataset):
         """The window of ``body`` (+ ``end``) from body position ``offset``, after ``prefix``.
 
         Its ids are :func:`continuation_ids`: the prefix, the notes still sounding at ``offset``
-        struck again (given, like the prefix: label -100), then the body slice.
+        struck again (given, like the prefix: label -100, unless ``predict_restruck``), then the
+        body slice.
         """
         v = self.vocab
         ids, given, _ = continuation_ids(v, prefix, body, offset, self.context_length, add_end=True)
         labels = ids.copy()
-        labels[:given] = -100
+        labels[:len(prefix) if self.predict_restruck else given] = -100
         waits = v.wait_units
         return {
             "input_ids": ids,

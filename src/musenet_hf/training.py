@@ -118,7 +118,8 @@ def run_windows(cfg: TrainConfig, tokenizer: Any, accelerator: Accelerator
         print(enc.report(show_failed=5), flush=True)
     aug = AugmentationConfig.from_dict(cfg.augmentation)
     train_windows = MuseNetWindows(enc.dataset["train"], tokenizer, cfg.context_length, train=True,
-                                   seed=cfg.seed, augmentation=aug, opening_share=cfg.opening_share)
+                                   seed=cfg.seed, augmentation=aug, opening_share=cfg.opening_share,
+                                   predict_restruck=cfg.predict_restruck)
     val_windows = MuseNetWindows(enc.dataset["validation"], tokenizer, cfg.context_length, train=False)
     if cfg.max_eval_windows is not None and len(val_windows) > cfg.max_eval_windows:
         keep = np.linspace(0, len(val_windows) - 1, cfg.max_eval_windows).astype(int)  # spread over the pieces

@@ -47,6 +47,8 @@ class TrainConfig:
     label_temperature: float = 1.0
     # share of training windows that start at their piece's opening (where generation starts)
     opening_share: float = 0.0
+    # predict (not give) the notes a cut training window strikes again: what sounds together, per label
+    predict_restruck: bool = False
     # tokenizer and model
     tokenizer_preset: str = "extended"
     tokenizer_path: str | None = None
