@@ -26,6 +26,7 @@ from transformers import AutoModelForCausalLM
 
 import musenet_hf  # noqa: F401  (registers the musenet model type)
 from musenet_hf.pipeline_musenet import tokenizer_for_model
+from musenet_hf.training import COVERAGE_FILE
 
 
 def load_training_checkpoint(path: Path, config: Path, overrides: dict) -> tuple[torch.nn.Module, object]:
@@ -42,6 +43,9 @@ def load_training_checkpoint(path: Path, config: Path, overrides: dict) -> tuple
     if set(missing) - tied or unexpected:
         raise ValueError(f"{path} does not fit {config}: missing {sorted(set(missing) - tied)}, unexpected {unexpected}")
     model.tie_weights()
+    coverage = path.parent.parent / COVERAGE_FILE  # runs/x/checkpoints/step-N -> runs/x
+    if coverage.is_file() and hasattr(model.config, "training_coverage"):
+        model.config.training_coverage = json.loads(coverage.read_text("utf-8"))  # this run's, not init_from's
     return model, tokenizer
 
 

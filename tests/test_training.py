@@ -404,3 +404,26 @@ def test_label_temperature_rebalances_what_the_loop_draws(made_midi, cache, tmp_
     drawn = [labels[i] for b in TrainBatches(len(labels), 8, 1, 0, 1, cfg.seed, 0, 100, weights=run.train_weights)
              for i, _, _ in b]
     assert drawn.count("mozart") / len(drawn) == pytest.approx(0.5, abs=0.05)  # ...and half of what is drawn
+
+
+def test_export_of_a_step_checkpoint_keeps_this_runs_coverage(made_midi, cache, tmp_path):
+    """A loop checkpoint holds weights only; its export takes the run's training_coverage.json, not
+    the coverage of the model the run started from."""
+    import importlib.util
+
+    root = tmp_path / "labelled" / "mozart"
+    root.mkdir(parents=True)
+    for f in made_midi.song_files[:6]:
+        shutil.copy(f, root / f.name)
+    more = dict(max_steps=4, checkpoint_every=2, eval_every=1000, critic_every=0, validation_fraction=0.0,
+                label_temperature=0.5)
+    cfg = TrainConfig.from_yaml(TINY, overrides(root.parent, cache, tmp_path / "run", **more))
+    train(cfg, resume="never", stop_after_step=2, progress=False)
+    spec = importlib.util.spec_from_file_location("export_checkpoint", REPO / "examples" / "export_checkpoint.py")
+    export = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(export)
+    model, _ = export.load_training_checkpoint(tmp_path / "run" / "checkpoints" / "step-0000002", TINY,
+                                               overrides(root.parent, cache, tmp_path / "run", **more))
+    cov = model.config.training_coverage
+    assert cov["label_temperature"] == 0.5 and cov["label_draws"] == {"mozart": pytest.approx(1.0)}
+    assert cov == json.loads((tmp_path / "run" / "training_coverage.json").read_text())
