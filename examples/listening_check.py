@@ -15,6 +15,9 @@ Three checks, each a table (printed, and saved with everything else in ``OUT/lis
   once against the real piece's own first 40 s.
 * **steering** (``--steer-all``): hard steering onto each of the ten instruments (irish, 15 s):
   notes per piece, and the share on the instrument.
+* **openings** (``--openings N``): for each prompt, ``N`` openings sampled with plain
+  ``generate()`` (top-p 0.95, no processors, 8 tokens) from the prefix alone: notes struck before the first
+  wait. Real chorales open with 4; a model that opens a chorale with one note plays it as one line.
 
 Example (what the model card's "listening" figures come from)::
 
@@ -137,6 +140,33 @@ def check_steering(pipe, tokenizer, defaults, out: Path, label="irish", seconds=
     return rows
 
 
+def check_openings(model, tokenizer, requests, usual, samples: int, seed: int = 0) -> list[dict]:
+    """Notes struck before the first wait, over ``samples`` openings of each request."""
+    from musenet_hf.generation import build_prompt
+
+    v = tokenizer.vocabulary
+    rows = []
+    for text in requests:
+        label, instruments = parse_probe_request(text)
+        prompt = torch.tensor([build_prompt(tokenizer, composer=label, instruments=instruments or usual.get(label))] * samples)
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            out = model.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=True, top_p=0.95,
+                                 max_new_tokens=8, pad_token_id=v.pad_id)
+        counts = []
+        for row in out[:, prompt.shape[1]:].tolist():
+            n = 0
+            for t in row:
+                if v.is_wait[t] and n:
+                    break
+                n += int(v.is_note_on[t])
+            counts.append(n)
+        rows.append({"prompt": text, "mean_notes": sum(counts) / samples, "three_or_more": sum(c >= 3 for c in counts),
+                     "samples": samples})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True, help="a MuseNet checkpoint folder")
@@ -150,6 +180,7 @@ def main() -> None:
     ap.add_argument("--primer-seconds", type=float, default=10.0, help="seconds of the real piece kept (default 10)")
     ap.add_argument("--continue-seconds", type=float, default=30.0, help="seconds the model adds (default 30)")
     ap.add_argument("--steer-all", action="store_true", help="hard steering onto each of the ten instruments")
+    ap.add_argument("--openings", type=int, default=0, metavar="N", help="N sampled openings per prompt (default 0: none)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -183,6 +214,8 @@ def main() -> None:
                                          args.primer_seconds, args.continue_seconds)
     if args.steer_all:
         report["steering"] = check_steering(pipe, tokenizer, defaults, out)
+    if args.openings:
+        report["openings"] = check_openings(model, tokenizer, args.prompts, usual, args.openings)
     (out / "listening.json").write_text(json.dumps(report, indent=1, default=float) + "\n", "utf-8")
     print(markdown(report))
 
@@ -214,6 +247,11 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["", "Hard steering (irish, 15 s):", "", "| instrument | notes | on it | over 4 s |", "|---|---:|---:|---:|"]
         lines += [f"| {r['instrument']} | {r['notes']} | {100 * r['share']:.0f}% | {100 * r['long_note_share']:.1f}% |"
                   for r in report["steering"]]
+    if report.get("openings"):
+        lines += ["", "Openings (plain generate(), notes struck before the first wait):", "",
+                  "| prompt | mean notes | samples with 3 or more |", "|---|---:|---:|"]
+        lines += [f"| {r['prompt']} | {r['mean_notes']:.2f} | {r['three_or_more']} of {r['samples']} |"
+                  for r in report["openings"]]
     return "\n".join(lines)
 
 
