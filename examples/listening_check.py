@@ -56,10 +56,10 @@ def cli_defaults() -> argparse.Namespace:
 
 
 def generate(pipe: Any, defaults: argparse.Namespace, **request: Any) -> dict[str, Any]:
-    """One piece as ``musenet generate`` makes it (its sampling defaults), ``request`` on top."""
-    steering = request.pop("steering", None) or ("soft" if request.get("instruments") else "none")
-    return pipe(steering=steering, strength=defaults.strength, temperature=defaults.temperature,
-                top_p=defaults.top_p, num_samples=1, progress=False, **request)[0]
+    """One piece as ``musenet generate`` makes it (its sampling defaults), ``request`` on top; without
+    ``steering`` the pipeline's own default applies, as in the CLI (soft when instruments are named)."""
+    return pipe(strength=defaults.strength, temperature=defaults.temperature, top_p=defaults.top_p,
+                num_samples=1, progress=False, **request)[0]
 
 
 def stats_row(stats: dict[str, Any]) -> dict[str, float]:
