@@ -521,6 +521,19 @@ def test_label_balanced_weights_follow_the_temperature():
         label_balanced_weights(labels, 1.5)
 
 
+def test_label_boost_multiplies_chosen_labels_tempered_shares():
+    labels = ["folk"] * 90 + ["bach"] * 9 + ["monteverdi"] * 1
+    boosted = label_balanced_weights(labels, 0.5, {"bach": 3.0})  # sqrt(90) : 3 * 3 : 1
+    z = np.sqrt(90) + 9 + 1
+    assert boosted[90:99].sum() == pytest.approx(9 / z) and boosted[99] == pytest.approx(1 / z)
+    assert np.allclose(boosted[90:99], boosted[90])  # spread evenly over bach's windows
+    assert np.array_equal(label_balanced_weights(labels, 0.5, {}), label_balanced_weights(labels, 0.5))
+    with pytest.raises(ValueError, match="'mozart', which no training window has"):
+        label_balanced_weights(labels, 0.5, {"mozart": 2.0})
+    with pytest.raises(ValueError, match="above 0"):
+        label_balanced_weights(labels, 0.5, {"bach": 0.0})
+
+
 def test_weighted_train_batches_draw_the_label_shares_and_resume_exactly():
     labels = ["folk"] * 90 + ["bach"] * 10
     weights = label_balanced_weights(labels, 0.0)

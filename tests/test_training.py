@@ -312,6 +312,8 @@ def test_train_configs_load():
     assert cpu.critic_every == 0 and cpu.model_overrides["structural_init_std"] == 0.0  # critic: musenet train-critic
     balanced = TrainConfig.from_yaml(REPO / "configs" / "train" / "music-balanced.yaml")
     assert balanced.label_temperature == 0.5 and balanced.augmentation["transpose_final"] == 0
+    stage5 = TrainConfig.from_yaml(REPO / "configs" / "train" / "music-stage5.yaml")
+    assert stage5.label_temperature == 0.5 and stage5.label_boost["bach"] == 2.5 and balanced.label_boost == {}
     for path in sorted((REPO / "configs" / "train").glob("*.yaml")):  # every shipped recipe loads
         assert TrainConfig.from_yaml(path).max_steps > 0, path
     with pytest.raises(ValueError, match="unknown training options"):
@@ -371,6 +373,7 @@ def test_training_records_its_label_and_instrument_coverage(songs, cache, tmp_pa
     want = training_coverage(enc.dataset["train"], AugmentationConfig.from_dict(cfg.augmentation))
     draws = cov.pop("label_draws")
     assert cov.pop("label_temperature") == 1.0 and draws == {"": 1.0}  # unlabelled songs: every draw is ""
+    assert cov.pop("label_boost") == {}
     assert cov == want and cov["revoice"] == 0.5 and cov["drop_instrumentation"] == 0.1
     pieces = enc.dataset["train"].select_columns(["label", "instruments"]).to_dict()
     assert sum(n for row in cov["labels"].values() for n in row.values()) == len(pieces["label"])
@@ -379,9 +382,11 @@ def test_training_records_its_label_and_instrument_coverage(songs, cache, tmp_pa
     assert "violin" in cov["revoiced"] and "drums" not in cov["revoiced"]
 
 
-def test_label_temperature_rebalances_what_the_loop_draws(made_midi, cache, tmp_path):
-    """Ten songs labelled bach, two mozart: at temperature 0 each label gets half of the draws,
-    which the run records in the model's config and the loop really samples."""
+@pytest.mark.parametrize("boost, mozart_share", [({}, 0.5), ({"mozart": 3.0}, 0.75)])
+def test_label_temperature_rebalances_what_the_loop_draws(made_midi, cache, tmp_path, boost, mozart_share):
+    """Ten songs labelled bach, two mozart: at temperature 0 each label gets half of the draws
+    (three quarters for mozart when label_boost triples it), which the run records in the model's
+    config and the loop really samples."""
     from musenet_hf.modeling_musenet import MuseNetForCausalLM
 
     root = tmp_path / "labelled"
@@ -389,11 +394,12 @@ def test_label_temperature_rebalances_what_the_loop_draws(made_midi, cache, tmp_
         (root / ("bach" if k < 10 else "mozart")).mkdir(parents=True, exist_ok=True)
         shutil.copy(f, root / ("bach" if k < 10 else "mozart") / f.name)
     cfg = TrainConfig.from_yaml(TINY, overrides(root, cache, tmp_path / "run", max_steps=1, eval_every=1000,
-                                                critic_every=0, validation_fraction=0.0, label_temperature=0.0))
+                                                critic_every=0, validation_fraction=0.0, label_temperature=0.0,
+                                                label_boost=boost))
     train(cfg, resume="never", progress=False)
     cov = MuseNetForCausalLM.from_pretrained(tmp_path / "run" / "final").config.training_coverage
-    assert cov["label_temperature"] == 0.0
-    assert cov["label_draws"] == {"bach": pytest.approx(0.5), "mozart": pytest.approx(0.5)}
+    assert cov["label_temperature"] == 0.0 and cov["label_boost"] == boost
+    assert cov["label_draws"] == {"bach": pytest.approx(1 - mozart_share), "mozart": pytest.approx(mozart_share)}
 
     from musenet_hf.batching import TrainBatches
     from musenet_hf.training import prepare_run
@@ -403,7 +409,7 @@ def test_label_temperature_rebalances_what_the_loop_draws(made_midi, cache, tmp_
     assert labels.count("mozart") < len(labels) / 3  # the data's own share is small...
     drawn = [labels[i] for b in TrainBatches(len(labels), 8, 1, 0, 1, cfg.seed, 0, 100, weights=run.train_weights)
              for i, _, _ in b]
-    assert drawn.count("mozart") / len(drawn) == pytest.approx(0.5, abs=0.05)  # ...and half of what is drawn
+    assert drawn.count("mozart") / len(drawn) == pytest.approx(mozart_share, abs=0.05)  # ...and this of the draws
 
 
 def test_export_of_a_step_checkpoint_keeps_this_runs_coverage(made_midi, cache, tmp_path):

@@ -128,9 +128,10 @@ def run_windows(cfg: TrainConfig, tokenizer: Any, accelerator: Accelerator
         keep = np.linspace(0, len(val_windows) - 1, cfg.max_eval_windows).astype(int)  # spread over the pieces
         val_windows.piece_of, val_windows.window_of = val_windows.piece_of[keep], val_windows.window_of[keep]
     labels = train_windows.window_labels()
-    weights = label_balanced_weights(labels, cfg.label_temperature) if cfg.label_temperature != 1.0 else None
+    rebalanced = cfg.label_temperature != 1.0 or bool(cfg.label_boost)
+    weights = label_balanced_weights(labels, cfg.label_temperature, cfg.label_boost) if rebalanced else None
     coverage = training_coverage(enc.dataset["train"], aug)
-    coverage.update(label_temperature=cfg.label_temperature,
+    coverage.update(label_temperature=cfg.label_temperature, label_boost=dict(cfg.label_boost),
                     label_draws={k: round(v, 4) for k, v in label_draws(labels, weights).items()})
     if accelerator.is_main_process:
         print("label shares of the training draws: " + ", ".join(f"{k or '(none)'} {100 * v:.1f}%"

@@ -45,6 +45,8 @@ class TrainConfig:
     # 1: windows drawn as the data has them; below 1, rarer labels drawn more often (a label with
     # share s of the windows gets a share proportional to s ** label_temperature; 0: all equal)
     label_temperature: float = 1.0
+    # multipliers on chosen labels' tempered shares ({bach: 3}): the labels the model plays worst
+    label_boost: dict = dataclasses.field(default_factory=dict)
     # share of training windows that start at their piece's opening (where generation starts)
     opening_share: float = 0.0
     # predict (not give) the notes a cut training window strikes again: what sounds together, per label
