@@ -212,7 +212,8 @@ def test_accelerate_two_processes_train_one_model(songs, cache, tmp_path):
     out = tmp_path / "ddp"
     more = overrides(songs, cache, out, max_steps=3, eval_every=3, checkpoint_every=3, critic_every=2,
                      activation_checkpointing=True)
-    more.pop("torch_threads")
+    # one thread per process (overrides() sets it): two processes of two threads each on a 2-core
+    # machine collapse when anything else runs, and the launch then passed its timeout
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",
            "-m", "musenet_hf.cli", "train", "--config", str(TINY), "--no-progress", *_sets(more)]
