@@ -280,7 +280,7 @@ def train_critic_head(model: Any, windows: MuseNetWindows, *, samples: int = 256
     with torch.no_grad():
         after = roc_auc(labels.tolist(), head(feats).tolist())
     return {"samples": int(len(labels) // 2), "tokens": tokens, "train_auc_before": before, "train_auc": after,
-            "loss": float(loss), "seconds": time.perf_counter() - started}
+            "loss": loss.item(), "seconds": time.perf_counter() - started}
 
 
 
