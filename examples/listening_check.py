@@ -59,6 +59,7 @@ def generate(pipe: Any, defaults: argparse.Namespace, **request: Any) -> dict[st
     """One piece as ``musenet generate`` makes it (its sampling defaults), ``request`` on top; without
     ``steering`` the pipeline's own default applies, as in the CLI (soft when instruments are named)."""
     return pipe(strength=defaults.strength, temperature=defaults.temperature, top_p=defaults.top_p,
+                guidance=defaults.guidance,
                 num_samples=1, progress=False, **request)[0]
 
 

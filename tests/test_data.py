@@ -587,6 +587,30 @@ def test_revoicing_moves_parts_onto_instruments_that_hold_them(tok):
     assert seen == set(REVOICE_PROGRAMS) and 40 < splits < 160
 
 
+def test_label_dropout_windows(encoded, tok, case):
+    """drop_composer takes the composer token out of about that share of windows and changes
+    nothing else; at 0 the windows are exactly those of a config without it."""
+    ds = encoded.dataset["train"]
+    elise = list(ds["file"]).index(case["elise"])
+    v = tok.vocabulary
+    base = dict(transpose=2, transpose_final=2, volume=0.1, stretch=0.05, revoice=0.5)
+    plain = MuseNetWindows(ds.select([elise]), tok, 256, train=True, augmentation=AugmentationConfig(**base))
+    off = MuseNetWindows(ds.select([elise]), tok, 256, train=True, augmentation=AugmentationConfig(**base, drop_composer=0.0))
+    half = MuseNetWindows(ds.select([elise]), tok, 256, train=True, augmentation=AugmentationConfig(**base, drop_composer=0.5))
+    unlabelled = 0
+    for epoch in range(40):
+        a, b, c = plain[(0, epoch, 0.3)], off[(0, epoch, 0.3)], half[(0, epoch, 0.3)]
+        assert np.array_equal(a["input_ids"], b["input_ids"]) and np.array_equal(a["labels"], b["labels"])
+        assert a["input_ids"][0] == v.composer_id("beethoven")
+        if c["input_ids"][0] == v.composer_id("beethoven"):
+            assert np.array_equal(a["input_ids"], c["input_ids"])  # the same window, label kept
+        else:
+            unlabelled += 1
+            assert not v.is_composer[c["input_ids"]].any()
+            assert np.array_equal(a["input_ids"][1:], c["input_ids"][:len(a["input_ids"]) - 1])
+    assert 10 <= unlabelled <= 30
+
+
 def test_revoiced_and_instrumentless_training_windows(encoded, tok, case):
     ds = encoded.dataset["train"]
     elise = list(ds["file"]).index(case["elise"])

@@ -55,6 +55,10 @@ class AugmentationConfig:
             corpus rarely has; the instrumentation token follows the new instruments.
         drop_instrumentation: the share of windows whose prefix loses its instrumentation token,
             so a prompt without instruments (``pipeline(composer="bach")``) is one the model saw.
+        drop_composer: the share of windows whose prefix loses its composer/style token (label
+            dropout), so the model also learns the music of no label in particular: the
+            unconditional side of classifier-free guidance
+            (:class:`~musenet_hf.guidance.ComposerGuidanceLogitsProcessor`).
         enabled: master switch.
     """
 
@@ -64,6 +68,7 @@ class AugmentationConfig:
     stretch: float = 0.05
     revoice: float = 0.0
     drop_instrumentation: float = 0.0
+    drop_composer: float = 0.0
     enabled: bool = True
 
     @classmethod

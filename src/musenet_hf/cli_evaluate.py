@@ -90,7 +90,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     enc = load_data(cfg, tokenizer)
     report: dict[str, Any] = {"model": str(args.model), "config": str(args.config),
                               "train_pieces": len(enc.dataset["train"]), "validation_pieces": len(enc.dataset["validation"]),
-                              "threads": torch.get_num_threads()}
+                              "threads": torch.get_num_threads(), "guidance": args.guidance}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -104,7 +104,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         report["critic"] = critic_auc_heldout(model, windows, pieces=args.critic_pieces, seed=args.seed)
         print(markdown_report({"critic": report["critic"]}), flush=True)
         save_report(report, out)
-    pipe = pipeline(TASK, model=model, tokenizer=tokenizer, device=torch.device("cpu"))
+    pipe = pipeline(TASK, model=model, tokenizer=tokenizer, device=torch.device("cpu"), guidance=args.guidance)
     generated: dict[str, list[list[int]]] | None = None  # the composer section's pieces, reused by "music"
     if sections & {"composer", "music", "probe"}:
         # the labels the composer classifier uses, each with its usual instrumentation
@@ -178,6 +178,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                    help="music section: generate with no instrumentation token (as pipeline(composer=X) does)")
     p.add_argument("--probe-tokens", type=int, default=300,
                    help="tokens sampled per probe prompt, capped by the model's context (default 300)")
+    p.add_argument("--guidance", type=float, metavar="SCALE",
+                   help="composer guidance scale of every generated piece (default: the pipeline's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     p.add_argument("--out", default="runs/eval", help="folder for report.json and report.md")

@@ -427,16 +427,20 @@ class MuseNetWindows(torch.utils.data.Dataset):
         encoded again, so the window is cut by :meth:`window` exactly as a validation window is
         (re-struck sounding notes included); ``offset`` is moved to the same share of the new
         body. A re-voiced piece gets the instrumentation token of its new instruments; a
-        ``drop_instrumentation`` share of windows has none.
+        ``drop_instrumentation`` share of windows has none, and a ``drop_composer`` share no
+        composer/style token.
         """
         v, tok = self.vocab, self.tokenizer
         body = self.piece_body(piece)
         notes, drawn = augment(self._notes(piece), rng, self.augmentation, v, progress)
         drop = bool(rng.random() < self.augmentation.drop_instrumentation)
+        # (the label-dropout draw only when asked: runs without it keep their exact windows)
+        unlabelled = self.augmentation.drop_composer > 0 and bool(rng.random() < self.augmentation.drop_composer)
         ids, tempo = tok.encode_notes(notes)
         new_body = np.asarray(ids, dtype=np.int64)
         instruments = None if drop else (tok.instruments_of(notes) if drawn["revoice"] else self.instruments[piece])
-        prefix = np.asarray(tok.prefix_ids(self.composers[piece] or None, instruments or None, tempo), dtype=np.int64)
+        composer = None if unlabelled else (self.composers[piece] or None)
+        prefix = np.asarray(tok.prefix_ids(composer, instruments or None, tempo), dtype=np.int64)
         span = self.context_length - len(prefix)
         moved = int(round(offset * len(new_body) / max(len(body), 1)))
         return self.window(prefix, new_body, min(moved, max(0, len(new_body) + 1 - span)))

@@ -28,6 +28,7 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from .data import continuation_ids, sounding_note_ons
+from .guidance import guidance_processors
 from .logits_processors import (
     DEFAULT_STEERING_STRENGTH,
     MAX_SILENCE_SECONDS,
@@ -439,6 +440,8 @@ def _generate_windows(model: Any, wins: list[np.ndarray], trackers: list[NoteSta
             # float64: the model's part/countdown must not depend on float32 rounding of the length
             kwargs["piece_seconds"] = torch.full((len(members),), piece_seconds, dtype=torch.float64, device=device)
             kwargs["time_offset_seconds"] = units0[members].double() * unit
+        for g in guidance_processors(procs):  # its unconditional side sits where this window sits
+            g.begin_window(kwargs.get("piece_seconds"), kwargs.get("time_offset_seconds"))
         try:
             out = model.generate(input_ids=win, attention_mask=torch.ones_like(win), max_new_tokens=n_new,
                                  logits_processor=procs, **kwargs)

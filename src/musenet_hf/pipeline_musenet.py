@@ -14,7 +14,7 @@ Keyword inputs (also accepted as one dict as the first argument):
 any case), ``primer`` (a MIDI path, bytes or ``mido.MidiFile``) with ``primer_seconds`` (default
 :data:`DEFAULT_PRIMER_SECONDS`) or ``primer_notes``, ``seconds`` (default 30), ``steering`` and
 ``strength``, ``temperature`` (0: greedy decoding), ``top_p``, ``top_k``, ``num_samples``,
-``rerank``, ``seed``, ``threads``, and the long-form knobs ``max_window``, ``step``,
+``rerank``, ``seed``, ``threads``, ``guidance``, and the long-form knobs ``max_window``, ``step``,
 ``tolerance``, ``max_polyphony``, ``progress``.
 
 * **Length with a primer.** ``seconds`` counts the *new* music after the primer: the piece is
@@ -26,6 +26,10 @@ any case), ``primer`` (a MIDI path, bytes or ``mido.MidiFile``) with ``primer_se
   Steering picks the instrument of each note-on, never whether one is struck: ``"soft"`` makes
   the requested instruments ``e**strength`` times likelier among note-ons (others stay possible),
   ``"hard"`` gives every note-on to them, ``"none"`` (or ``None``) leaves the model alone.
+* **Guidance.** ``guidance`` is the classifier-free guidance scale on the composer/style token
+  (:mod:`musenet_hf.guidance`; default :data:`~musenet_hf.guidance.DEFAULT_GUIDANCE`, 1 = off):
+  each step the model also predicts the piece without its label, and the difference the label
+  makes is amplified. It costs a second forward a step and does nothing without a composer.
 * **Threads.** ``threads`` sets torch's CPU threads for the call (restored after); without it the
   environment variable ``MUSENET_THREADS`` does, and without that torch's setting stays. On a
   busy machine one thread is much faster than torch's default of one per core.
@@ -57,6 +61,7 @@ from .generation import (
     generate_long,
     split_prompt,
 )
+from .guidance import DEFAULT_GUIDANCE, ComposerGuidanceLogitsProcessor
 from .logits_processors import DEFAULT_STEERING_STRENGTH
 from .modeling_musenet import register_auto_classes
 from .vocabulary import style_token
@@ -67,7 +72,7 @@ THREADS_ENV = "MUSENET_THREADS"  # torch CPU threads when the call does not say
 
 _PREPROCESS = ("composer", "instruments", "primer", "primer_seconds", "primer_notes", "seconds", "tempo")
 _FORWARD = ("steering", "strength", "temperature", "top_p", "top_k", "num_samples", "seed", "max_window",
-            "step", "tolerance", "max_polyphony", "progress", "max_new_tokens", "grammar", "threads")
+            "step", "tolerance", "max_polyphony", "progress", "max_new_tokens", "grammar", "threads", "guidance")
 _POSTPROCESS = ("rerank",)
 
 
@@ -310,6 +315,12 @@ class MuseNetGenerationPipeline(Pipeline):
             v, seconds, instruments=model_inputs["instruments"] if steering else None, steering=steering,
             strength=strength, tolerance=params.get("tolerance", 0.1),
             grammar=params.get("grammar", True), max_polyphony=params.get("max_polyphony"))
+        guidance = float(params.get("guidance", DEFAULT_GUIDANCE))
+        if not (math.isfinite(guidance) and guidance >= 0):
+            raise ValueError(f"guidance must be a finite number >= 0 (1: off), got {params.get('guidance')}")
+        prefix = split_prompt(v, model_inputs["input_ids"].tolist())[0]
+        if guidance != 1.0 and any(v.is_composer[t] for t in prefix):  # guidance first: the rest act on it
+            procs.insert(0, ComposerGuidanceLogitsProcessor(self.model, v, guidance))
         temperature = params.get("temperature")
         if temperature is not None and not (math.isfinite(float(temperature)) and float(temperature) >= 0):
             raise ValueError(f"temperature must be a finite number >= 0 (0: greedy decoding), got {temperature}")

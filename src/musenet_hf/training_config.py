@@ -183,7 +183,8 @@ def training_coverage(pieces: Any, augmentation: AugmentationConfig) -> dict[str
     return {"labels": {k: dict(sorted(v.items(), key=lambda kv: -kv[1])) for k, v in sorted(labels.items())},
             "revoiced": sorted(REVOICE_PROGRAMS) if on and augmentation.revoice > 0 else [],
             "revoice": augmentation.revoice if on else 0.0,
-            "drop_instrumentation": augmentation.drop_instrumentation if on else 0.0}
+            "drop_instrumentation": augmentation.drop_instrumentation if on else 0.0,
+            "drop_composer": augmentation.drop_composer if on else 0.0}
 
 
 def start_sounding_as_note_offs(model: torch.nn.Module) -> bool:

@@ -1,0 +1,135 @@
+"""Classifier-free guidance on the composer/style token.
+
+MuseNet steers a piece through the tokens of its prefix (``bach piano start``). A small model
+follows the composer token only weakly: its pieces drift towards what the whole corpus sounds
+like. Classifier-free guidance (Ho & Salimans, 2022; MusicGen uses it for its text prompt) runs
+the model twice each step, once on the prompt as given and once on the same sequence with the
+composer/style tokens taken out of the prefix, and samples from
+
+    log p_guided = log p_uncond + scale * (log p_cond - log p_uncond)
+
+so whatever the label changes in the model's prediction is amplified ``scale`` times (1 = off).
+The unconditional side is the music of no label in particular, which the model learns from
+windows whose label was dropped (``drop_composer`` in the augmentation config) and from the
+corpus pieces that have no label.
+
+The processor works with the standard ``generate()``: it is a :class:`~transformers.LogitsProcessor`
+holding the model and its own key/value cache of the unconditional sequence, fed one token a
+step. The windows of :func:`~musenet_hf.generation.generate_long` tell it where they sit in the
+piece (:meth:`ComposerGuidanceLogitsProcessor.begin_window`), so both sides see the same part and
+countdown positions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers import LogitsProcessor
+from transformers.cache_utils import Cache
+
+from .vocabulary import MuseNetVocabulary
+
+DEFAULT_GUIDANCE = 1.0  # the pipeline's and the CLI's scale when none is given (1 = off)
+
+# Guided log-probabilities are floored here: a token the conditional model rules out (the model's
+# own masks, at the dtype's minimum) stays ruled out, and no inf - inf turns into NaN.
+_FLOOR = -1e4
+
+
+class ComposerGuidanceLogitsProcessor(LogitsProcessor):
+    """Classifier-free guidance that amplifies the composer/style tokens of the prompt.
+
+    Place it first in the processor list (before steering and the grammar): it turns the model's
+    logits into guided log-probabilities, and the processors after it bias or mask those.
+
+    Args:
+        model: the causal LM being sampled (a ``MuseNetForCausalLM``; any model whose forward takes
+            ``input_ids``, ``cache`` and ``use_cache`` works without the structural inputs).
+        vocabulary: the model's vocabulary (for the composer and ``start`` ids).
+        scale: the guidance scale; 1 leaves the scores as the model gave them.
+
+    The unconditional sequence of a row is the row without the composer/style tokens that come
+    before its ``start`` token. A row with none (no composer asked for) is guided towards itself,
+    which is the identity.
+    """
+
+    def __init__(self, model: Any, vocabulary: MuseNetVocabulary, scale: float = 1.0):
+        if not (isinstance(scale, (int, float)) and scale >= 0):
+            raise ValueError(f"guidance scale must be a number >= 0 (1 = off), got {scale!r}")
+        self.model = model
+        self.vocabulary = vocabulary
+        self.scale = float(scale)
+        self._is_label = torch.as_tensor(vocabulary.is_composer, dtype=torch.bool)
+        self.begin_window()
+
+    def begin_window(self, piece_seconds: torch.Tensor | float | None = None,
+                     time_offset_seconds: torch.Tensor | float | None = None) -> None:
+        """Start afresh: the next call sees a new window at this place in the piece.
+
+        Args:
+            piece_seconds: (B,) or a float, the whole piece's length, as ``generate()`` gets it.
+            time_offset_seconds: (B,) or a float, the window's start in the piece.
+        """
+        self.piece_seconds = piece_seconds
+        self.time_offset_seconds = time_offset_seconds
+        self._cache: Cache | None = None
+        self._seen: torch.Tensor | None = None  # (B, T) the conditional ids the cache has followed
+        self._prefix_keep: torch.Tensor | None = None  # (P,) bool: the prefix positions kept
+
+    def _prefix_kept(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """(P,) bool over the prefix (the tokens before the first ``start``): False at composer tokens."""
+        row = input_ids[0]
+        starts = (row == self.vocabulary.start_id).nonzero()
+        end = int(starts[0]) if len(starts) else 0
+        prefix = input_ids[:, :end]
+        if end and not bool((prefix == prefix[:1]).all()):
+            raise ValueError("classifier-free guidance needs one conditioning prefix for every row of a batch")
+        return ~self._is_label.to(row.device)[row[:end]]
+
+    def unconditional_ids(self, input_ids: torch.LongTensor) -> torch.LongTensor:
+        """(B, T - labels) ``input_ids`` without the composer tokens of its prefix."""
+        keep = self._prefix_kept(input_ids) if self._prefix_keep is None else self._prefix_keep
+        return torch.cat([input_ids[:, : len(keep)][:, keep], input_ids[:, len(keep):]], dim=1)
+
+    def unconditional_logits(self, input_ids: torch.LongTensor) -> torch.Tensor:
+        """(B, V) the model's next-token logits for the sequences with their labels taken out.
+
+        Incremental while ``input_ids`` grows by one token a call (the cache follows it); anything
+        else (a new ``generate()`` call, a new batch) starts the unconditional side again.
+        """
+        seen = self._seen
+        incremental = (seen is not None and input_ids.shape[0] == seen.shape[0]
+                       and input_ids.shape[1] == seen.shape[1] + 1 and torch.equal(input_ids[:, :-1], seen))
+        if not incremental:
+            self._cache = None
+            self._prefix_keep = self._prefix_kept(input_ids)
+        uncond = self.unconditional_ids(input_ids)
+        new = 1 if incremental else uncond.shape[1]
+        structure = {}
+        if hasattr(self.model, "structure_ids"):  # MuseNet: time, chord, part, countdown, sounding notes
+            full = self.model.structure_ids(uncond, self.piece_seconds, self.time_offset_seconds)
+            structure = {k: v[:, -new:] for k, v in full.items()}
+        with torch.no_grad():
+            out = self.model(input_ids=uncond[:, -new:], cache=self._cache, use_cache=True, logits_to_keep=1,
+                             **structure)
+        self._cache = out.cache if hasattr(out, "cache") else out.past_key_values
+        self._seen = input_ids
+        return out.logits[:, -1].float()
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.scale == 1.0:
+            return scores
+        cond = torch.log_softmax(scores.float(), dim=-1).clamp(min=_FLOOR)
+        uncond = torch.log_softmax(self.unconditional_logits(input_ids), dim=-1).clamp(min=_FLOOR)
+        guided = uncond + self.scale * (cond - uncond)
+        ruled_out = scores <= torch.finfo(scores.dtype).min
+        return guided.masked_fill(ruled_out, torch.finfo(guided.dtype).min).to(scores.dtype)
+
+
+def guidance_processors(processors: Any) -> list[ComposerGuidanceLogitsProcessor]:
+    """The guidance processors in a processor list (``generate_long`` tells them each window)."""
+    return [p for p in processors if isinstance(p, ComposerGuidanceLogitsProcessor)]
+
+
+__all__ = ["DEFAULT_GUIDANCE", "ComposerGuidanceLogitsProcessor", "guidance_processors"]

@@ -1,0 +1,104 @@
+"""Classifier-free guidance on the composer token (musenet_hf.guidance).
+
+The tiny random model (conftest.py) is enough: what is checked is the arithmetic and the
+bookkeeping (the unconditional side's cache follows generate() exactly), not the music.
+"""
+
+import math
+
+import pytest
+import torch
+from transformers import LogitsProcessorList
+
+from musenet_hf.generation import build_prompt, default_logits_processors, generate_long
+from musenet_hf.guidance import ComposerGuidanceLogitsProcessor
+from musenet_hf.logits_processors import grammar_violations
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def unconditional_reference(model, ids, piece_seconds, offset):
+    """Next-token logits of the label-free sequence from one full forward, no cache."""
+    with torch.no_grad():
+        return model(input_ids=ids, piece_seconds=piece_seconds, time_offset_seconds=offset).logits[:, -1]
+
+
+def test_unconditional_side_follows_the_sequence_through_its_cache(vocab, tiny):
+    """Step by step, the cached unconditional logits equal a full forward on the sequence
+    without its composer tokens, and a new window starts the cache afresh."""
+    g = torch.Generator().manual_seed(3)
+    prefix = [vocab.composer_id("bach"), vocab.instrumentation_id(["piano"]), vocab.start_id]
+    pool = [vocab.note_id("piano", 80, p) for p in range(60, 72)] + vocab.wait_ids(12) + vocab.wait_ids(40)
+    body = torch.tensor(pool)[torch.randint(len(pool), (2, 30), generator=g)]
+    ids = torch.cat([torch.tensor([prefix] * 2), body], dim=1)
+    piece, offset = torch.tensor([60.0, 60.0], dtype=torch.float64), torch.tensor([3.0, 7.5], dtype=torch.float64)
+    proc = ComposerGuidanceLogitsProcessor(tiny, vocab, scale=3.0)
+    proc.begin_window(piece, offset)
+    for t in range(10, ids.shape[1] + 1):
+        got = proc.unconditional_logits(ids[:, :t])
+        want = unconditional_reference(tiny, ids[:, 1:t], piece, offset)
+        assert torch.allclose(got, want.float(), atol=1e-4), t
+    assert proc._cache.get_seq_length() == ids.shape[1] - 1  # fed one token a step, the label never
+    # a shorter sequence (a new generate() call) is computed afresh, not appended
+    got = proc.unconditional_logits(ids[:, :12])
+    assert torch.allclose(got, unconditional_reference(tiny, ids[:, 1:12], piece, offset).float(), atol=1e-4)
+
+
+def test_guided_scores_are_the_cfg_mixture_and_keep_ruled_out_tokens(vocab, tiny):
+    ids = torch.tensor([build_prompt(vocab, "bach", "piano") + [vocab.note_id("piano", 80, 60)]])
+    with torch.no_grad():
+        cond = tiny(input_ids=ids).logits[:, -1]
+    uncond = unconditional_reference(tiny, ids[:, 1:], None, None)
+    assert not torch.allclose(cond, uncond)  # the label changes the prediction
+    # rule out what a trained model's own masks would (note-offs of silent notes, `end` while one sounds)
+    low = torch.finfo(cond.dtype).min
+    ruled_out = torch.zeros_like(cond, dtype=torch.bool)
+    ruled_out[:, [vocab.note_id("piano", 0, 61), vocab.end_id]] = True
+    cond = cond.masked_fill(ruled_out, low)
+
+    assert torch.equal(ComposerGuidanceLogitsProcessor(tiny, vocab, 1.0)(ids, cond.clone()), cond)  # 1 = off
+    guided = ComposerGuidanceLogitsProcessor(tiny, vocab, 2.5)(ids, cond.clone())
+    lc, lu = torch.log_softmax(cond, -1), torch.log_softmax(uncond, -1)
+    want = lu + 2.5 * (lc - lu)
+    assert torch.allclose(guided[~ruled_out], want[~ruled_out], atol=1e-4)
+    assert (guided[ruled_out] == low).all() and torch.isfinite(guided).all()
+    # scale 0 samples from the unconditional model (among the tokens the conditional allows)
+    zero = ComposerGuidanceLogitsProcessor(tiny, vocab, 0.0)(ids, cond.clone())
+    assert torch.allclose(torch.softmax(zero, -1), torch.softmax(uncond.masked_fill(ruled_out, low), -1), atol=1e-6)
+    with pytest.raises(ValueError, match="guidance scale"):
+        ComposerGuidanceLogitsProcessor(tiny, vocab, -1.0)
+
+
+def test_guided_long_form_pieces_stay_valid_and_differ_from_unguided(vocab, tiny):
+    """Through generate_long (several windows), guidance keeps every piece grammatical and
+    ends it near its length; with the same seed, the guided pieces are other pieces."""
+    prompt = build_prompt(vocab, "bach", "piano")
+    pieces = {}
+    for scale in (1.0, 3.0):
+        procs = default_logits_processors(vocab, 6.0)
+        procs.insert(0, ComposerGuidanceLogitsProcessor(tiny, vocab, scale))
+        torch.manual_seed(0)
+        out = generate_long(tiny, vocab, prompt, 6.0, num_samples=2, max_window=64, step=16,
+                            logits_processor=LogitsProcessorList(procs), progress=False, top_k=0)
+        assert len(out.windows) > 2  # past the context: the guidance was told of each window
+        for seq, secs in zip(out.sequences, out.seconds):
+            assert grammar_violations(vocab, seq, start=len(prompt)) == []
+            assert math.isclose(secs, 6.0, rel_tol=0.15)
+        pieces[scale] = out.sequences
+    assert pieces[1.0] != pieces[3.0]
+
+
+def test_pipeline_guidance_argument(tiny, tok):
+    from transformers import pipeline
+
+    from musenet_hf.pipeline_musenet import TASK, register_pipeline
+
+    register_pipeline()
+    pipe = pipeline(TASK, model=tiny, tokenizer=tok, device=torch.device("cpu"))
+    kw = dict(seconds=4.0, seed=0, max_window=64, step=16, instruments="piano", steering="none")
+    # no composer: nothing to guide, so the same piece as without guidance
+    assert pipe(guidance=4.0, **kw)[0]["tokens"] == pipe(**kw)[0]["tokens"]
+    plain, guided = pipe(composer="bach", **kw)[0]["tokens"], pipe(composer="bach", guidance=4.0, **kw)[0]["tokens"]
+    assert plain != guided and guided[:3] == plain[:3]
+    with pytest.raises(ValueError, match="guidance"):
+        pipe(composer="bach", guidance=float("nan"), **kw)
