@@ -319,6 +319,12 @@ def test_train_configs_load():
         assert TrainConfig.from_yaml(path).max_steps > 0, path
     with pytest.raises(ValueError, match="unknown training options"):
         TrainConfig.from_yaml(TINY, {"learning_rat": 1.0})
+    # `--set learning_rate=2e-4`: YAML reads 2e-4 as a string; a float option takes it as 0.0002
+    import yaml
+
+    assert yaml.safe_load("2e-4") == "2e-4" and TrainConfig.from_yaml(TINY, {"learning_rate": "2e-4"}).learning_rate == 2e-4
+    with pytest.raises(ValueError, match="learning_rate must be a number, got 'fast'"):
+        TrainConfig.from_yaml(TINY, {"learning_rate": "fast"})
 
 
 def test_gpt2_baseline_trains_on_the_same_windows_and_steps(songs, cache, tmp_path):

@@ -98,10 +98,17 @@ class TrainConfig:
             else:
                 flat[key] = value
         flat.update(overrides or {})
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(flat) - names)
+        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = sorted(set(flat) - set(types))
         if unknown:
             raise ValueError(f"{path}: unknown training options {unknown}")
+        for key, value in flat.items():
+            # YAML 1.1 reads `2e-4` (no dot) as a string: a float option takes it as the number it is
+            if types[key] == "float" and isinstance(value, str):
+                try:
+                    flat[key] = float(value)
+                except ValueError:
+                    raise ValueError(f"{path}: {key} must be a number, got {value!r}") from None
         cfg = cls(**flat)
         # configs/train/x.yaml names configs/musenet-tiny.json: found from the repository root too
         bases = Path(path).resolve().parents
