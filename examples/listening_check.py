@@ -5,7 +5,8 @@ Three checks, each a table (printed, and saved with everything else in ``OUT/lis
 
 * **prompts**: for each ``LABEL[:INSTRUMENTS]`` (no instruments: the label's usual
   instrumentation in the training data) and each seed, one piece of ``--seconds`` with the CLI's
-  defaults (soft steering on named instruments, temperature 1, top-p 0.95); MIDI and piano roll
+  defaults (soft steering on named instruments, temperature 1, top-p 0.95, its composer guidance
+  unless ``--guidance`` says otherwise); MIDI and piano roll
   written to ``OUT``. Per piece: notes, share of notes over 4 s, mean notes sounding at once,
   median note length, notes a second, against the real held-out pieces of the label (their
   first ``--seconds``). ``ok`` means fewer than 2% of notes over 4 s (or no more than the real
@@ -182,6 +183,7 @@ def main() -> None:
     ap.add_argument("--continue-seconds", type=float, default=30.0, help="seconds the model adds (default 30)")
     ap.add_argument("--steer-all", action="store_true", help="hard steering onto each of the ten instruments")
     ap.add_argument("--openings", type=int, default=0, metavar="N", help="N sampled openings per prompt (default 0: none)")
+    ap.add_argument("--guidance", type=float, help="composer guidance scale (default: musenet generate's)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -207,7 +209,10 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     defaults = cli_defaults()
-    report: dict[str, Any] = {"model": args.model, "seconds": args.seconds, "real": real_by_label}
+    if args.guidance is not None:
+        defaults.guidance = args.guidance
+    report: dict[str, Any] = {"model": args.model, "seconds": args.seconds, "guidance": defaults.guidance,
+                              "real": real_by_label}
     report["prompts"] = check_prompts(pipe, tokenizer, defaults, args.prompts, args.seeds, args.seconds,
                                       real_by_label, usual, out)
     if args.primer_labels:
