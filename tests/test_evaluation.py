@@ -196,7 +196,8 @@ def test_evaluate_command_end_to_end(tmp_path, source, made_midi):
            "--config", str(config), "--data-dir", str(data),
            "--baseline", str(tmp_path / "gpt2" / "final"), "--min-pieces", "2", "--pieces-per-composer", "2",
            "--seconds", "4", "--critic-pieces", "4", "--steering-pieces", "2", "--steering-strengths", "1",
-           "--lengths", "4", "--length-pieces", "1", "--probe", "bach:piano", ":piano_strings", "--probe-tokens", "16", "--threads", "1", "--out", str(out)]
+           "--lengths", "4", "--length-pieces", "1", "--probe", "bach:piano", ":piano_strings", "--probe-tokens", "16", "--threads", "1", "--out", str(out),
+           "--guidance", "2", "--top-p", "0.9"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
@@ -205,6 +206,7 @@ def test_evaluate_command_end_to_end(tmp_path, source, made_midi):
     # the trained tiny model compresses real music far better than an untrained GPT-2 (~log2(11677) bits a token)
     assert models["MuseNet (this model)"]["bits_per_token"] < models["GPT-2 baseline (gpt2)"]["bits_per_token"] - 3
     assert models["GPT-2 baseline (gpt2)"]["bits_per_token"] > 12
+    assert report["sampling"] == {"guidance": 2.0, "top_p": 0.9}  # every generated piece's options, recorded
     critic = report["critic"]
     assert critic["real"] == critic["generated"] >= 2 and 0.0 <= critic["auc"] <= 1.0
     assert report["composer"]["composers"] == ["bach", "folk"] and report["composer"]["n_generated"] == 4

@@ -69,6 +69,13 @@ def save_report(report: dict[str, Any], out: Path) -> None:
     (out / "report.md").write_text(markdown_report(report) + "\n", "utf-8")
 
 
+def sampling_options(args: argparse.Namespace) -> dict[str, float]:
+    """The pipeline options every generated piece is sampled with: those given (guidance, temperature,
+    top-p); the others stay the pipeline's defaults."""
+    given = {"guidance": args.guidance, "temperature": args.temperature, "top_p": args.top_p}
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     from transformers import AutoModelForCausalLM, pipeline
     from tqdm.auto import tqdm
@@ -90,7 +97,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     enc = load_data(cfg, tokenizer)
     report: dict[str, Any] = {"model": str(args.model), "config": str(args.config),
                               "train_pieces": len(enc.dataset["train"]), "validation_pieces": len(enc.dataset["validation"]),
-                              "threads": torch.get_num_threads(), "guidance": args.guidance}
+                              "threads": torch.get_num_threads(), "sampling": sampling_options(args)}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -104,7 +111,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         report["critic"] = critic_auc_heldout(model, windows, pieces=args.critic_pieces, seed=args.seed)
         print(markdown_report({"critic": report["critic"]}), flush=True)
         save_report(report, out)
-    pipe = pipeline(TASK, model=model, tokenizer=tokenizer, device=torch.device("cpu"), guidance=args.guidance)
+    pipe = pipeline(TASK, model=model, tokenizer=tokenizer, device=torch.device("cpu"), **sampling_options(args))
     generated: dict[str, list[list[int]]] | None = None  # the composer section's pieces, reused by "music"
     if sections & {"composer", "music", "probe"}:
         # the labels the composer classifier uses, each with its usual instrumentation
@@ -180,6 +187,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                    help="tokens sampled per probe prompt, capped by the model's context (default 300)")
     p.add_argument("--guidance", type=float, metavar="SCALE",
                    help="composer guidance scale of every generated piece (default: the pipeline's)")
+    p.add_argument("--temperature", type=float, help="sampling temperature (default: the pipeline's)")
+    p.add_argument("--top-p", type=float, help="nucleus sampling's top-p (default: the pipeline's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     p.add_argument("--out", default="runs/eval", help="folder for report.json and report.md")
