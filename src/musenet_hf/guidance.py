@@ -30,7 +30,7 @@ from transformers.cache_utils import Cache
 
 from .vocabulary import MuseNetVocabulary
 
-DEFAULT_GUIDANCE = 1.0  # the pipeline's and the CLI's scale when none is given (1 = off)
+DEFAULT_GUIDANCE = 1.5  # the pipeline's and the CLI's scale when none is given (1 = off); MODEL_CARD.md says why
 
 # Guided log-probabilities are floored here: a token the conditional model rules out (the model's
 # own masks, at the dtype's minimum) stays ruled out, and no inf - inf turns into NaN.
