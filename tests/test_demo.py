@@ -19,8 +19,8 @@ from musenet_hf.demo_backend import Request, Studio, audio_available  # noqa: E4
 from musenet_hf.midi_io import read_midi  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-DEFAULTS = dict(inst_text="", primer=None, primer_seconds=10, temperature=1.0, top_p=0.95, top_k=0, steering="auto",
-                strength=5, samples=4, rerank=False, polyphony=0, seed=-1, model="")
+DEFAULTS = dict(inst_text="", primer=None, primer_seconds=10, temperature=1.0, top_p=0.95, top_k=0, guidance=1.5,
+                steering="auto", strength=5, samples=4, rerank=False, polyphony=0, seed=-1, model="")
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +174,26 @@ def test_studio_reads_broken_primers_and_bounds_lengths(tiny, tok, tmp_path):
     folder = demo_app.save_model(tiny, tok, tmp_path / "model")
     studio = Studio(folder, workdir=tmp_path / "files")
     assert [c[1] for c in studio.composer_choices()][:3] == tok.vocabulary.composers[:3]
+
+
+def test_studio_passes_the_guidance_scale_on_and_continues_with_it(tiny, tok, tmp_path):
+    """Guidance 1 (off) and 3 sample different pieces from one seed; the pipeline's own result for
+    the same scale and seed is what the page gets, and Continue keeps the piece's scale."""
+    from musenet_hf.demo_backend import DemoError, check_request
+
+    with pytest.raises(DemoError, match="Guidance must be at least 0"):
+        check_request(Request(guidance=-1))
+    studio = Studio(demo_app.save_model(tiny, tok, tmp_path / "model"), workdir=tmp_path / "files")
+
+    def notes(midi_bytes):
+        return [(n.start, n.pitch) for n in read_midi(midi_bytes).notes]
+
+    off, strong = (studio.generate(Request(composer="bach", seconds=2, samples=1, seed=3, guidance=g))[0]
+                   for g in (1.0, 3.0))
+    assert strong["guidance"] == 3.0 and off["guidance"] == 1.0
+    direct = studio.pipeline()(composer="bach", seconds=2, num_samples=1, seed=3, guidance=3.0, threads=1)[0]
+    buf = io.BytesIO()
+    direct["midi"].save(file=buf)
+    assert notes(strong["midi"]) == notes(buf.getvalue()) != notes(off["midi"])
+    cont = studio.continue_piece(strong, strong["midi"], 1.0, seed=4, samples=1)
+    assert cont[0]["guidance"] == 3.0

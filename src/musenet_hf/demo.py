@@ -109,6 +109,8 @@ def build_demo(studio: Studio) -> Any:
     _no_network()
     import gradio as gr
 
+    from .guidance import DEFAULT_GUIDANCE
+
     v = studio.vocabulary()
     instrument_names = [i.name for i in v.instruments]
     composers = studio.composer_choices()
@@ -125,7 +127,7 @@ def build_demo(studio: Studio) -> Any:
 
     @_guarded
     def generate(tree, mode, composer, ticked, seconds, inst_text, primer, primer_seconds, temperature, top_p,
-                 top_k, steering, strength, samples, rerank, polyphony, seed, model):
+                 top_k, guidance, steering, strength, samples, rerank, polyphony, seed, model):
         tree = tree or HistoryTree()
         instruments = list(ticked or []) or None
         req = Request(composer=(composer or "").strip() or None, instruments=instruments, seconds=seconds)
@@ -134,7 +136,7 @@ def build_demo(studio: Studio) -> Any:
             req = Request(composer=req.composer, instruments=text or instruments, seconds=seconds,
                           primer=read_primer(primer) if primer else None,
                           primer_seconds=primer_seconds if primer else None, temperature=temperature,
-                          top_p=top_p, top_k=top_k or 0, steering=steering or "auto", strength=strength,
+                          top_p=top_p, top_k=top_k or 0, guidance=guidance, steering=steering or "auto", strength=strength,
                           samples=samples, rerank=bool(rerank), max_polyphony=polyphony or None, seed=seed,
                           model=(model or "").strip() or None)
         candidates = studio.generate(req)
@@ -221,6 +223,9 @@ def build_demo(studio: Studio) -> Any:
                     temperature = gr.Slider(0, 2, 1.0, step=0.05, label="Temperature (0: greedy)")
                     top_p = gr.Slider(0.05, 1.0, 0.95, step=0.01, label="Top-p")
                     top_k = gr.Number(0, precision=0, label="Top-k (0: off)")
+                    guidance = gr.Slider(0, 3, DEFAULT_GUIDANCE, step=0.1, label="Composer guidance",
+                                         info="how strongly the composer is followed; 1: off, about twice as fast",
+                                         elem_id="guidance")
                 with gr.Row():
                     steering = gr.Radio(["auto", "none", "soft", "hard"], value="auto", label="Steering",
                                         info="auto: soft when instruments are named", elem_id="steering")
@@ -271,7 +276,7 @@ def build_demo(studio: Studio) -> Any:
         mode.change(lambda m: gr.update(visible=m == "Advanced"), mode, advanced, queue=False,
                     api_visibility="private")
         gen_btn.click(generate, [state, mode, composer, ticked, seconds, inst_text, primer, primer_seconds,
-                                 temperature, top_p, top_k, steering, strength, samples, rerank, polyphony, seed,
+                                 temperature, top_p, top_k, guidance, steering, strength, samples, rerank, polyphony, seed,
                                  model], outs, api_name="generate", **heavy)
         cont_btn.click(go_on, [state, choice, cont_seconds], outs, api_name="continue", **heavy)
         undo_btn.click(undo, [state], outs, api_name="undo", **heavy)

@@ -34,7 +34,8 @@ class Request:
     ``instruments`` are instrument or group names (None: the composer's usual ones, or the
     primer's); ``primer`` is MIDI bytes; ``steering`` is ``"auto"`` (soft when instruments are
     named), ``"none"``, ``"soft"`` or ``"hard"``; ``model`` is a local checkpoint folder (None:
-    the app's own).
+    the app's own); ``guidance`` is the composer guidance scale (None: the pipeline's default,
+    1: off, which is about twice as fast).
     """
 
     composer: str | None = None
@@ -45,6 +46,7 @@ class Request:
     temperature: float = 1.0
     top_p: float = 0.95
     top_k: int = 0
+    guidance: float | None = None
     steering: str = "auto"
     strength: float | None = None
     samples: int = SHOWN
@@ -86,6 +88,8 @@ def check_request(req: Request) -> Request:
                   samples=int(_number("Samples", req.samples, 1, MAX_SAMPLES)))
     if req.strength is not None:
         out.strength = _number("Strength", req.strength, 0, 50)
+    if req.guidance is not None:
+        out.guidance = _number("Guidance", req.guidance, 0, 10)
     if req.primer_seconds is not None:
         out.primer_seconds = _number("Primer seconds", req.primer_seconds, 0)
     if req.max_polyphony:
@@ -212,6 +216,8 @@ class Studio:
             kwargs["steering"] = None if req.steering == "none" else req.steering
         if req.strength is not None:
             kwargs["strength"] = req.strength
+        if req.guidance is not None:
+            kwargs["guidance"] = req.guidance
         if req.primer is not None:
             kwargs["primer"] = read_primer(req.primer)
             kwargs["primer_seconds"] = req.primer_seconds
@@ -230,6 +236,7 @@ class Studio:
                         "critic_score": r["critic_score"], "composer": req.composer, "instruments": req.instruments,
                         "steering": req.steering, "strength": req.strength, "model": req.model,
                         "temperature": req.temperature, "top_p": req.top_p, "top_k": req.top_k,
+                        "guidance": req.guidance,
                         "max_polyphony": req.max_polyphony})
         return out
 
@@ -246,7 +253,8 @@ class Studio:
                       primer=midi, primer_seconds=whole, steering=piece.get("steering") or "auto",
                       strength=piece.get("strength"), samples=samples, seed=seed, model=piece.get("model"),
                       temperature=piece.get("temperature", 1.0), top_p=piece.get("top_p", 0.95),
-                      top_k=piece.get("top_k", 0), max_polyphony=piece.get("max_polyphony"))
+                      top_k=piece.get("top_k", 0), guidance=piece.get("guidance"),
+                      max_polyphony=piece.get("max_polyphony"))
         return self.generate(req)
 
     # ------------------------------------------------------------------ rendering
