@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,11 @@ def check_primers(pipe, tokenizer, defaults, labels, held, root: Path, out: Path
         print(json.dumps({"primer": label, **{k: round(v, 3) for k, v in row["relative"].items()}, "ok": row["ok"]}),
               flush=True)
     return rows
+
+
+def _percent_or_unpitched(share: float) -> str:
+    """A long-note share as a percentage; drums have no pitched notes, so their share is NaN."""
+    return "n/a (unpitched)" if math.isnan(share) else f"{100 * share:.1f}%"
 
 
 def check_steering(pipe, tokenizer, defaults, out: Path, label="irish", seconds=15.0) -> list[dict]:
@@ -251,7 +257,7 @@ def markdown(report: dict[str, Any]) -> str:
                          f"{c['polyphony_mean']:.2f} / {p['polyphony_mean']:.2f} | {'yes' if r['ok'] else 'no'} |")
     if report.get("steering"):
         lines += ["", "Hard steering (irish, 15 s):", "", "| instrument | notes | on it | over 4 s |", "|---|---:|---:|---:|"]
-        lines += [f"| {r['instrument']} | {r['notes']} | {100 * r['share']:.0f}% | {100 * r['long_note_share']:.1f}% |"
+        lines += [f"| {r['instrument']} | {r['notes']} | {100 * r['share']:.0f}% | {_percent_or_unpitched(r['long_note_share'])} |"
                   for r in report["steering"]]
     if report.get("openings"):
         lines += ["", "Openings (plain generate(), notes struck before the first wait):", "",
