@@ -9,8 +9,9 @@ import pytest
 
 from musenet_hf.midi_io import Note, read_midi
 from musenet_hf.musical_statistics import (
-    NOTE_LENGTH_EDGES, POLYPHONY_LEVELS, clip_notes, count_note_events, histogram_overlap, note_closure_probe,
-    parse_probe_request, piece_statistics, statistics_match, statistics_overlaps, summarize,
+    NOTE_LENGTH_EDGES, POLYPHONY_LEVELS, clip_notes, count_note_events, histogram_overlap, key_signature_overlap,
+    music_table_parts, note_closure_probe, parse_probe_request, piece_statistics, statistics_match, statistics_overlaps,
+    summarize,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -68,6 +69,7 @@ def test_piece_statistics_of_a_known_midi_file(tmp_path):
     assert s["notes_per_second"] == pytest.approx(9 / span)
     assert s["pitch_range"] == 12.0  # C4..C5; the drum's 36 would make it 36
     assert s["scale_consistency"] == 1.0  # all in C major
+    assert s["key_signature"] == 0  # C major (or A minor): no sharps or flats
     # pitch classes counted once per note: C 3 (C4 twice, C5), E 2, D, F, G 1 each, of 8
     p = np.array([3, 2, 1, 1, 1]) / 8
     assert s["pitch_class_entropy"] == pytest.approx(float(-(p * np.log2(p)).sum()))
@@ -94,6 +96,36 @@ def test_piece_statistics_edges(vocab):
     # a real opening is cut like a generated piece of that length: notes that start in time, ending by it
     cut = clip_notes([note(60, 0, 1), note(62, 1.5, 9.0), note(64, 2.0, 3.0)], 2.0)
     assert [(n.pitch, n.end, n.end_beat) for n in cut] == [(60, 1, 2), (62, 2.0, 4.0)]
+
+
+def _scale_tune(tonic: int, steps=(0, 2, 4, 5, 7, 9, 11, 12, 7, 4, 0)) -> list[Note]:
+    """A little tune up and down a scale from ``tonic`` (major steps unless given)."""
+    return [note(tonic + step, 0.3 * i, 0.3 * i + 0.3) for i, step in enumerate(steps)]
+
+
+def test_key_signatures_of_tunes_and_their_overlap():
+    d_major, g_major, a_flat = _scale_tune(62), _scale_tune(67), _scale_tune(68)
+    b_minor = _scale_tune(59, steps=(0, 2, 3, 5, 7, 8, 10, 12, 7, 3, 0))  # natural minor: D major's notes
+    keys = [piece_statistics(t)["key_signature"] for t in (d_major, g_major, a_flat, b_minor)]
+    assert keys == [2, 7, 8, 2]
+    # a fiddle tune's notes (D major) with a stray C natural: still two sharps; a drum-only piece has none
+    assert piece_statistics(d_major + [note(72, 4.0, 4.2)])["key_signature"] == 2
+    assert piece_statistics([note(36, 0, 0.1, drum=True)])["key_signature"] is None
+    # ties (the chromatic scale fits every major scale 7 of 12) go to the scale whose tonic is struck most
+    chromatic = [note(60 + k, 0.25 * k, 0.25 * k + 0.25) for k in range(12)] + [note(67, 3.0, 3.5)]
+    assert piece_statistics(chromatic)["key_signature"] == 7
+
+    real = [piece_statistics(t) for t in (d_major, d_major, g_major, b_minor)]  # D 3 of 4, G 1 of 4
+    assert key_signature_overlap(real, real) == pytest.approx(1.0)
+    assert key_signature_overlap([piece_statistics(a_flat)] * 3, real) == 0.0
+    assert key_signature_overlap([piece_statistics(g_major), piece_statistics(a_flat)], real) == pytest.approx(0.25)
+    assert math.isnan(key_signature_overlap([], real))
+    summary = summarize(real)
+    assert summary["key_signatures"] == {"D": 0.75, "G": 0.25}
+    header, rows, _ = music_table_parts({"seconds": 20.0, "labels": {"irish": {
+        "generated": summary, "real": summary, "match": 1.0, "key_overlap": 1.0}}})
+    row = dict(zip(header, rows[0]))
+    assert row["keys"] == "D 75%, G 25%" and row["key overlap"] == "1.00"
 
 
 def _pieces(kind: str, n: int = 4) -> list[dict]:

@@ -39,7 +39,7 @@ import numpy as np
 from .midi_notes import Note
 from .musical_statistics import (
     clip_notes, music_table_parts, note_closure_probe, piece_statistics, probe_table_parts,
-    statistics_match, statistics_overlaps, summarize,
+    key_signature_overlap, statistics_match, statistics_overlaps, summarize,
 )
 
 SECTIONS = ("compression", "critic", "composer", "steering", "length", "music", "probe")
@@ -328,8 +328,9 @@ def music_statistics(
 
     Returns:
         ``{"seconds", "labels": {label: {"generated": summary, "real": summary, "match",
-        "overlaps"}}}`` with :func:`~musenet_hf.musical_statistics.summarize` summaries and the
-        :func:`~musenet_hf.musical_statistics.statistics_match` score (1 = identical).
+        "overlaps", "key_overlap"}}}`` with :func:`~musenet_hf.musical_statistics.summarize`
+        summaries, the :func:`~musenet_hf.musical_statistics.statistics_match` score and the
+        :func:`~musenet_hf.musical_statistics.key_signature_overlap` (each 1 = identical).
     """
     tokenizer = pipe.tokenizer
     v = tokenizer.vocabulary
@@ -342,7 +343,7 @@ def music_statistics(
         gen = [piece_statistics(tokenizer.decode_to_notes(t), v) for t in ids]
         real = [piece_statistics(clip_notes(n, seconds), v) for label, n in heldout_pieces if label == c and n]
         out[c] = {"generated": summarize(gen), "real": summarize(real), "match": statistics_match(gen, real),
-                  "overlaps": statistics_overlaps(gen, real)}
+                  "overlaps": statistics_overlaps(gen, real), "key_overlap": key_signature_overlap(gen, real)}
     return {"seconds": seconds, "labels": out}
 
 

@@ -5,7 +5,9 @@ Used by the ``music`` and ``probe`` sections of ``musenet evaluate``
 
 * :func:`piece_statistics`: per piece, how long notes last, how many sound at once, how dense
   and how wide the music is, how tonal (pitch-class entropy, scale consistency), how much of it
-  is silence and which instruments play.
+  is silence and which instruments play, and its key signature.
+* :func:`key_signature_overlap`: how alike the key signatures of two sets of pieces are (Irish
+  fiddle tunes sit in D and G; a model that plays them in A-flat is heard as off at once).
 * :func:`summarize`: the mean of each measure over the pieces of one label.
 * :func:`statistics_match`: one number, 1 = identical, for how close the distributions of
   generated pieces are to those of real pieces (mean histogram overlap).
@@ -42,6 +44,9 @@ LONG_NOTE_SECONDS = 4.0
 # The pitch classes of C major; the 12 transpositions are the 12 major scales, whose sets are
 # also those of the 12 natural minor scales, so these cover MusPy's 24 major/minor scales.
 MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
+# Key signatures named by their major key (each also holds its relative minor: "D" is D major or
+# B minor, two sharps).
+KEY_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 
 # Bins of the histograms :func:`statistics_match` compares (left-closed; the last is open-ended).
 NOTE_LENGTH_EDGES = np.concatenate([[0.0], 2.0 ** np.arange(-6.0, 4.5, 0.5), [np.inf]])  # 1/64 s .. 16 s, half-octaves
@@ -105,6 +110,9 @@ def piece_statistics(notes: Sequence[Note], vocabulary: Any = None) -> dict[str,
         * ``scale_consistency``: the largest share of pitched notes inside one major scale (as
           MusPy; 1.0 for a piece entirely in C major or A minor).
         * ``silent_share``: share of the span with no note sounding.
+        * ``key_signature``: the major scale (0 = C .. 11 = B, as :data:`KEY_NAMES`) holding the
+          most pitched notes, ties going to the scale whose tonic is struck most; None without
+          pitched notes.
         * ``instruments``: instrument name -> share of the notes.
         * ``note_length_counts`` (per :data:`NOTE_LENGTH_EDGES` bin) and ``polyphony_seconds``
           (seconds at 0 .. :data:`POLYPHONY_LEVELS` - 1 notes, the last level gathering more):
@@ -117,6 +125,7 @@ def piece_statistics(notes: Sequence[Note], vocabulary: Any = None) -> dict[str,
     out["instruments"] = {k: c / len(notes) for k, c in sorted(counts.items())}
     out["note_length_counts"] = [0] * (len(NOTE_LENGTH_EDGES) - 1)
     out["polyphony_seconds"] = [0.0] * POLYPHONY_LEVELS
+    out["key_signature"] = None
     if not notes:
         return out
 
@@ -149,8 +158,9 @@ def piece_statistics(notes: Sequence[Note], vocabulary: Any = None) -> dict[str,
     pcs = np.bincount(pitch % 12, minlength=12)
     p = pcs[pcs > 0] / len(pitch)
     out["pitch_class_entropy"] = float(-(p * np.log2(p)).sum()) + 0.0  # + 0.0: no -0.0 for a single class
-    in_scale = [pcs[[(root + step) % 12 for step in MAJOR_SCALE]].sum() for root in range(12)]
-    out["scale_consistency"] = float(max(in_scale) / len(pitch))
+    in_scale = np.array([pcs[[(root + step) % 12 for step in MAJOR_SCALE]].sum() for root in range(12)])
+    out["scale_consistency"] = float(in_scale.max() / len(pitch))
+    out["key_signature"] = int(np.lexsort((-pcs, -in_scale))[0])  # most in-scale notes, then most tonics
     return out
 
 
@@ -176,7 +186,26 @@ def summarize(pieces_stats: Sequence[dict[str, Any]]) -> dict[str, Any]:
             pooled[name] += share * s["notes"]  # back to note counts, so long pieces weigh more
     total = sum(pooled.values())
     out["instruments"] = {k: v / total for k, v in sorted(pooled.items())} if total else {}
+    shares = key_signature_shares(pieces_stats)
+    out["key_signatures"] = {KEY_NAMES[k]: float(shares[k]) for k in np.argsort(-shares, kind="stable") if shares[k]}
     return out
+
+
+def key_signature_shares(pieces_stats: Sequence[dict[str, Any]]) -> np.ndarray:
+    """(12,) the share of pieces in each key signature (pieces without one left out; zeros if none)."""
+    keys = [s["key_signature"] for s in pieces_stats if s.get("key_signature") is not None]
+    counts = np.bincount(np.array(keys, dtype=np.int64), minlength=12).astype(np.float64)
+    return counts / len(keys) if keys else counts
+
+
+def key_signature_overlap(generated: Sequence[dict[str, Any]], real: Sequence[dict[str, Any]]) -> float:
+    """:func:`histogram_overlap` of two sets' key signatures, 1 = the same keys in the same shares.
+
+    Kept apart from :func:`statistics_match` (whose figures earlier reports hold): a model can
+    match a label's texture while playing it in keys its players never use."""
+    if not generated or not real:
+        return float("nan")
+    return histogram_overlap(key_signature_shares(generated), key_signature_shares(real))
 
 
 def _histogram(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -342,15 +371,21 @@ def _num(x: float, fmt: str) -> str:
     return format(x, fmt) if math.isfinite(x) else "n/a"
 
 
+def _top_keys(shares: dict[str, float], n: int = 3) -> str:
+    """The ``n`` commonest key signatures with their shares, e.g. ``D 40%, G 30%, A 10%``."""
+    return ", ".join(f"{k} {100 * v:.0f}%" for k, v in list(shares.items())[:n]) or "n/a"
+
+
 def music_table_parts(music: dict[str, Any]) -> tuple[list[str], list[tuple], str]:
     """``(header, rows, caption)`` of the Markdown table of the ``music`` section of ``musenet
     evaluate``: per label a generated row and a real row, the match score on the generated one."""
     caption = (f"Musical statistics, generated against held-out real pieces (first {music['seconds']:.0f} s of each, "
                "means over pieces; match: mean overlap of the note-length, polyphony, notes/s, range, entropy and "
-               "silence histograms, 1 = identical):")
+               "silence histograms, 1 = identical; keys: the commonest key signatures, named by their major key; "
+               "key overlap: of the key-signature shares, 1 = identical):")
     header = ["label", "pieces", "length median (s)", "length p90 (s)", f"> {LONG_NOTE_SECONDS:.0f} s",
               "polyphony mean", "polyphony p95", "notes/s", "pitch range", "pc entropy (bits)", "scale consistency",
-              "silent", "match"]
+              "silent", "match", "keys", "key overlap"]
     rows = []
     for label, r in music["labels"].items():
         for side in ("generated", "real"):
@@ -361,7 +396,9 @@ def music_table_parts(music: dict[str, Any]) -> tuple[list[str], list[tuple], st
                          _num(s["notes_per_second"], ".1f"), _num(s["pitch_range"], ".1f"),
                          _num(s["pitch_class_entropy"], ".2f"), _num(s["scale_consistency"], ".2f"),
                          _num(100 * s["silent_share"], ".1f") + "%",
-                         _num(r["match"], ".2f") if side == "generated" else ""))
+                         _num(r["match"], ".2f") if side == "generated" else "",
+                         _top_keys(s.get("key_signatures", {})),
+                         _num(r.get("key_overlap", math.nan), ".2f") if side == "generated" else ""))
     return header, rows, caption
 
 
