@@ -315,6 +315,9 @@ def test_train_configs_load():
     assert balanced.label_temperature == 0.5 and balanced.augmentation["transpose_final"] == 0
     stage5 = TrainConfig.from_yaml(REPO / "configs" / "train" / "music-stage5.yaml")
     assert stage5.label_temperature == 0.5 and stage5.label_boost["bach"] == 2.5 and balanced.label_boost == {}
+    stage8 = TrainConfig.from_yaml(REPO / "configs" / "train" / "music-stage8.yaml")  # the pieces in their own keys
+    assert stage8.augmentation["transpose"] == stage8.augmentation["transpose_final"] == 0
+    assert stage8.augmentation["drop_composer"] == 0.1 and stage8.label_boost == stage5.label_boost
     for path in sorted((REPO / "configs" / "train").glob("*.yaml")):  # every shipped recipe loads
         assert TrainConfig.from_yaml(path).max_steps > 0, path
     with pytest.raises(ValueError, match="unknown training options"):
