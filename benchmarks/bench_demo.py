@@ -49,8 +49,11 @@ def main() -> int:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         for run in range(args.runs):
             t = time.time()
-            out = client.predict("Simple", args.composer, args.instruments.split(","), args.seconds, "", None, 10,
-                                 1.0, 0.95, 0, "auto", 5, 4, False, 0, None, "", api_name="/generate")
+            # by name, so a control added to the page cannot shift the others (Simple mode reads the first four)
+            out = client.predict(mode="Simple", composer=args.composer, ticked=args.instruments.split(","),
+                                 seconds=args.seconds, inst_text="", primer=None, primer_seconds=10, temperature=1.0,
+                                 top_p=0.95, top_k=0, guidance=1.0, steering="auto", strength=5, samples=4,
+                                 rerank=False, polyphony=0, seed=None, model="", api_name="/generate")
             took = time.time() - t
             midis = [x for x in out if isinstance(x, str) and x.endswith(".mid")]
             wavs = [x for x in out if isinstance(x, str) and x.endswith(".wav")]
