@@ -257,8 +257,8 @@ def markdown(report: dict[str, Any]) -> str:
                          f"{c['polyphony_mean']:.2f} / {p['polyphony_mean']:.2f} | {'yes' if r['ok'] else 'no'} |")
     if report.get("steering"):
         lines += ["", "Hard steering (irish, 15 s):", "", "| instrument | notes | on it | over 4 s |", "|---|---:|---:|---:|"]
-        lines += [f"| {r['instrument']} | {r['notes']} | {100 * r['share']:.0f}% | {_percent_or_unpitched(r['long_note_share'])} |"
-                  for r in report["steering"]]
+        lines += [f"| {r['instrument']} | {r['notes']} | {100 * r['share']:.0f}% | "
+                  f"{_percent_or_unpitched(r['long_note_share'])} |" for r in report["steering"]]
     if report.get("openings"):
         lines += ["", "Openings (plain generate(), notes struck before the first wait):", "",
                   "| prompt | mean notes | samples with 3 or more |", "|---|---:|---:|"]

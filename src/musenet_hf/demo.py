@@ -136,9 +136,9 @@ def build_demo(studio: Studio) -> Any:
             req = Request(composer=req.composer, instruments=text or instruments, seconds=seconds,
                           primer=read_primer(primer) if primer else None,
                           primer_seconds=primer_seconds if primer else None, temperature=temperature,
-                          top_p=top_p, top_k=top_k or 0, guidance=guidance, steering=steering or "auto", strength=strength,
-                          samples=samples, rerank=bool(rerank), max_polyphony=polyphony or None, seed=seed,
-                          model=(model or "").strip() or None)
+                          top_p=top_p, top_k=top_k or 0, guidance=guidance, steering=steering or "auto",
+                          strength=strength, samples=samples, rerank=bool(rerank), max_polyphony=polyphony or None,
+                          seed=seed, model=(model or "").strip() or None)
         candidates = studio.generate(req)
         add_and_render(tree, None, candidates)
         return view(tree, f"{len(candidates)} candidates. Listen, choose one and press Continue to go on.")
@@ -276,8 +276,8 @@ def build_demo(studio: Studio) -> Any:
         mode.change(lambda m: gr.update(visible=m == "Advanced"), mode, advanced, queue=False,
                     api_visibility="private")
         gen_btn.click(generate, [state, mode, composer, ticked, seconds, inst_text, primer, primer_seconds,
-                                 temperature, top_p, top_k, guidance, steering, strength, samples, rerank, polyphony, seed,
-                                 model], outs, api_name="generate", **heavy)
+                                 temperature, top_p, top_k, guidance, steering, strength, samples, rerank, polyphony,
+                                 seed, model], outs, api_name="generate", **heavy)
         cont_btn.click(go_on, [state, choice, cont_seconds], outs, api_name="continue", **heavy)
         undo_btn.click(undo, [state], outs, api_name="undo", **heavy)
         goto_btn.click(go_to, [state, goto], outs, api_name="go_to", **heavy)
