@@ -10,7 +10,7 @@ import pytest
 from transformers import pipeline
 
 from musenet_hf.generation import split_prompt
-from musenet_hf.logits_processors import grammar_violations
+from musenet_hf.logits_processors import grammar_violations, resolve_instruments
 from musenet_hf.pipeline_musenet import TASK, register_pipeline
 from musenet_hf.render import render_pianoroll, render_wav
 
@@ -302,13 +302,42 @@ def test_no_instruments_take_the_labels_usual_instrumentation(tiny, tok):
         pipe = pipeline(TASK, model=tiny, tokenizer=tok, device="cpu")
         plain = pipe.preprocess({"composer": "bach", "seconds": 2.0})
         assert plain["input_ids"].tolist() == [v.composer_id("bach"), v.instrumentation_id(["piano"]), v.start_id]
-        assert not plain["named"]  # filled in, not asked for: no default steering
+        assert not plain["named"] and plain["usual"]  # filled in, not asked for: steered, never warned about
         named = pipe.preprocess({"composer": "bach", "instruments": "violin", "seconds": 2.0})
         assert named["input_ids"].tolist()[1] == v.instrumentation_id(["strings"])
         unknown = pipe.preprocess({"composer": "mozart", "seconds": 2.0})  # not in the coverage: no token
         assert unknown["input_ids"].tolist() == [v.composer_id("mozart"), v.start_id]
     finally:
         tiny.config.training_coverage = None
+
+
+def test_the_usual_instrumentation_is_soft_steered_when_none_is_named(tiny, tok, made_midi):
+    """With no instruments named, the label's usual instrumentation is asked for and soft-steered
+    (Mozart on the bundled model left its strings for flute, harp and trumpet without it): the
+    default equals naming those instruments, and `steering="none"` leaves only the token."""
+    v = tok.vocabulary
+    tiny.config.training_coverage = {"labels": {"bach": {"strings": 40}}, "revoiced": [], "revoice": 0.0,
+                                     "drop_instrumentation": 0.0}
+    try:
+        register_pipeline()
+        pipe = pipeline(TASK, model=tiny, tokenizer=tok, device="cpu")
+        kw = dict(composer="bach", seconds=3.0, seed=5, num_samples=4, max_polyphony=8)
+        default = pipe(**kw)
+        named = pipe(**kw, instruments="strings")
+        off = pipe(**kw, steering="none")
+        primed = pipe.preprocess({"composer": "bach", "seconds": 2.0, "primer": str(primer_piece(SOURCES[0], made_midi))})
+    finally:
+        tiny.config.training_coverage = None
+    assert [r["tokens"] for r in default] == [r["tokens"] for r in named]
+    strings = set(resolve_instruments(v, "strings"))
+    assert strings and len(strings) < len(v.instruments) - 1
+
+    def share(results):
+        ons = [int(v.note_instrument[t]) for r in results for t in r["tokens"] if v.is_note_on[t]]
+        return sum(i in strings for i in ons) / len(ons)
+
+    assert share(default) > share(off) + 0.2
+    assert not primed["usual"]  # a primer's own instruments lead; nothing is filled in
 
 
 def test_steering_onto_a_rarely_seen_instrument_keeps_the_notes_short():

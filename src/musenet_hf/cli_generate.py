@@ -18,7 +18,8 @@ The rules (also in ``musenet generate --help``):
   each piece is reported as ``primer X s + new Y s``. Above ``MAX_SECONDS`` (600) it needs
   ``--allow-long``.
 * **Instruments.** Named instruments are soft-steered by default (``--steering soft`` at
-  ``DEFAULT_STEERING_STRENGTH``); ``--steering hard`` gives every note-on to them,
+  ``DEFAULT_STEERING_STRENGTH``), and so, with none named and no primer, is the composer's usual
+  instrumentation in the model's training data; ``--steering hard`` gives every note-on to them,
   ``--steering none`` leaves only the instrumentation token. Steering picks the instrument of
   a note-on, never whether one is struck.
 * **Too few notes.** A piece with fewer than ``--min-note-rate`` (0.5) new notes a second on the
@@ -78,10 +79,10 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     p.epilog = (
         f"Length: --seconds counts the new music; with --primer the piece opens with the primer's\n"
         f"first --primer-seconds (default {DEFAULT_PRIMER_SECONDS:g}) and reports 'primer X s + new Y s'.\n"
-        f"Steering: named instruments are soft-steered (strength {DEFAULT_STEERING_STRENGTH:g}) unless --steering\n"
-        f"says otherwise. Steering picks the instrument of each note-on, never whether one is struck:\n"
-        f"soft makes them e**strength times likelier among note-ons (others stay possible), hard\n"
-        f"gives every note-on to them, none leaves only the instrumentation token.\n"
+        f"Steering: named instruments (none named: the composer's usual ones) are soft-steered (strength\n"
+        f"{DEFAULT_STEERING_STRENGTH:g}) unless --steering says otherwise. Steering picks the instrument of each\n"
+        f"note-on, never whether one is struck: soft makes them e**strength times likelier among note-ons\n"
+        f"(others stay possible), hard gives every note-on to them, none leaves only the instrumentation token.\n"
         f"A piece with under --min-note-rate new notes a second on the requested instruments is\n"
         f"written but reported, with what to try, and the command exits 3. Ctrl-C writes what was\n"
         f"generated so far (every note ended) and exits 130.\n"
@@ -102,7 +103,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--rerank", action="store_true", help="order the samples by the critic head's score")
     p.add_argument("--steering", choices=("soft", "hard", "none"),
                    help="push (soft) or restrict (hard) notes to --instruments, or not (none); "
-                        "default soft when --instruments is given")
+                        "default soft toward --instruments, or without them the composer's usual ones")
     p.add_argument("--strength", type=float, default=DEFAULT_STEERING_STRENGTH,
                    help=f"soft steering: the requested instruments' odds among note-ons, in logits "
                         f"(x e**strength; default {DEFAULT_STEERING_STRENGTH:g})")
@@ -237,7 +238,7 @@ def run_generate(args: argparse.Namespace) -> int:
         requested = resolve_instruments(v, args.instruments) if args.instruments else None
     except ValueError as err:
         return _error(str(err))
-    steering = args.steering or ("soft" if args.instruments else "none")
+    steering = args.steering or "auto"  # the pipeline's: soft toward the named or the usual instruments
     pipe = pipeline(TASK, model=model, tokenizer=tokenizer, device=torch.device(device))
     composer = args.composer.split("+") if args.composer and "+" in args.composer else args.composer
     if args.temperature == 0:

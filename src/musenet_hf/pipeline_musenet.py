@@ -21,8 +21,11 @@ any case), ``primer`` (a MIDI path, bytes or ``mido.MidiFile``) with ``primer_se
   the primer's first ``primer_seconds`` (5 s unless ``primer_seconds`` or ``primer_notes`` is
   given) and then about ``seconds`` more.
 * **Steering.** Not given, it is ``"soft"`` (strength
-  :data:`~musenet_hf.logits_processors.DEFAULT_STEERING_STRENGTH`) when ``instruments`` are named,
-  and off otherwise (then only the instrumentation token, a primer's included, asks for them).
+  :data:`~musenet_hf.logits_processors.DEFAULT_STEERING_STRENGTH`) toward the instruments named,
+  or, when none are named and there is no primer, toward the composer's usual instrumentation in
+  the model's training data (``config.training_coverage``; e.g. Mozart's strings, which the model
+  otherwise leaves for flute, harp and trumpet after about 15 s). Otherwise it is off (a primer's
+  instrumentation token alone asks for its instruments).
   Steering picks the instrument of each note-on, never whether one is struck: ``"soft"`` makes
   the requested instruments ``e**strength`` times likelier among note-ons (others stay possible),
   ``"hard"`` gives every note-on to them, ``"none"`` (or ``None``) leaves the model alone.
@@ -264,17 +267,20 @@ class MuseNetGenerationPipeline(Pipeline):
                 raise KeyError(v.unknown_composer_message(name, usable)) from None
         instruments = params.get("instruments")
         named = bool(instruments)
+        filled = False  # the label's usual instruments stand in for unnamed ones
         if instruments is None and params.get("primer") is None and isinstance(composer, str):
             # No instruments named: the label's usual instrumentation in the model's training data.
             # Measured on the bundled model (MODEL_CARD.md): prompts without an instrumentation
             # token close their notes as well, but their pieces are less like the label's real ones.
+            # Steered softly too (`_generate`): the token alone does not keep a piece on it.
             usual = usual_instrumentation(getattr(self.model.config, "training_coverage", None), composer)
             if usual:
-                params["instruments"] = usual.split("_")
+                params["instruments"] = instruments = usual.split("_")
+                filled = True
         ids = build_prompt(self.tokenizer, **params)
         primer_seconds = v.seconds(split_prompt(v, ids)[1]) if params.get("primer") is not None else 0.0
         message = coverage_warning(getattr(self.model.config, "training_coverage", None), self.tokenizer.vocabulary,
-                                   params.get("composer"), instruments)
+                                   params.get("composer"), instruments if named else None)
         if message and message not in self._warned:  # once per request kind, not once per call
             self._warned.add(message)
             warnings.warn(message, UserWarning, stacklevel=2)
@@ -283,7 +289,7 @@ class MuseNetGenerationPipeline(Pipeline):
             instruments = v.instrumentation_groups(groups[-1]) if groups else None
         # `seconds` counts the new music: the target length is the primer's plus that
         return {"input_ids": torch.tensor(ids, dtype=torch.long), "seconds": primer_seconds + seconds,
-                "primer_seconds": primer_seconds, "instruments": instruments, "named": named}
+                "primer_seconds": primer_seconds, "instruments": instruments, "named": named, "usual": filled}
 
     def _forward(self, model_inputs: dict[str, Any], **params: Any) -> dict[str, Any]:
         threads = resolve_threads(params.get("threads"))
@@ -302,8 +308,8 @@ class MuseNetGenerationPipeline(Pipeline):
         if params.get("seed") is not None:
             torch.manual_seed(int(params["seed"]))
         steering = params.get("steering", "auto")
-        if steering == "auto":  # not given: soft when the caller named instruments
-            steering = "soft" if model_inputs.get("named") else None
+        if steering == "auto":  # not given: soft toward the named (or the label's usual) instruments
+            steering = "soft" if model_inputs.get("named") or model_inputs.get("usual") else None
         elif steering in ("none", False):
             steering = None
         elif steering not in ("soft", "hard"):
