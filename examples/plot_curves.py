@@ -54,18 +54,26 @@ def main() -> None:
     if args.by_stage:
         series = [part for log, _ in series for part in split_stages(log)]
     fig, (ax_loss, ax_bps) = plt.subplots(1, 2, figsize=(11, 4))
-    for log, label in series:
+    # one colour per run or stage: tab10 repeats after ten, so more take tab20's
+    colours = plt.get_cmap("tab10" if len(series) <= 10 else "tab20").colors
+    for (log, label), colour in zip(series, colours * (len(series) // len(colours) + 1)):
         ev = [r for r in log if "val_loss" in r]
         train = [r for r in log if "loss" in r and "val_loss" not in r]
-        line, = ax_loss.plot([r["step"] for r in ev], [r["val_loss"] for r in ev], marker="o", label=f"{label} validation")
-        ax_loss.plot([r["step"] for r in train], [r["loss"] for r in train], alpha=0.35, color=line.get_color(),
+        ax_loss.plot([r["step"] for r in ev], [r["val_loss"] for r in ev], marker="o", color=colour,
+                     label=f"{label} validation")
+        ax_loss.plot([r["step"] for r in train], [r["loss"] for r in train], alpha=0.35, color=colour,
                      label=f"{label} training")
-        ax_bps.plot([r["step"] for r in ev], [r["val_bits_per_second"] for r in ev], marker="o", label=label)
-    ax_loss.set(xlabel="optimizer step", ylabel="nats per token", title="loss", ylim=(None, None))
+        ax_bps.plot([r["step"] for r in ev], [r["val_bits_per_second"] for r in ev], marker="o", color=colour,
+                    label=label)
+    many = len(series) > 4  # then one legend (the right panel's) names the colours for both panels
+    ax_loss.set(xlabel="optimizer step", ylabel="nats per token", ylim=(None, None),
+                title="loss (dots: validation, faint: training)" if many else "loss")
     ax_bps.set(xlabel="optimizer step", ylabel="bits per second of music", title="validation bits per second")
     for ax in (ax_loss, ax_bps):
         ax.grid(alpha=0.3)
-        ax.legend()
+    ax_bps.legend(fontsize="small", ncol=2 if many else 1)
+    if not many:
+        ax_loss.legend()
     ax_loss.set_yscale("log")
     ax_bps.set_yscale("log")
     fig.tight_layout()
