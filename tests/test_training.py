@@ -318,6 +318,9 @@ def test_train_configs_load():
     stage8 = TrainConfig.from_yaml(REPO / "configs" / "train" / "music-stage8.yaml")  # the pieces in their own keys
     assert stage8.augmentation["transpose"] == stage8.augmentation["transpose_final"] == 0
     assert stage8.augmentation["drop_composer"] == 0.1 and stage8.label_boost == stage5.label_boost
+    stage9 = TrainConfig.from_yaml(REPO / "configs" / "train" / "music-stage9.yaml")  # ... and at their own tempo
+    assert stage9.augmentation["stretch"] == stage9.augmentation["transpose"] == 0
+    assert stage9.label_boost["monteverdi"] == 3.0 and stage9.label_boost["palestrina"] == 2.0
     for path in sorted((REPO / "configs" / "train").glob("*.yaml")):  # every shipped recipe loads
         assert TrainConfig.from_yaml(path).max_steps > 0, path
     with pytest.raises(ValueError, match="unknown training options"):
