@@ -228,7 +228,8 @@ def build_demo(studio: Studio) -> Any:
                                          elem_id="guidance")
                 with gr.Row():
                     steering = gr.Radio(["auto", "none", "soft", "hard"], value="auto", label="Steering",
-                                        info="auto: soft when instruments are named", elem_id="steering")
+                                        info="auto: soft toward the named (or the composer's usual) instruments",
+                                        elem_id="steering")
                     strength = gr.Slider(0, 20, 5, step=0.5, label="Soft-steering strength")
                     polyphony = gr.Number(0, precision=0, label="Max polyphony (0: no limit)")
                 with gr.Row():

@@ -32,8 +32,8 @@ class Request:
     """One Generate (or Continue) request, as the page sends it.
 
     ``instruments`` are instrument or group names (None: the composer's usual ones, or the
-    primer's); ``primer`` is MIDI bytes; ``steering`` is ``"auto"`` (soft when instruments are
-    named), ``"none"``, ``"soft"`` or ``"hard"``; ``model`` is a local checkpoint folder (None:
+    primer's); ``primer`` is MIDI bytes; ``steering`` is ``"auto"`` (soft toward the named
+    instruments, or the composer's usual ones), ``"none"``, ``"soft"`` or ``"hard"``; ``model`` is a local checkpoint folder (None:
     the app's own); ``guidance`` is the composer guidance scale (None: the pipeline's default,
     1: off, which is about twice as fast).
     """
