@@ -9,6 +9,7 @@ import mido
 import pytest
 from transformers import pipeline
 
+from musenet_hf.evaluation import note_on_instruments
 from musenet_hf.generation import split_prompt
 from musenet_hf.logits_processors import grammar_violations, resolve_instruments
 from musenet_hf.pipeline_musenet import TASK, register_pipeline
@@ -32,6 +33,12 @@ def reread(midi: mido.MidiFile) -> mido.MidiFile:
     buf = io.BytesIO()
     midi.save(file=buf)
     return mido.MidiFile(file=io.BytesIO(buf.getvalue()))
+
+
+def note_on_share(tok, results: list[dict], instruments: set[int]) -> float:
+    """The share of the results' note-ons that go to ``instruments`` (instrument indices)."""
+    ons = [i for r in results for i in note_on_instruments(tok, r["tokens"])]
+    return sum(i in instruments for i in ons) / len(ons)
 
 
 def programs_and_notes(midi: mido.MidiFile) -> tuple[set[int], int]:
@@ -198,11 +205,8 @@ def test_named_instruments_are_soft_steered_by_default(pipe, tok):
     assert [r["tokens"] for r in pipe(**kw, steering="none")] == [r["tokens"] for r in off]
     v = tok.vocabulary
 
-    def share(results):
-        ons = [int(v.note_instrument[t]) for r in results for t in r["tokens"] if v.is_note_on[t]]
-        return sum(i == v.instrument_index["violin"] for i in ons) / len(ons)
-
-    assert share(default) > share(off) + 0.2
+    violin = {v.instrument_index["violin"]}
+    assert note_on_share(tok, default, violin) > note_on_share(tok, off, violin) + 0.2
     with pytest.raises(ValueError, match="steering must be"):
         pipe(**kw, steering="medium")
 
@@ -325,18 +329,15 @@ def test_the_usual_instrumentation_is_soft_steered_when_none_is_named(tiny, tok,
         default = pipe(**kw)
         named = pipe(**kw, instruments="strings")
         off = pipe(**kw, steering="none")
-        primed = pipe.preprocess({"composer": "bach", "seconds": 2.0, "primer": str(primer_piece(SOURCES[0], made_midi))})
+        primer = str(primer_piece(SOURCES[0], made_midi))
+        primed = pipe.preprocess({"composer": "bach", "seconds": 2.0, "primer": primer})
     finally:
         tiny.config.training_coverage = None
     assert [r["tokens"] for r in default] == [r["tokens"] for r in named]
     strings = set(resolve_instruments(v, "strings"))
     assert strings and len(strings) < len(v.instruments) - 1
 
-    def share(results):
-        ons = [int(v.note_instrument[t]) for r in results for t in r["tokens"] if v.is_note_on[t]]
-        return sum(i in strings for i in ons) / len(ons)
-
-    assert share(default) > share(off) + 0.2
+    assert note_on_share(tok, default, strings) > note_on_share(tok, off, strings) + 0.2
     assert not primed["usual"]  # a primer's own instruments lead; nothing is filled in
 
 
