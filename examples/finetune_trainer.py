@@ -36,19 +36,33 @@ def add_finetune_arguments(p: argparse.ArgumentParser, learning_rate: float) -> 
     p.add_argument("--validation-fraction", type=float, default=0.1)
     p.add_argument("--num-proc", type=int, default=2, help="processes for encoding the MIDI files")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--transpose", type=int, default=5,
+                   help="largest transposition in semitones, narrowing to 2 by the end (0 keeps every piece's key)")
+    p.add_argument("--stretch", type=float, default=0.05,
+                   help="largest time stretch, a fraction (0.05: +-5%%). Right for performed MIDI; use 0 for scores "
+                        "exported from notation, whose notes last exact beats at one tempo: stretched, the model "
+                        "learns notes a little off those lengths (MODEL_CARD.md, stage 9)")
+
+
+def augmentation_from_args(args: argparse.Namespace) -> AugmentationConfig:
+    """The training windows' augmentation: `--transpose` and `--stretch`, the rest at its defaults."""
+    if args.transpose < 0 or not 0 <= args.stretch < 1:
+        raise SystemExit(f"--transpose must be >= 0 and --stretch in [0, 1), got {args.transpose} and {args.stretch}")
+    return AugmentationConfig(transpose=args.transpose, transpose_final=min(args.transpose, 2), stretch=args.stretch)
 
 
 def load_windows(args: argparse.Namespace, tokenizer: MuseNetTokenizer,
                  context: int) -> tuple[MuseNetWindows, MuseNetWindows]:
     """Encode `args.data` (cached in `<output>/data-cache`), print its report, cut (train, validation) windows.
 
-    Training windows are random crops with augmentation; validation takes at most two fixed windows
+    Training windows are random crops with augmentation (:func:`augmentation_from_args`); validation takes at most two fixed windows
     a piece. A small folder may put no file in validation: then it evaluates on training pieces.
     """
     enc = load_midi_folder(args.data, tokenizer, validation_fraction=args.validation_fraction,
                            num_proc=args.num_proc, cache_dir=Path(args.output) / "data-cache")
     print(enc.report(show_failed=5))
-    train = MuseNetWindows(enc.dataset["train"], tokenizer, context, train=True, augmentation=AugmentationConfig())
+    train = MuseNetWindows(enc.dataset["train"], tokenizer, context, train=True,
+                           augmentation=augmentation_from_args(args))
     val = MuseNetWindows(enc.dataset["validation"], tokenizer, context, train=False, max_windows_per_piece=2)
     if len(val) == 0:
         print("no file fell in the validation split (raise --validation-fraction): evaluating on training pieces")

@@ -291,6 +291,39 @@ def test_finetune_trainer_example(checkpoint, songs, tmp_path):
     assert saved.vocabulary.tokens == MuseNetTokenizer.from_pretrained(checkpoint).vocabulary.tokens
 
 
+def test_finetune_trainer_example_can_keep_each_pieces_tempo_and_key(setup, songs, tmp_path):
+    """`--stretch 0 --transpose 0` (for scores from notation): every training window keeps its
+    piece's length in seconds and its pitches; the defaults stretch and transpose them."""
+    import argparse
+    sys.path.insert(0, str(REPO / "examples"))
+    import finetune_trainer
+
+    tok = setup[1]
+    v = tok.vocabulary
+    parser = argparse.ArgumentParser()
+    finetune_trainer.add_finetune_arguments(parser, learning_rate=1e-3)
+
+    def windows(*options: str) -> MuseNetWindows:
+        args = parser.parse_args(["--checkpoint", "unused", "--data", str(songs), "--output", str(tmp_path),
+                                  "--num-proc", "1", "--validation-fraction", "0.2", *options])
+        return finetune_trainer.load_windows(args, tok, 128)[0]
+
+    def kept(w: MuseNetWindows, i: int) -> tuple[bool, bool]:
+        body = w.piece_body(int(w.piece_of[i]))
+        ids = np.asarray(w[(i, 0, 0.0)]["input_ids"])
+        same_time = abs(w[(i, 0, 0.0)]["piece_seconds"] - v.seconds(body)) < 1e-6
+        same_pitches = set(v.note_pitch[ids[v.is_note[ids]]]) <= set(v.note_pitch[body[v.is_note[body]]])
+        return same_time, same_pitches
+
+    plain, default = windows("--stretch", "0", "--transpose", "0"), windows()
+    n = min(len(plain), 24)
+    assert all(kept(plain, i) == (True, True) for i in range(n))
+    moved = [kept(default, i) for i in range(n)]
+    assert sum(not t for t, _ in moved) > n // 2 and any(not p for _, p in moved)
+    with pytest.raises(SystemExit, match="--stretch"):
+        windows("--stretch", "-0.1")
+
+
 @pytest.mark.slow
 def test_finetune_trainer_example_on_the_shared_valid_folder(checkpoint, tmp_path):
     done = _finetune(checkpoint, shared_midi("valid"), tmp_path, steps=30)
