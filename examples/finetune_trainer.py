@@ -55,8 +55,9 @@ def load_windows(args: argparse.Namespace, tokenizer: MuseNetTokenizer,
                  context: int) -> tuple[MuseNetWindows, MuseNetWindows]:
     """Encode `args.data` (cached in `<output>/data-cache`), print its report, cut (train, validation) windows.
 
-    Training windows are random crops with augmentation (:func:`augmentation_from_args`); validation takes at most two fixed windows
-    a piece. A small folder may put no file in validation: then it evaluates on training pieces.
+    Training windows are random crops with augmentation (:func:`augmentation_from_args`); validation
+    takes at most two fixed windows a piece. A small folder may put no file in validation: then it
+    evaluates on training pieces.
     """
     enc = load_midi_folder(args.data, tokenizer, validation_fraction=args.validation_fraction,
                            num_proc=args.num_proc, cache_dir=Path(args.output) / "data-cache")
