@@ -587,6 +587,34 @@ def test_revoicing_moves_parts_onto_instruments_that_hold_them(tok):
     assert seen == set(REVOICE_PROGRAMS) and 40 < splits < 160
 
 
+def test_revoicing_onto_one_instrument_keeps_every_voice(tok):
+    """one_instrument=1: a four-voice chorale (one piano part) moves onto a single instrument that
+    holds every voice, the lower half moved up an octave where the instrument needs it (four voices
+    on clarinet); its notes, timing and rhythm stay."""
+    from musenet_hf.augmentation import INSTRUMENT_RANGES, revoice
+
+    v = tok.vocabulary
+    chorale = np.array([[0, 0, p, 80, t, t + 0.5, 2 * t, 2 * t + 1] for t in (0.0, 0.5, 1.0)
+                        for p in (43, 55, 64, 69)], dtype=float)
+    seen, shifted = set(), 0
+    for seed in range(200):
+        out = revoice(NoteArrays.from_matrix(chorale), np.random.default_rng(seed), v, one_instrument=1.0).to_matrix()
+        names = {v.instruments[i].name for i in v.program_to_instrument[out[:, 0].astype(int)]}
+        assert len(names) == 1, names
+        lo, hi = INSTRUMENT_RANGES[names.pop()]
+        assert lo <= out[:, 2].min() and out[:, 2].max() <= hi
+        assert (out[:, 4:] == chorale[:, 4:]).all() and (out[:, 2] % 12 == chorale[:, 2] % 12).all()
+        assert set(out[:, 2] - chorale[:, 2]) <= {-12, 0, 12}
+        seen |= {v.instruments[i].name for i in v.program_to_instrument[out[:, 0].astype(int)]}
+        shifted += len(set(out[:, 2] - chorale[:, 2])) == 2  # the two halves moved differently
+    assert {"clarinet", "violin", "piano"} <= seen and shifted > 10
+    # at 0 (the default) the draws are those of a call without it
+    for seed in range(20):
+        a = revoice(NoteArrays.from_matrix(chorale), np.random.default_rng(seed), v).to_matrix()
+        b = revoice(NoteArrays.from_matrix(chorale), np.random.default_rng(seed), v, one_instrument=0.0).to_matrix()
+        assert (a == b).all()
+
+
 def test_label_dropout_windows(encoded, tok, case):
     """drop_composer takes the composer token out of about that share of windows and changes
     nothing else; at 0 the windows are exactly those of a config without it."""

@@ -53,6 +53,10 @@ class AugmentationConfig:
         revoice: the share of windows whose parts are re-voiced onto other melodic instruments
             (:func:`revoice`), so the model learns to play and close notes on instruments the
             corpus rarely has; the instrumentation token follows the new instruments.
+        revoice_one_instrument: of the re-voiced windows, the share whose voices all move onto one
+            instrument (a four-voice Mass on clarinets, a chorale on violins), so that a request
+            for one instrument can still be answered in several voices; without it a lone
+            instrument mostly carries a one-line tune.
         drop_instrumentation: the share of windows whose prefix loses its instrumentation token,
             so a prompt without instruments (``pipeline(composer="bach")``) is one the model saw.
         drop_composer: the share of windows whose prefix loses its composer/style token (label
@@ -67,6 +71,7 @@ class AugmentationConfig:
     volume: float = 0.1
     stretch: float = 0.05
     revoice: float = 0.0
+    revoice_one_instrument: float = 0.0
     drop_instrumentation: float = 0.0
     drop_composer: float = 0.0
     enabled: bool = True
@@ -140,15 +145,19 @@ def _fitting(lo: int, hi: int) -> list[tuple[str, int]]:
     return out
 
 
-def revoice(notes: NoteArrays, rng: np.random.Generator, vocabulary: MuseNetVocabulary) -> NoteArrays:
+def revoice(notes: NoteArrays, rng: np.random.Generator, vocabulary: MuseNetVocabulary,
+            one_instrument: float = 0.0) -> NoteArrays:
     """A copy of ``notes`` with each part moved onto another melodic instrument whose range fits.
 
     A part is the notes of one instrument class (drums stay). Each part either moves whole to an
     instrument that holds its range (moved by an octave when that makes it fit), or is split at
     its median pitch into an upper and a lower voice, each moved to an instrument that holds it
     (violin over cello, flute over bass, ...): a chorale read as one piano part can so become a
-    string or wind ensemble. A part that no instrument holds keeps its instrument. Every draw
-    comes from ``rng``.
+    string or wind ensemble. With probability ``one_instrument`` a part's voices all move onto
+    one instrument that holds each of them (each voice moved by its own octave, if need be): the
+    chorale on four violins. A part that no instrument holds keeps its instrument. Every draw
+    comes from ``rng`` (the ``one_instrument`` draw only when it is above 0, so runs without it
+    keep their exact windows).
     """
     program, pitch = notes.program.copy(), notes.pitch.copy()
     pitched = ~notes.is_drum
@@ -162,12 +171,16 @@ def revoice(notes: NoteArrays, rng: np.random.Generator, vocabulary: MuseNetVoca
             cut = np.median(pitches)
             upper = pitches > cut if (pitches > cut).any() else pitches >= cut
             voices = [part[upper], part[~upper]]
-        for voice in voices:
-            if not len(voice):
+        voices = [voice for voice in voices if len(voice)]
+        fits = [dict(_fitting(int(pitch[voice].min()), int(pitch[voice].max()))) for voice in voices]
+        shared = [name for name in REVOICE_PROGRAMS if all(name in f for f in fits)]
+        if one_instrument > 0 and rng.random() < one_instrument and shared:
+            name = shared[rng.integers(len(shared))]
+            fits = [{name: f[name]} for f in fits]
+        for voice, fit in zip(voices, fits):
+            if not fit:
                 continue
-            options = _fitting(int(pitch[voice].min()), int(pitch[voice].max()))
-            if not options:
-                continue
+            options = list(fit.items())
             name, shift = options[rng.integers(len(options))]
             program[voice] = REVOICE_PROGRAMS[name]
             pitch[voice] += shift
@@ -206,7 +219,7 @@ def augment(
         return notes, {"transpose": 0, "volume": 1.0, "stretch": 1.0, "revoice": False}
     out = transpose(notes, k)
     if revoiced:  # after the transposition: the new instruments' ranges hold the moved notes
-        out = revoice(out, rng, vocabulary)
+        out = revoice(out, rng, vocabulary, config.revoice_one_instrument)
     # Seconds stretch; beat positions stay, so the tempo slows by the same factor.
     out = replace(out, velocity=np.clip(np.rint(out.velocity * vol), 1, 127).astype(np.int64),
                   start=out.start * st, end=out.end * st, duration=out.duration * st,
