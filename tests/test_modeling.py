@@ -158,6 +158,8 @@ def test_config_rejects_bad_layouts():
         MuseNetConfig(attention_layout="fixed", attention_block_size=64, attention_stride=96)
     with pytest.raises(ValueError):
         MuseNetConfig(hidden_size=100, num_attention_heads=3)
+    with pytest.raises(ValueError, match="composer_token_ids"):
+        MuseNetConfig(use_composer_embedding=True)
 
 
 # ------------------------------------------------------------------------------------ structural ids
@@ -366,6 +368,40 @@ def test_generate_sees_the_indices_of_the_finished_sequence(layout, song):
         full = model(fed, piece_seconds=piece.repeat_interleave(3), time_offset_seconds=offset.repeat_interleave(3)).logits
     generated_logits = torch.stack(out.logits, dim=1)
     assert (generated_logits - full[:, 44:]).abs().max().item() < 1e-4
+
+
+def test_composer_embedding_adds_the_prefix_labels_at_every_token():
+    """The composer table adds the vector of each composer/style token of the prefix at every token
+    from it on (both tokens of a blend), nothing without one; at zero (a warm start) the model
+    computes what it did, and cached generation sees the same sets a full forward does."""
+    from musenet_hf.vocabulary import MuseNetVocabulary
+
+    vocab = MuseNetVocabulary.from_preset("musenet")
+    kw = vocab.model_config_kwargs()
+    plain = tiny_model()
+    model = tiny_model(use_composer_embedding=True, composer_token_ids=kw["composer_token_ids"], structural_init_std=0.0)
+    model.load_state_dict(plain.state_dict(), strict=False)  # the same weights, the new table at zero
+    bach, chopin, piano = vocab.composer_id("bach"), vocab.composer_id("chopin"), vocab.instrumentation_id(["piano"])
+    body = [10 * 128 + 60, 3970, 10 * 128 + 64, 3980, 60]
+    ids = torch.tensor([[bach, piano, START] + body, [chopin, bach, START] + body, [PAD, piano, START] + body])
+    seen = model.structure_ids(ids)["composers_seen"]
+    rows = kw["composer_token_ids"]
+    assert seen.shape == (3, 8, len(rows))
+    assert seen[0, :, rows.index(bach)].all() and seen[0].sum(-1).eq(1).all()
+    assert seen[1, 0].nonzero().flatten().tolist() == [rows.index(chopin)]
+    assert sorted(seen[1, 1:].nonzero()[:, 1].unique().tolist()) == sorted([rows.index(bach), rows.index(chopin)])
+    assert not seen[2].any()
+    with torch.no_grad():
+        assert torch.allclose(model(ids).logits, plain(ids).logits, atol=1e-6)
+        model.model.embeddings.embed_composer.weight.normal_(0.0, 0.5)
+        changed = (model(ids).logits - plain(ids).logits).abs().amax(dim=(1, 2))
+    assert changed[0] > 0.1 and changed[1] > 0.1 and changed[2] < 1e-6  # only rows with a composer
+    torch.manual_seed(2)
+    out = model.generate(ids[:2], do_sample=True, max_new_tokens=12, min_new_tokens=12, output_logits=True,
+                         return_dict_in_generate=True)
+    with torch.no_grad():
+        full = model(out.sequences[:, :-1]).logits
+    assert (torch.stack(out.logits, dim=1) - full[:, 7:]).abs().max().item() < 1e-4
 
 
 class RecordIds(LogitsProcessor):

@@ -20,7 +20,7 @@ from .configuration_musenet import MuseNetConfig
 
 # What the MuseNet loop passes that GPT-2 has no use for.
 MUSENET_ONLY_INPUTS = ("piece_seconds", "time_offset_seconds", "critic_labels",
-                       "time_ids", "chord_ids", "part_ids", "countdown_ids")
+                       "time_ids", "chord_ids", "part_ids", "countdown_ids", "sounding_notes", "composers_seen")
 
 
 def gpt2_config_for(config: MuseNetConfig, attn_implementation: str = "sdpa") -> GPT2Config:

@@ -59,6 +59,11 @@ class MuseNetConfig(PreTrainedConfig):
         note_slots: the vocabulary's note layout, `[instrument, volume]` per block of 128 note ids
             (volume 0: the note-off block); `MuseNetVocabulary.model_config_kwargs()` fills it in.
         drum_instrument: the instrument index of the drum kit (never sounding: no note-off).
+        use_composer_embedding: add, at every token, a learned vector per composer/style token
+            (`composer_token_ids`) seen so far in the sequence (its prefix): the label speaks at
+            every position, not only through attention to the first token. Not in MuseNet.
+        composer_token_ids: the vocabulary's composer/style ids, in table order;
+            `MuseNetVocabulary.model_config_kwargs()` fills it in.
         structural_init_std: standard deviation of these four tables at initialization (None:
             `initializer_range`). 0.0 starts them at zero: the untrained model then sees tokens and
             positions only, as GPT-2 does, and each table grows as its gradient finds it useful.
@@ -140,6 +145,8 @@ class MuseNetConfig(PreTrainedConfig):
     mask_end_while_sounding: bool = False
     note_slots: list | None = None
     drum_instrument: int | None = None
+    use_composer_embedding: bool = False
+    composer_token_ids: list | None = None
     structural_init_std: float | None = None
 
     # attention
@@ -174,6 +181,8 @@ class MuseNetConfig(PreTrainedConfig):
         if self.tracks_sounding_notes and not self.note_slots:
             raise ValueError("use_sounding_embedding, mask_silent_note_offs and mask_end_while_sounding need note_slots "
                              "(from MuseNetVocabulary.model_config_kwargs())")
+        if self.use_composer_embedding and not self.composer_token_ids:
+            raise ValueError("use_composer_embedding needs composer_token_ids (from MuseNetVocabulary.model_config_kwargs())")
         if self.hidden_size % self.num_attention_heads != 0:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads ({self.num_attention_heads})"

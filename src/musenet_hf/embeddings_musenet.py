@@ -2,8 +2,8 @@
 
 **time** (time since the window start, so every token at the same moment shares it), **chord**
 (n-th note since the last wait), **part** (which of 128 time slices of the whole piece),
-**countdown** (time left to the end of the piece) and **sounding** (the notes that sound at each
-token). Time and chord come from the ids themselves (a wait-length and an is-note table over the
+**countdown** (time left to the end of the piece), **sounding** (the notes that sound at each
+token) and **composer** (the composer/style tokens of the prefix, at every token after them). Time and chord come from the ids themselves (a wait-length and an is-note table over the
 vocabulary, then cumulative sums); part and countdown also need the piece's length
 ``piece_seconds`` and the window's start ``time_offset_seconds``. The tables are derived from the
 config (:func:`wait_units_table`, :func:`is_note_table`, :func:`note_key_tables`), never learned.
@@ -20,7 +20,7 @@ from .configuration_musenet import MuseNetConfig
 
 logger = logging.get_logger(__name__)
 
-STRUCTURE_KEYS = ("time_ids", "chord_ids", "part_ids", "countdown_ids", "sounding_notes")
+STRUCTURE_KEYS = ("time_ids", "chord_ids", "part_ids", "countdown_ids", "sounding_notes", "composers_seen")
 
 
 def wait_units_table(config: MuseNetConfig) -> torch.Tensor:
@@ -58,6 +58,15 @@ def note_key_tables(config: MuseNetConfig) -> tuple[torch.Tensor, torch.Tensor, 
     return key, on, off_id
 
 
+def composer_slot_table(config: MuseNetConfig) -> torch.Tensor:
+    """(vocab_size,) long: each composer/style id's row of the composer table, -1 for other ids."""
+    slots = [-1] * config.vocab_size
+    for row, token_id in enumerate(config.composer_token_ids or []):
+        if 0 <= token_id < config.vocab_size:
+            slots[token_id] = row
+    return torch.tensor(slots, dtype=torch.long)
+
+
 def _per_sequence(value, device) -> torch.Tensor | float | None:
     """Seconds per sequence: None, a float (every row), or a (B, 1) float64 tensor."""
     if value is None or isinstance(value, (int, float)):
@@ -66,7 +75,7 @@ def _per_sequence(value, device) -> torch.Tensor | float | None:
 
 
 class MuseNetEmbeddings(nn.Module):
-    """Token + position + time + chord + part + countdown embeddings, then dropout."""
+    """Token + position + time + chord + part + countdown (+ sounding, composer) embeddings, then dropout."""
 
     def __init__(self, config: MuseNetConfig):
         super().__init__()
@@ -82,6 +91,8 @@ class MuseNetEmbeddings(nn.Module):
         self.num_keys = len(off_id)
         self.track_sounding = config.tracks_sounding_notes
         self.embed_sounding = nn.Embedding(self.num_keys, h) if config.use_sounding_embedding else None
+        num_composers = len(config.composer_token_ids or [])
+        self.embed_composer = nn.Embedding(num_composers, h) if config.use_composer_embedding else None
         self.dropout = nn.Dropout(config.embd_dropout)
         # Derived from the config, not learned: kept out of the checkpoint, refilled by `_init_weights`.
         self.register_buffer("wait_units", wait_units_table(config), persistent=False)
@@ -89,6 +100,7 @@ class MuseNetEmbeddings(nn.Module):
         self.register_buffer("note_key", key, persistent=False)
         self.register_buffer("note_on", on, persistent=False)
         self.register_buffer("off_id", off_id, persistent=False)
+        self.register_buffer("composer_slot", composer_slot_table(config), persistent=False)
 
     def needs_history(self, given: dict, piece_seconds) -> bool:
         """Whether some enabled index would have to be derived from earlier tokens."""
@@ -97,6 +109,7 @@ class MuseNetEmbeddings(nn.Module):
             (c.use_time_embedding and given.get("time_ids") is None)
             or (c.use_chord_embedding and given.get("chord_ids") is None)
             or (self.track_sounding and given.get("sounding_notes") is None)
+            or (c.use_composer_embedding and given.get("composers_seen") is None)
             or (
                 piece_seconds is not None
                 and (
@@ -121,7 +134,8 @@ class MuseNetEmbeddings(nn.Module):
         Returns:
             `time_ids`, `chord_ids`, `part_ids`, `countdown_ids`, each (B, T) long, and with the
             sounding embedding `sounding_notes` (B, T, num_keys) bool: the notes sounding after
-            each token.
+            each token; with the composer embedding `composers_seen` (B, T, num_composers) bool: the
+            composer/style tokens at or before each token.
         """
         # Runs at every generate() step on the whole sequence: kept to few tensor ops.
         c = self.config
@@ -159,7 +173,15 @@ class MuseNetEmbeddings(nn.Module):
         out = {"time_ids": time_ids, "chord_ids": chord_ids, "part_ids": part_ids, "countdown_ids": countdown_ids}
         if self.track_sounding:
             out["sounding_notes"] = self.sounding_notes(input_ids)
+        if self.embed_composer is not None:
+            out["composers_seen"] = self.composers_seen(input_ids)
         return out
+
+    def composers_seen(self, input_ids: torch.LongTensor) -> torch.Tensor:
+        """(B, T, num_composers) bool: the composer/style tokens among each token and those before it."""
+        slot = self.composer_slot[input_ids]  # (B, T), -1 for other ids
+        table = torch.arange(self.embed_composer.num_embeddings, device=input_ids.device)
+        return (slot.unsqueeze(-1) == table).cummax(1).values
 
     def sounding_notes(self, input_ids: torch.LongTensor) -> torch.Tensor:
         """(B, T, num_keys) bool: which notes sound after each token of the window (a note sounds
@@ -205,6 +227,7 @@ class MuseNetEmbeddings(nn.Module):
             ("part_ids", self.embed_part),
             ("countdown_ids", self.embed_countdown),
             ("sounding_notes", self.embed_sounding),
+            ("composers_seen", self.embed_composer),
         )
         wanted = [(key, table) for key, table in tables if table is not None]
         if any(structure.get(key) is None for key, _ in wanted):
@@ -214,16 +237,17 @@ class MuseNetEmbeddings(nn.Module):
                 logger.warning_once("inputs_embeds without time/chord/part/countdown ids: using neutral indices")
                 zeros = torch.zeros(hidden.shape[:2], dtype=torch.long, device=hidden.device)
                 derived = {"time_ids": zeros, "chord_ids": zeros, "part_ids": zeros, "countdown_ids": zeros + c.num_countdown - 1}
-                if self.embed_sounding is not None:
-                    derived["sounding_notes"] = torch.zeros(*hidden.shape[:2], self.embed_sounding.num_embeddings,
-                                                            dtype=torch.bool, device=hidden.device)
+                for key, table in (("sounding_notes", self.embed_sounding), ("composers_seen", self.embed_composer)):
+                    if table is not None:
+                        derived[key] = torch.zeros(*hidden.shape[:2], table.num_embeddings, dtype=torch.bool,
+                                                   device=hidden.device)
             structure = {key: derived.get(key) if structure.get(key) is None else structure[key] for key in STRUCTURE_KEYS}
         for key, table in wanted:
-            if key == "sounding_notes":  # a sum over the sounding notes: (B, T, K) @ (K, H)
+            if key in ("sounding_notes", "composers_seen"):  # a sum over the set members: (B, T, K) @ (K, H)
                 hidden = hidden + structure[key].to(table.weight.dtype) @ table.weight
             else:
                 hidden = hidden + table(structure[key])
         return self.dropout(hidden)
 
 
-__all__ = ["STRUCTURE_KEYS", "MuseNetEmbeddings", "is_note_table", "note_key_tables", "wait_units_table"]
+__all__ = ["STRUCTURE_KEYS", "MuseNetEmbeddings", "composer_slot_table", "is_note_table", "note_key_tables", "wait_units_table"]

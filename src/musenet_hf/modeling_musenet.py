@@ -47,7 +47,9 @@ from transformers.utils.deprecation import deprecate_kwarg
 from .attention import AttentionPlan, SparseLayout, requested_backend, resolve_backend
 from .attention_xformers import register_xformers_attention
 from .configuration_musenet import MuseNetConfig
-from .embeddings_musenet import MuseNetEmbeddings, is_note_table, note_key_tables, wait_units_table
+from .embeddings_musenet import (
+    MuseNetEmbeddings, composer_slot_table, is_note_table, note_key_tables, wait_units_table,
+)
 
 logger = logging.get_logger(__name__)
 
@@ -216,10 +218,11 @@ class MuseNetPreTrainedModel(PreTrainedModel):
             init.copy_(module.note_key, key)
             init.copy_(module.note_on, on)
             init.copy_(module.off_id, off_id)
+            init.copy_(module.composer_slot, composer_slot_table(self.config))
             std = self.config.structural_init_std
             if std is not None:  # after the tables' own (generic) initialization: apply() visits children first
                 for table in (module.embed_time, module.embed_chord, module.embed_part, module.embed_countdown,
-                              module.embed_sounding):
+                              module.embed_sounding, module.embed_composer):
                     if table is not None:
                         init.zeros_(table.weight) if std == 0 else init.normal_(table.weight, mean=0.0, std=std)
 
@@ -258,6 +261,7 @@ class MuseNetModel(MuseNetPreTrainedModel):
         part_ids: torch.LongTensor | None = None,
         countdown_ids: torch.LongTensor | None = None,
         sounding_notes: torch.Tensor | None = None,
+        composers_seen: torch.Tensor | None = None,
         piece_seconds: torch.Tensor | float | None = None,
         time_offset_seconds: torch.Tensor | float | None = None,
         use_cache: bool | None = None,
@@ -273,22 +277,22 @@ class MuseNetModel(MuseNetPreTrainedModel):
             inputs_embeds: (B, T, hidden) instead of `input_ids` (e.g. mixup).
             time_ids, chord_ids, part_ids, countdown_ids: (B, T) explicit structural indices.
             sounding_notes: (B, T, num_keys) bool, the notes sounding after each token (sounding embedding).
+            composers_seen: (B, T, num_composers) bool, the composer tokens up to each token (composer embedding).
             piece_seconds: (B,) or float, length of the whole piece (for part and countdown).
             time_offset_seconds: (B,) or float, absolute time of the window's first token.
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids and inputs_embeds")
         source = input_ids if input_ids is not None else inputs_embeds
-        batch, length = source.shape[:2]
-        device = source.device
+        (batch, length), device = source.shape[:2], source.device
         if use_cache is None:
             use_cache = self.config.use_cache and not self.training
         if use_cache and cache is None:
             cache = DynamicCache(config=self.config)
         past = cache.get_seq_length() if cache is not None else 0
 
-        structure = {"time_ids": time_ids, "chord_ids": chord_ids, "part_ids": part_ids, "countdown_ids": countdown_ids,
-                     "sounding_notes": sounding_notes}
+        structure = dict(time_ids=time_ids, chord_ids=chord_ids, part_ids=part_ids, countdown_ids=countdown_ids,
+                         sounding_notes=sounding_notes, composers_seen=composers_seen)
         if past > 0 and self.embeddings.needs_history(structure, piece_seconds):
             raise ValueError(
                 "a forward with a non-empty cache cannot derive the time/chord/part/countdown indices of the new "
@@ -358,6 +362,7 @@ class MuseNetForCausalLM(MuseNetPreTrainedModel, GenerationMixin):
         part_ids: torch.LongTensor | None = None,
         countdown_ids: torch.LongTensor | None = None,
         sounding_notes: torch.Tensor | None = None,
+        composers_seen: torch.Tensor | None = None,
         piece_seconds: torch.Tensor | float | None = None,
         time_offset_seconds: torch.Tensor | float | None = None,
         use_cache: bool | None = None,
@@ -387,6 +392,7 @@ class MuseNetForCausalLM(MuseNetPreTrainedModel, GenerationMixin):
             part_ids=part_ids,
             countdown_ids=countdown_ids,
             sounding_notes=sounding_notes,
+            composers_seen=composers_seen,
             piece_seconds=piece_seconds,
             time_offset_seconds=time_offset_seconds,
             use_cache=use_cache,
@@ -411,15 +417,8 @@ class MuseNetForCausalLM(MuseNetPreTrainedModel, GenerationMixin):
         losses = [x for x in (lm_loss, critic_loss) if x is not None]
         loss = sum(losses) if losses else None
 
-        return MuseNetCausalLMOutput(
-            loss=loss,
-            logits=logits,
-            cache=outputs.cache,
-            hidden_states=outputs.hidden_states,
-            critic_logits=critic_logits,
-            lm_loss=lm_loss,
-            critic_loss=critic_loss,
-        )
+        return MuseNetCausalLMOutput(loss=loss, logits=logits, cache=outputs.cache, hidden_states=outputs.hidden_states,
+                                     critic_logits=critic_logits, lm_loss=lm_loss, critic_loss=critic_loss)
 
     def mask_impossible_tokens(self, logits: torch.Tensor, input_ids: torch.LongTensor | None,
                                sounding_notes: torch.Tensor | None, past: int) -> torch.Tensor:

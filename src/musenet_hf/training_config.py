@@ -159,7 +159,8 @@ def build_model(cfg: TrainConfig, tokenizer) -> torch.nn.Module:
             return GPT2Baseline.from_pretrained(cfg.init_from)
         # the config's overrides apply to a warm start too (e.g. switching the sounding embedding
         # on: its new table starts as the structural tables do, so the model computes what it did)
-        extra = {k: v for k, v in vocab.model_config_kwargs().items() if k in ("note_slots", "drum_instrument")}
+        extra = {k: v for k, v in vocab.model_config_kwargs().items()
+                 if k in ("note_slots", "drum_instrument", "composer_token_ids")}
         model = MuseNetForCausalLM.from_pretrained(cfg.init_from, **extra, **cfg.model_overrides)
         start_sounding_as_note_offs(model)
         if model.config.vocab_size != len(vocab):

@@ -507,6 +507,7 @@ class MuseNetVocabulary:
             "eos_token_id": self.end_id,
             "note_slots": [[int(i), int(vol)] for i, vol in self.slots],
             "drum_instrument": self.drum_index,
+            "composer_token_ids": [int(i) for i in np.flatnonzero(self.is_composer)],
         }
 
     def torch_tables(self, device: Any = "cpu") -> dict[str, Any]:
