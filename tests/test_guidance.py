@@ -57,16 +57,48 @@ def test_guided_scores_are_the_cfg_mixture_and_keep_ruled_out_tokens(vocab, tiny
     cond = cond.masked_fill(ruled_out, low)
 
     assert torch.equal(ComposerGuidanceLogitsProcessor(tiny, vocab, 1.0)(ids, cond.clone()), cond)  # 1 = off
-    guided = ComposerGuidanceLogitsProcessor(tiny, vocab, 2.5)(ids, cond.clone())
+    guided = ComposerGuidanceLogitsProcessor(tiny, vocab, 2.5, keep_note_off_share=False)(ids, cond.clone())
     lc, lu = torch.log_softmax(cond, -1), torch.log_softmax(uncond, -1)
     want = lu + 2.5 * (lc - lu)
     assert torch.allclose(guided[~ruled_out], want[~ruled_out], atol=1e-4)
     assert (guided[ruled_out] == low).all() and torch.isfinite(guided).all()
     # scale 0 samples from the unconditional model (among the tokens the conditional allows)
-    zero = ComposerGuidanceLogitsProcessor(tiny, vocab, 0.0)(ids, cond.clone())
+    zero = ComposerGuidanceLogitsProcessor(tiny, vocab, 0.0, keep_note_off_share=False)(ids, cond.clone())
     assert torch.allclose(torch.softmax(zero, -1), torch.softmax(uncond.masked_fill(ruled_out, low), -1), atol=1e-6)
     with pytest.raises(ValueError, match="guidance scale"):
         ComposerGuidanceLogitsProcessor(tiny, vocab, -1.0)
+
+
+def test_guidance_keeps_the_conditional_note_off_share_by_default(vocab, tiny):
+    """The note-offs together get the conditional model's probability; within the note-offs, and
+    within every other token, the odds are the guided mixture's; ruled-out tokens stay out."""
+    ids = torch.tensor([build_prompt(vocab, "bach", "piano") + [vocab.note_id("piano", 80, 60),
+                                                                vocab.note_id("piano", 80, 64)] + vocab.wait_ids(30)])
+    with torch.no_grad():
+        cond = tiny(input_ids=ids).logits[:, -1]
+    off = torch.as_tensor(vocab.is_note_off)[None]
+    cond = cond + 1.0 * off  # as if the label ended notes sooner than the corpus does
+    ruled_out = torch.zeros_like(cond, dtype=torch.bool)
+    ruled_out[:, [vocab.note_id("piano", 0, 61), vocab.end_id]] = True
+    cond = cond.masked_fill(ruled_out, torch.finfo(cond.dtype).min)
+    plain = ComposerGuidanceLogitsProcessor(tiny, vocab, 3.0, keep_note_off_share=False)(ids, cond.clone())
+    kept = ComposerGuidanceLogitsProcessor(tiny, vocab, 3.0)(ids, cond.clone())
+    p_cond, p_plain, p_kept = (torch.softmax(x, -1) for x in (cond, plain, kept))
+    assert p_plain[off].sum() > 1.5 * p_cond[off].sum()  # guidance amplified the label's note-offs
+    assert math.isclose(p_kept[off].sum(), p_cond[off].sum(), rel_tol=1e-4)  # ... and it is put back
+    assert math.isclose(p_kept.sum(), 1.0, rel_tol=1e-5)
+    for group in (off & ~ruled_out, ~off & ~ruled_out):
+        ratio = p_kept[group] / p_plain[group]  # the same odds inside each group
+        assert torch.allclose(ratio, ratio[0].expand_as(ratio), rtol=1e-3)
+    assert (p_kept[ruled_out] == 0).all()
+    # with no note sounding there is nothing to end: the plain mixture
+    quiet = torch.tensor([build_prompt(vocab, "bach", "piano")])
+    with torch.no_grad():
+        c = tiny(input_ids=quiet).logits[:, -1]
+    c[:, off[0]] = torch.finfo(c.dtype).min
+    got = ComposerGuidanceLogitsProcessor(tiny, vocab, 3.0)(quiet, c.clone())
+    want = ComposerGuidanceLogitsProcessor(tiny, vocab, 3.0, keep_note_off_share=False)(quiet, c.clone())
+    assert torch.allclose(torch.softmax(got, -1), torch.softmax(want, -1), atol=1e-6)
 
 
 def test_guided_long_form_pieces_stay_valid_and_differ_from_unguided(vocab, tiny):

@@ -9,6 +9,13 @@ composer/style tokens taken out of the prefix, and samples from
     log p_guided = log p_uncond + scale * (log p_cond - log p_uncond)
 
 so whatever the label changes in the model's prediction is amplified ``scale`` times (1 = off).
+
+Amplified, the label also changes *when notes end*: a label whose pieces hold longer notes than the
+corpus gets its note-offs pushed down ``scale`` times as hard, and the small model's pieces turn into
+held chords. With ``keep_note_off_share`` (the default) the guided distribution is rescaled so the
+note-off tokens together keep the probability the conditional model gave them, shared among them as
+guidance says, and every other token shares the rest as guidance says: guidance picks which notes
+are struck, and how soon, but not the chance of ending a sounding note at a given step.
 The unconditional side is the music of no label in particular, which the model learns from
 windows whose label was dropped (``drop_composer`` in the augmentation config) and from the
 corpus pieces that have no label.
@@ -51,19 +58,24 @@ class ComposerGuidanceLogitsProcessor(LogitsProcessor):
             ``input_ids``, ``cache`` and ``use_cache`` works without the structural inputs).
         vocabulary: the model's vocabulary (for the composer and ``start`` ids).
         scale: the guidance scale; 1 leaves the scores as the model gave them.
+        keep_note_off_share: keep the conditional model's total note-off probability (see the
+            module docstring); False samples the plain guided mixture.
 
     The unconditional sequence of a row is the row without the composer/style tokens that come
     before its ``start`` token. A row with none (no composer asked for) is guided towards itself,
     which is the identity.
     """
 
-    def __init__(self, model: Any, vocabulary: MuseNetVocabulary, scale: float = 1.0):
+    def __init__(self, model: Any, vocabulary: MuseNetVocabulary, scale: float = 1.0,
+                 keep_note_off_share: bool = True):
         if not (isinstance(scale, (int, float)) and scale >= 0):
             raise ValueError(f"guidance scale must be a number >= 0 (1 = off), got {scale!r}")
         self.model = model
         self.vocabulary = vocabulary
         self.scale = float(scale)
+        self.keep_note_off_share = bool(keep_note_off_share)
         self._is_label = torch.as_tensor(vocabulary.is_composer, dtype=torch.bool)
+        self._is_note_off = torch.as_tensor(vocabulary.is_note_off, dtype=torch.bool)
         self.begin_window()
 
     def begin_window(self, piece_seconds: torch.Tensor | float | None = None,
@@ -127,7 +139,26 @@ class ComposerGuidanceLogitsProcessor(LogitsProcessor):
         uncond = torch.log_softmax(self.unconditional_logits(input_ids), dim=-1).clamp(min=_FLOOR)
         guided = uncond + self.scale * (cond - uncond)
         ruled_out = scores <= torch.finfo(scores.dtype).min
+        if self.keep_note_off_share:
+            guided = self._with_note_off_share(guided, cond, ruled_out)
         return guided.masked_fill(ruled_out, torch.finfo(guided.dtype).min).to(scores.dtype)
+
+    def _with_note_off_share(self, guided: torch.Tensor, cond: torch.Tensor, ruled_out: torch.Tensor) -> torch.Tensor:
+        """(B, V) log-probabilities: ``guided``'s, rescaled so the note-offs sum to ``cond``'s share.
+
+        Rows where either side gives the note-offs nothing (no note sounds) are ``guided`` normalised.
+        """
+        off = self._is_note_off.to(guided.device)
+        none = torch.tensor(-float("inf"), device=guided.device)
+        g = torch.log_softmax(guided.masked_fill(ruled_out, none), dim=-1)
+        g_off = torch.logsumexp(g.masked_fill(~off, none), -1, keepdim=True)  # (B, 1) log guided off share
+        g_rest = torch.logsumexp(g.masked_fill(off, none), -1, keepdim=True)
+        c_off = torch.logsumexp(cond.masked_fill(ruled_out | ~off, none), -1, keepdim=True)
+        both = torch.isfinite(g_off) & torch.isfinite(g_rest) & torch.isfinite(c_off) & (c_off < 0)
+        c_off = torch.where(both, c_off, torch.zeros_like(c_off)).clamp(max=-1e-7)
+        rescaled = torch.where(off, g - g_off + c_off, g - g_rest + torch.log1p(-torch.exp(c_off)))
+        rescaled = torch.where(both, rescaled, g)
+        return rescaled.masked_fill(~torch.isfinite(rescaled), _FLOOR)
 
 
 def guidance_processors(processors: Any) -> list[ComposerGuidanceLogitsProcessor]:
