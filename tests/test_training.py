@@ -20,7 +20,7 @@ from musenet_hf.critic import CriticPool, critic_batch, piece_opening, roc_auc
 from musenet_hf.trainer_musenet import MuseNetTrainer
 from musenet_hf.training import train
 from musenet_hf.training_config import (
-    TrainConfig, build_model, build_tokenizer, load_data, lr_lambda, training_coverage,
+    TrainConfig, build_model, build_tokenizer, load_data, lr_lambda, parameter_groups, training_coverage,
 )
 from musenet_hf.training_losses import causal_lm_loss, evaluate, mixup_loss, summarize_eval
 
@@ -157,6 +157,26 @@ def test_schedule_auc_and_critic_batches(setup):
     assert cb["critic_labels"].tolist() == [1.0, 0.0, 1.0, 0.0]
     assert cb["attention_mask"].sum(1).tolist() == [2, 2, 1, 1]  # real windows cut to the sample's length
     assert "labels" not in cb
+
+
+def test_lr_scale_gives_the_named_parameters_their_own_learning_rate(setup):
+    """A table a warm start adds can learn faster than the rest; the schedule scales every group."""
+    _, _, model, _, _, _ = setup
+    cfg = TrainConfig(learning_rate=1e-3, weight_decay=0.1, lr_scale={"embed_part": 10})
+    groups = parameter_groups(model, cfg)
+    assert [(g["lr"], g["weight_decay"]) for g in groups] == [(1e-3, 0.1), (1e-3, 0.0), (1e-2, 0.1)]
+    assert groups[2]["params"] == [model.model.embeddings.embed_part.weight]
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    plain = parameter_groups(model, TrainConfig(learning_rate=1e-3))  # without: matrices, then vectors
+    assert [len(g["params"]) for g in plain] == [len(groups[0]["params"]) + 1, len(groups[1]["params"])]
+    optimizer = torch.optim.AdamW(groups)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5)
+    scheduler.step()
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([5e-4, 5e-4, 5e-3])
+    with pytest.raises(ValueError, match="names no parameter"):
+        parameter_groups(model, TrainConfig(lr_scale={"embed_nothing": 2}))
+    with pytest.raises(ValueError, match="positive"):
+        parameter_groups(model, TrainConfig(lr_scale={"embed_part": 0}))
 
 
 def test_resume_after_an_interruption_repeats_the_same_steps(songs, cache, tmp_path):

@@ -41,7 +41,8 @@ from .checkpointing import checkpoints, load_checkpoint, save_checkpoint
 from .batching import MuseNetCollator, TrainBatches, label_balanced_weights, label_draws
 from .data import MuseNetWindows
 from .training_config import (
-    TrainConfig, build_model, build_tokenizer, load_data, lr_lambda, resolve_mixed_precision, training_coverage,
+    TrainConfig, build_model, build_tokenizer, load_data, lr_lambda, parameter_groups, resolve_mixed_precision,
+    training_coverage,
 )
 from .training_losses import evaluate, mixup_loss, summarize_eval, unwrap_model
 
@@ -158,11 +159,7 @@ def prepare_run(cfg: TrainConfig, resume: str = "auto") -> tuple[Run, int]:
     if cfg.activation_checkpointing:
         enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
         enable()
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=cfg.learning_rate, betas=tuple(cfg.adam_betas))
+    optimizer = torch.optim.AdamW(parameter_groups(model, cfg), lr=cfg.learning_rate, betas=tuple(cfg.adam_betas))
     # Not passed to prepare(): accelerate would step it once per process; we step it once per step.
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
     model, optimizer = accelerator.prepare(model, optimizer)

@@ -67,6 +67,9 @@ class TrainConfig:
     warmup_steps: int = 20
     weight_decay: float = 0.1
     adam_betas: tuple = (0.9, 0.95)
+    # parameter-name fragment -> learning-rate multiplier, e.g. {embed_composer: 10} for a table
+    # a warm start adds at zero, which must grow within a short run
+    lr_scale: dict = dataclasses.field(default_factory=dict)
     max_grad_norm: float = 1.0
     mixed_precision: str = "auto"
     activation_checkpointing: bool = False
@@ -138,6 +141,23 @@ def lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
         t = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
         return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
     return f
+
+
+def parameter_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """AdamW's groups: weight decay on matrices, none on vectors; a parameter whose name holds a
+    key of ``cfg.lr_scale`` learns at that multiple of the learning rate (first key that matches)."""
+    for key, scale in cfg.lr_scale.items():
+        if not (isinstance(scale, (int, float)) and scale > 0):
+            raise ValueError(f"lr_scale[{key!r}] must be a positive number, got {scale!r}")
+    groups: dict[tuple[bool, float], list] = {}
+    for name, param in model.named_parameters():
+        scale = next((float(v) for k, v in cfg.lr_scale.items() if k in name), 1.0)
+        groups.setdefault((param.dim() >= 2, scale), []).append(param)
+    unused = [k for k in cfg.lr_scale if not any(k in name for name, _ in model.named_parameters())]
+    if unused:
+        raise ValueError(f"lr_scale names no parameter of the model: {unused}")
+    return [{"params": params, "weight_decay": cfg.weight_decay if decay else 0.0, "lr": cfg.learning_rate * scale}
+            for (decay, scale), params in sorted(groups.items(), key=lambda g: (g[0][1] != 1.0, not g[0][0]))]
 
 
 def build_tokenizer(cfg: TrainConfig) -> MuseNetTokenizer:
