@@ -65,6 +65,7 @@ def test_piece_statistics_of_a_known_midi_file(tmp_path):
     assert s["polyphony_seconds"][:5] == pytest.approx([1.0, 2.5, 0.0, 4.9, 0.1])
     assert len(s["polyphony_seconds"]) == POLYPHONY_LEVELS
     assert s["polyphony_p95"] == 3.0  # 3 or fewer notes for 8.4 of 8.5 s
+    assert s["one_line"] == 0.0  # two or more notes for 5.0 of 8.5 s
     assert s["silent_share"] == pytest.approx(1.0 / span)
     assert s["notes_per_second"] == pytest.approx(9 / span)
     assert s["pitch_range"] == 12.0  # C4..C5; the drum's 36 would make it 36
@@ -85,6 +86,13 @@ def test_piece_statistics_edges(vocab):
     assert s["scale_consistency"] == pytest.approx(7 / 12)
     assert s["pitch_class_entropy"] == pytest.approx(math.log2(12))
     assert s["silent_share"] == 0.0 and s["polyphony_mean"] == pytest.approx(1.0) and s["polyphony_p95"] == 1.0
+    assert s["one_line"] == 1.0
+    # a tune whose notes overlap a little (legato, 0.1 s of 3 s) is still one line; a second voice is not
+    legato = [note(60 + k, 0.5 * k, 0.5 * k + 0.51) for k in range(6)]
+    assert piece_statistics(legato)["one_line"] == 1.0
+    assert piece_statistics(legato + [note(48, 1.0, 2.0)])["one_line"] == 0.0
+    assert summarize([piece_statistics(legato), s, piece_statistics(legato + [note(48, 1.0, 2.0)])])["one_line"] == \
+        pytest.approx(2 / 3)
     # instrument names: the vocabulary's mapping, and the musenet preset's without one
     cello = [note(48, 0, 1, program=42), note(50, 0, 1, program=73), note(36, 0, 0.1, drum=True)]
     for v in (vocab, None):

@@ -63,7 +63,10 @@ PROBE_TOLERANCE = 0.15
 
 SCALARS = ("notes", "seconds", "note_length_median", "note_length_p90", "long_note_share", "polyphony_mean",
            "polyphony_p95", "notes_per_second", "pitch_range", "pitch_class_entropy", "scale_consistency",
-           "silent_share")
+           "silent_share", "one_line")
+# Below this share of the span with two or more notes sounding, a piece is one line (a tune, or a
+# chorale that lost its other voices): real Palestrina, Monteverdi and Bach openings never are.
+ONE_LINE_SHARE = 0.05
 
 
 # ---------------------------------------------------------------------- per piece
@@ -110,6 +113,8 @@ def piece_statistics(notes: Sequence[Note], vocabulary: Any = None) -> dict[str,
         * ``scale_consistency``: the largest share of pitched notes inside one major scale (as
           MusPy; 1.0 for a piece entirely in C major or A minor).
         * ``silent_share``: share of the span with no note sounding.
+        * ``one_line``: 1.0 when two or more notes sound for under :data:`ONE_LINE_SHARE` of the
+          span, else 0.0 (over pieces, :func:`summarize` makes it the share of one-line pieces).
         * ``key_signature``: the major scale (0 = C .. 11 = B, as :data:`KEY_NAMES`) holding the
           most pitched notes, ties going to the scale whose tonic is struck most; None without
           pitched notes.
@@ -140,6 +145,7 @@ def piece_statistics(notes: Sequence[Note], vocabulary: Any = None) -> dict[str,
         # a tolerance so that floating-point sums landing a hair under 0.95 do not move p95 up a level
         out["polyphony_p95"] = float(np.argmax(np.cumsum(at) / span >= 0.95 - 1e-9))
         out["silent_share"] = float(at[0] / span)
+        out["one_line"] = float(at[2:].sum() / span < ONE_LINE_SHARE)
         out["notes_per_second"] = len(notes) / span
         folded = np.zeros(POLYPHONY_LEVELS)
         np.add.at(folded, np.minimum(levels, POLYPHONY_LEVELS - 1), at)
@@ -382,10 +388,11 @@ def music_table_parts(music: dict[str, Any]) -> tuple[list[str], list[tuple], st
     caption = (f"Musical statistics, generated against held-out real pieces (first {music['seconds']:.0f} s of each, "
                "means over pieces; match: mean overlap of the note-length, polyphony, notes/s, range, entropy and "
                "silence histograms, 1 = identical; keys: the commonest key signatures, named by their major key; "
-               "key overlap: of the key-signature shares, 1 = identical):")
+               "key overlap: of the key-signature shares, 1 = identical; one line: the share of pieces with two notes "
+               f"at once for under {100 * ONE_LINE_SHARE:.0f}% of their span):")
     header = ["label", "pieces", "length median (s)", "length p90 (s)", f"> {LONG_NOTE_SECONDS:.0f} s",
               "polyphony mean", "polyphony p95", "notes/s", "pitch range", "pc entropy (bits)", "scale consistency",
-              "silent", "match", "keys", "key overlap"]
+              "silent", "match", "keys", "key overlap", "one line"]
     rows = []
     for label, r in music["labels"].items():
         for side in ("generated", "real"):
@@ -398,7 +405,8 @@ def music_table_parts(music: dict[str, Any]) -> tuple[list[str], list[tuple], st
                          _num(100 * s["silent_share"], ".1f") + "%",
                          _num(r["match"], ".2f") if side == "generated" else "",
                          _top_keys(s.get("key_signatures", {})),
-                         _num(r.get("key_overlap", math.nan), ".2f") if side == "generated" else ""))
+                         _num(r.get("key_overlap", math.nan), ".2f") if side == "generated" else "",
+                         _num(100 * s.get("one_line", math.nan), ".0f") + "%"))
     return header, rows, caption
 
 
