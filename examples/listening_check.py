@@ -190,6 +190,7 @@ def main() -> None:
     ap.add_argument("--steer-all", action="store_true", help="hard steering onto each of the ten instruments")
     ap.add_argument("--openings", type=int, default=0, metavar="N", help="N sampled openings per prompt (default 0: none)")
     ap.add_argument("--guidance", type=float, help="composer guidance scale (default: musenet generate's)")
+    ap.add_argument("--top-p", type=float, help="nucleus sampling's top-p (default: musenet generate's)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -217,6 +218,8 @@ def main() -> None:
     defaults = cli_defaults()
     if args.guidance is not None:
         defaults.guidance = args.guidance
+    if args.top_p is not None:
+        defaults.top_p = args.top_p
     report: dict[str, Any] = {"model": args.model, "seconds": args.seconds, "guidance": defaults.guidance,
                               "real": real_by_label}
     report["prompts"] = check_prompts(pipe, tokenizer, defaults, args.prompts, args.seeds, args.seconds,
