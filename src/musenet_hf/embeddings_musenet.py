@@ -3,7 +3,8 @@
 **time** (time since the window start, so every token at the same moment shares it), **chord**
 (n-th note since the last wait), **part** (which of 128 time slices of the whole piece),
 **countdown** (time left to the end of the piece), **sounding** (the notes that sound at each
-token) and **composer** (the composer/style tokens of the prefix, at every token after them). Time and chord come from the ids themselves (a wait-length and an is-note table over the
+token) and **composer** (the composer/style tokens of the prefix, at every token after them).
+Time and chord come from the ids themselves (a wait-length and an is-note table over the
 vocabulary, then cumulative sums); part and countdown also need the piece's length
 ``piece_seconds`` and the window's start ``time_offset_seconds``. The tables are derived from the
 config (:func:`wait_units_table`, :func:`is_note_table`, :func:`note_key_tables`), never learned.
