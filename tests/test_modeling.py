@@ -379,7 +379,8 @@ def test_composer_embedding_adds_the_prefix_labels_at_every_token():
     vocab = MuseNetVocabulary.from_preset("musenet")
     kw = vocab.model_config_kwargs()
     plain = tiny_model()
-    model = tiny_model(use_composer_embedding=True, composer_token_ids=kw["composer_token_ids"], structural_init_std=0.0)
+    model = tiny_model(use_composer_embedding=True, composer_token_ids=kw["composer_token_ids"],
+                       structural_init_std=0.0)
     model.load_state_dict(plain.state_dict(), strict=False)  # the same weights, the new table at zero
     bach, chopin, piano = vocab.composer_id("bach"), vocab.composer_id("chopin"), vocab.instrumentation_id(["piano"])
     body = [10 * 128 + 60, 3970, 10 * 128 + 64, 3980, 60]

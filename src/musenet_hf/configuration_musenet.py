@@ -182,7 +182,8 @@ class MuseNetConfig(PreTrainedConfig):
             raise ValueError("use_sounding_embedding, mask_silent_note_offs and mask_end_while_sounding need note_slots "
                              "(from MuseNetVocabulary.model_config_kwargs())")
         if self.use_composer_embedding and not self.composer_token_ids:
-            raise ValueError("use_composer_embedding needs composer_token_ids (from MuseNetVocabulary.model_config_kwargs())")
+            raise ValueError("use_composer_embedding needs composer_token_ids "
+                             "(from MuseNetVocabulary.model_config_kwargs())")
         if self.hidden_size % self.num_attention_heads != 0:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads ({self.num_attention_heads})"

@@ -251,4 +251,5 @@ class MuseNetEmbeddings(nn.Module):
         return self.dropout(hidden)
 
 
-__all__ = ["STRUCTURE_KEYS", "MuseNetEmbeddings", "composer_slot_table", "is_note_table", "note_key_tables", "wait_units_table"]
+__all__ = ["STRUCTURE_KEYS", "MuseNetEmbeddings", "composer_slot_table", "is_note_table", "note_key_tables",
+           "wait_units_table"]
