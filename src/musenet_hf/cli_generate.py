@@ -47,8 +47,9 @@ DEFAULT_THREADS = 1  # torch CPU threads unless --threads or $MUSENET_THREADS sa
 MIN_NOTE_RATE = 0.5  # new notes per second on the requested instruments below which the command fails
 # Seconds of music per wall-clock second of the bundled model on a 2-core CPU with its default
 # sampling (no composer guidance), for the time estimate of long pieces: 240 s pieces took 154 s
-# (bach, 2,621 notes) and 52 s (irish, 686 notes), one thread, idle machine (stage 8). Guidance
-# 1.5 doubles the work per token (stage 7 at 1.5: 255 s and 98 s).
+# (bach, 2,621 notes) and 52 s (irish, 686 notes), one thread, idle machine (stage 8; stage 9b has
+# its size and layout, so its speed). Guidance 1.5 doubles the work per token (stage 7 at 1.5: 255 s
+# and 98 s).
 MUSIC_PER_WALL_SECOND = (1.5, 4.6)
 EXIT_SPARSE, EXIT_INTERRUPTED = 3, 130
 
