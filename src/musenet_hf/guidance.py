@@ -76,7 +76,6 @@ class ComposerGuidanceLogitsProcessor(LogitsProcessor):
         self.scale = float(scale)
         self.keep_note_off_share = bool(keep_note_off_share)
         self._is_label = torch.as_tensor(vocabulary.is_composer, dtype=torch.bool)
-        self._is_note_off = torch.as_tensor(vocabulary.is_note_off, dtype=torch.bool)
         self.begin_window()
 
     def begin_window(self, piece_seconds: torch.Tensor | float | None = None,
@@ -149,8 +148,8 @@ class ComposerGuidanceLogitsProcessor(LogitsProcessor):
 
         Rows where either side gives the note-offs nothing (no note sounds) are ``guided`` normalised.
         """
-        off = self._is_note_off.to(guided.device)
-        none = torch.tensor(-float("inf"), device=guided.device)
+        off = self.vocabulary.torch_tables(guided.device)["is_note_off"]  # (V,) bool, cached per device
+        none = -float("inf")
         g = torch.log_softmax(guided.masked_fill(ruled_out, none), dim=-1)
         g_off = torch.logsumexp(g.masked_fill(~off, none), -1, keepdim=True)  # (B, 1) log guided off share
         g_rest = torch.logsumexp(g.masked_fill(off, none), -1, keepdim=True)

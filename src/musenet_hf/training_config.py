@@ -150,10 +150,12 @@ def parameter_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict[str,
         if not (isinstance(scale, (int, float)) and scale > 0):
             raise ValueError(f"lr_scale[{key!r}] must be a positive number, got {scale!r}")
     groups: dict[tuple[bool, float], list] = {}
+    used: set[str] = set()
     for name, param in model.named_parameters():
-        scale = next((float(v) for k, v in cfg.lr_scale.items() if k in name), 1.0)
-        groups.setdefault((param.dim() >= 2, scale), []).append(param)
-    unused = [k for k in cfg.lr_scale if not any(k in name for name, _ in model.named_parameters())]
+        key = next((k for k in cfg.lr_scale if k in name), None)
+        used.add(key)
+        groups.setdefault((param.dim() >= 2, float(cfg.lr_scale.get(key, 1.0))), []).append(param)
+    unused = [k for k in cfg.lr_scale if k not in used]
     if unused:
         raise ValueError(f"lr_scale names no parameter of the model: {unused}")
     return [{"params": params, "weight_decay": cfg.weight_decay if decay else 0.0, "lr": cfg.learning_rate * scale}
