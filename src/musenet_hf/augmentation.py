@@ -57,6 +57,13 @@ class AugmentationConfig:
             instrument (a four-voice Mass on clarinets, a chorale on violins), so that a request
             for one instrument can still be answered in several voices; without it a lone
             instrument mostly carries a one-line tune.
+        late_entries: the share of opening windows (those that start at the piece's opening) whose
+            other voices are held back (:func:`hold_back_entries`): for the first seconds, drawn
+            uniformly up to ``late_entries_seconds``, only the piece's top line sounds, and the
+            other voices come in after it. Under a polyphonic label the model so learns that a
+            lone opening line is followed by entries, as in an imitative motet: without it, a line
+            it began alone is, to the notes so far, a one-line folk tune, and stays one.
+        late_entries_seconds: the longest held-back opening, in seconds.
         drop_instrumentation: the share of windows whose prefix loses its instrumentation token,
             so a prompt without instruments (``pipeline(composer="bach")``) is one the model saw.
         drop_composer: the share of windows whose prefix loses its composer/style token (label
@@ -72,6 +79,8 @@ class AugmentationConfig:
     stretch: float = 0.05
     revoice: float = 0.0
     revoice_one_instrument: float = 0.0
+    late_entries: float = 0.0
+    late_entries_seconds: float = 8.0
     drop_instrumentation: float = 0.0
     drop_composer: float = 0.0
     enabled: bool = True
@@ -187,14 +196,34 @@ def revoice(notes: NoteArrays, rng: np.random.Generator, vocabulary: MuseNetVoca
     return replace(notes, program=program, pitch=pitch)
 
 
+def hold_back_entries(notes: NoteArrays, seconds: float) -> NoteArrays:
+    """A copy of ``notes`` in which only the top line sounds before ``seconds``.
+
+    A pitched note that starts before ``seconds`` stays when no higher pitched note sounds at its
+    onset (one starting with it counts); the others are left out, so the lower voices enter at
+    their first note from ``seconds`` on. Drums and every note from ``seconds`` on stay as they
+    are. A one-line piece comes back unchanged.
+    """
+    start, end, pitch = notes.start, notes.end, notes.pitch
+    early = np.flatnonzero((start < seconds) & ~notes.is_drum)
+    s, e, p = start[early], end[early], pitch[early]
+    # covered[i, j]: note j is higher than note i and sounds at i's onset
+    covered = (p[None, :] > p[:, None]) & (s[None, :] <= s[:, None]) & (e[None, :] > s[:, None])
+    keep = np.ones(len(pitch), dtype=bool)
+    keep[early[covered.any(axis=1)]] = False
+    return notes.take(keep)
+
+
 def augment(
     notes: NoteArrays,
     rng: np.random.Generator,
     config: AugmentationConfig,
     vocabulary: MuseNetVocabulary,
     progress: float = 0.0,
+    opening: bool = False,
 ) -> tuple[NoteArrays, dict[str, float]]:
-    """Randomly transpose, re-voice (a ``config.revoice`` share), rescale volumes and stretch time.
+    """Randomly transpose, re-voice (a ``config.revoice`` share), rescale volumes and stretch time;
+    hold back the entries of a ``config.late_entries`` share of opening windows.
 
     Args:
         notes: the piece's notes and tempo changes (``notes.tempos``, stretched along with the
@@ -203,10 +232,11 @@ def augment(
         config: the augmentation settings.
         vocabulary: maps programs to instrument classes for the range check.
         progress: fraction of training done, for the transposition schedule.
+        opening: the window starts at the piece's opening (only those hold back entries).
 
     Returns:
-        The new notes and what was drawn
-        (``{"transpose": semitones, "volume": factor, "stretch": factor, "revoice": bool}``).
+        The new notes and what was drawn (``{"transpose": semitones, "volume": factor, "stretch":
+        factor, "revoice": bool, "late_entries": seconds of top line alone, 0 for none}``).
     """
     # Draw all three numbers unconditionally so switching one transform off does not change
     # what the others draw.
@@ -215,19 +245,25 @@ def augment(
     vol = float(rng.uniform(1.0 - config.volume, 1.0 + config.volume))
     st = float(rng.uniform(1.0 - config.stretch, 1.0 + config.stretch))
     revoiced = bool(rng.random() < config.revoice)
+    # (drawn only for openings and when asked: runs without it keep their exact windows)
+    solo = 0.0
+    if opening and config.late_entries > 0 and rng.random() < config.late_entries:
+        solo = float(rng.uniform(1.0, max(config.late_entries_seconds, 1.0)))
     if not config.enabled:
-        return notes, {"transpose": 0, "volume": 1.0, "stretch": 1.0, "revoice": False}
-    out = transpose(notes, k)
+        return notes, {"transpose": 0, "volume": 1.0, "stretch": 1.0, "revoice": False, "late_entries": 0.0}
+    out = hold_back_entries(notes, solo) if solo else notes
+    out = transpose(out, k)
     if revoiced:  # after the transposition: the new instruments' ranges hold the moved notes
         out = revoice(out, rng, vocabulary, config.revoice_one_instrument)
     # Seconds stretch; beat positions stay, so the tempo slows by the same factor.
     out = replace(out, velocity=np.clip(np.rint(out.velocity * vol), 1, 127).astype(np.int64),
                   start=out.start * st, end=out.end * st, duration=out.duration * st,
                   tempos=[(t * st, bpm / st) for t, bpm in out.tempos])
-    return out, {"transpose": k, "volume": vol, "stretch": st, "revoice": revoiced}
+    return out, {"transpose": k, "volume": vol, "stretch": st, "revoice": revoiced, "late_entries": solo}
 
 
 __all__ = [
-    "AugmentationConfig", "INSTRUMENT_RANGES", "REVOICE_PROGRAMS", "allowed_transpositions", "augment", "revoice",
+    "AugmentationConfig", "INSTRUMENT_RANGES", "REVOICE_PROGRAMS", "allowed_transpositions", "augment",
+    "hold_back_entries", "revoice",
     "transpose",
 ]

@@ -413,14 +413,15 @@ class MuseNetWindows(torch.utils.data.Dataset):
         offset = 0 if opening else int(rng.integers(0, max(0, len(body) + 1 - span) + 1))
         if self.augmentation is None:
             return self.window(prefix, body, offset)
-        return self._augmented_window(piece, offset, rng, progress)
+        return self._augmented_window(piece, offset, rng, progress, opening)
 
     def _notes(self, piece: int) -> NoteArrays:
         """The stored notes and tempo changes of a piece."""
         a, b = self.notes_offsets[piece], self.notes_offsets[piece + 1]
         return NoteArrays.from_matrix(self.notes[a:b], self.tempos[piece], source=self.files[piece])
 
-    def _augmented_window(self, piece: int, offset: int, rng: np.random.Generator, progress: float) -> dict[str, Any]:
+    def _augmented_window(self, piece: int, offset: int, rng: np.random.Generator, progress: float,
+                          opening: bool = False) -> dict[str, Any]:
         """The training window at body position ``offset`` of the augmented piece.
 
         The whole piece's notes are augmented (:func:`~musenet_hf.augmentation.augment`) and
@@ -432,7 +433,7 @@ class MuseNetWindows(torch.utils.data.Dataset):
         """
         v, tok = self.vocab, self.tokenizer
         body = self.piece_body(piece)
-        notes, drawn = augment(self._notes(piece), rng, self.augmentation, v, progress)
+        notes, drawn = augment(self._notes(piece), rng, self.augmentation, v, progress, opening)
         drop = bool(rng.random() < self.augmentation.drop_instrumentation)
         # (the label-dropout draw only when asked: runs without it keep their exact windows)
         unlabelled = self.augmentation.drop_composer > 0 and bool(rng.random() < self.augmentation.drop_composer)

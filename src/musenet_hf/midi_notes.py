@@ -8,7 +8,7 @@ A low module of types only, so that the readers can both sit above it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, make_dataclass
+from dataclasses import dataclass, fields, make_dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -98,6 +98,12 @@ class NoteArrays:
         for n in notes:
             n.__class__ = Note
         return notes
+
+    def take(self, rows: np.ndarray) -> "NoteArrays":
+        """A copy with only ``rows`` (a boolean mask ``(N,)`` or indices), in their order; the
+        tempo changes and ``duration`` stay those of the piece."""
+        cols = {c: getattr(self, c)[rows] for c in NOTE_COLUMNS}
+        return replace(self, **cols)
 
     def to_score(self) -> Score:
         return Score(self.to_notes(), self.tempos, self.ticks_per_beat, self.duration, self.source)
