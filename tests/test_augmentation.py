@@ -1,9 +1,11 @@
-"""Held-back entries (``late_entries``): an opening whose lower voices come in after the top line."""
+"""Openings in several voices: held-back entries (``late_entries``: the lower voices come in after the
+top line) and trimmed solo openings (``trim_solo_openings``: the piece starts where its second voice
+comes in)."""
 
 import numpy as np
 import pytest
 
-from musenet_hf.augmentation import AugmentationConfig, augment, hold_back_entries, transpose
+from musenet_hf.augmentation import AugmentationConfig, augment, hold_back_entries, transpose, trim_solo_opening
 from musenet_hf.midi_io import read_midi_arrays
 from musenet_hf.midi_notes import NOTE_COLUMNS, NoteArrays
 from musenet_hf.vocabulary import MuseNetVocabulary
@@ -51,6 +53,26 @@ def test_hold_back_entries_leaves_the_top_line_then_every_voice():
     assert np.array_equal(hold_back_entries(notes, 0.0).to_matrix(), m)
 
 
+def test_trim_solo_opening_starts_where_the_second_voice_enters():
+    # an imitative opening: the first voice alone for 2 s (its second note held over the entry),
+    # the second voice from 2 s, a drum hit at 0.5 s, tempo changes at 1 s and 3 s
+    rows = [note(67, 0.0, 1.0), note(69, 1.0, 3.0), note(62, 2.0, 3.0), note(71, 3.0, 4.0), note(64, 3.0, 4.5),
+            note(42, 0.5, 0.6, drum=True)]
+    notes = NoteArrays.from_matrix(np.array(rows), tempos=[(0.0, 120.0), (1.0, 100.0), (3.0, 90.0)])
+    out = trim_solo_opening(notes)
+    m = out.to_matrix()
+    assert m[:, PITCH].tolist() == [69, 62, 71, 64]  # the first note and the drum hit ended before 2 s
+    assert m[:, START].tolist() == [0.0, 0.0, 1.0, 1.0] and out.end.tolist() == [1.0, 1.0, 2.0, 2.5]
+    # the held note starts at the entry, half-way through its beats (2-6 at 120 bpm -> 4-6, less 4)
+    assert out.start_beat.tolist() == [0.0, 0.0, 2.0, 2.0] and out.end_beat.tolist() == [2.0, 2.0, 4.0, 5.0]
+    assert out.tempos == [(0.0, 100.0), (1.0, 90.0)] and out.duration == notes.duration - 2.0
+    # a piece that opens in several voices, a one-line tune, and a second voice after 10 s: unchanged
+    tune = NoteArrays.from_matrix(np.array([note(60 + k % 5, 0.25 * k, 0.25 * k + 0.25) for k in range(16)]))
+    late = NoteArrays.from_matrix(np.array([note(60, 0.0, 11.0), note(64, 10.5, 12.0)]))
+    for same in (chorale(), tune, late):
+        assert np.array_equal(trim_solo_opening(same).to_matrix(), same.to_matrix())
+
+
 def test_augment_holds_back_entries_only_in_openings(vocabulary):
     notes = chorale()
     base = dict(transpose=2, transpose_final=2, volume=0.1, stretch=0.0, revoice=0.0)
@@ -69,6 +91,16 @@ def test_augment_holds_back_entries_only_in_openings(vocabulary):
         assert np.array_equal(cut.to_matrix(), plain.to_matrix()) and drawn_cut == drawn_plain
         assert drawn_plain["late_entries"] == 0.0
     assert len(set(solos)) == 20  # the solo length is drawn per window
+    # trim_solo_openings: the opening window's piece starts where the second voice enters
+    imitative = NoteArrays.from_matrix(np.array([note(67, 0.0, 1.0), note(69, 1.0, 3.0), note(62, 2.0, 3.0)]))
+    trims = AugmentationConfig(**base, trim_solo_openings=1.0)
+    for seed in range(5):
+        out, drawn = augment(imitative, np.random.default_rng(seed), trims, vocabulary, opening=True)
+        assert drawn["trimmed"] and out.start.tolist() == [0.0, 0.0]
+        cut, drawn_cut = augment(imitative, np.random.default_rng(seed), trims, vocabulary, opening=False)
+        plain, drawn_plain = augment(imitative, np.random.default_rng(seed), AugmentationConfig(**base), vocabulary)
+        assert np.array_equal(cut.to_matrix(), plain.to_matrix()) and drawn_cut == drawn_plain
+        assert not drawn_plain["trimmed"] and len(cut) == 3
 
 
 def test_hold_back_entries_on_a_real_orchestral_opening():

@@ -64,6 +64,11 @@ class AugmentationConfig:
             lone opening line is followed by entries, as in an imitative motet: without it, a line
             it began alone is, to the notes so far, a one-line folk tune, and stays one.
         late_entries_seconds: the longest held-back opening, in seconds.
+        trim_solo_openings: the share of opening windows whose lone opening line is cut off
+            (:func:`trim_solo_opening`): the piece starts where its second voice comes in, so a
+            polyphonic label opens in several voices. A model that opens a polyphonic label with
+            one line seldom brings a second one in (its line reads, to the notes so far, like a
+            one-line tune), and the first moment is where it decides.
         drop_instrumentation: the share of windows whose prefix loses its instrumentation token,
             so a prompt without instruments (``pipeline(composer="bach")``) is one the model saw.
         drop_composer: the share of windows whose prefix loses its composer/style token (label
@@ -81,6 +86,7 @@ class AugmentationConfig:
     revoice_one_instrument: float = 0.0
     late_entries: float = 0.0
     late_entries_seconds: float = 8.0
+    trim_solo_openings: float = 0.0
     drop_instrumentation: float = 0.0
     drop_composer: float = 0.0
     enabled: bool = True
@@ -214,6 +220,34 @@ def hold_back_entries(notes: NoteArrays, seconds: float) -> NoteArrays:
     return notes.take(keep)
 
 
+def trim_solo_opening(notes: NoteArrays, within: float = 10.0) -> NoteArrays:
+    """A copy of ``notes`` that starts where two pitched notes first sound together.
+
+    The moment is the first onset, within ``within`` seconds, at which two or more pitched notes
+    sound. Notes that end before it are left out; one still sounding there starts there (its
+    start beat moved in proportion); every time, beat and tempo change moves back by it. A piece
+    that opens with two or more notes, and one with no such moment by ``within``, come back
+    unchanged.
+    """
+    pitched = ~notes.is_drum
+    s, e = notes.start[pitched], notes.end[pitched]
+    onsets = np.unique(s[s < within])
+    sounding = ((s[None, :] <= onsets[:, None]) & (e[None, :] > onsets[:, None])).sum(axis=1)
+    together = np.flatnonzero(sounding >= 2)
+    if not len(together) or together[0] == 0:
+        return notes
+    t = float(onsets[together[0]])
+    beat = float(notes.start_beat[pitched][s == t][0])
+    out = notes.take(notes.end > t)
+    early = out.start < t
+    frac = np.where(early, (t - out.start) / np.maximum(out.end - out.start, 1e-9), 0.0)
+    start_beat = np.where(early, out.start_beat + frac * (out.end_beat - out.start_beat), out.start_beat)
+    tempos = [(max(at - t, 0.0), bpm) for k, (at, bpm) in enumerate(notes.tempos)
+              if at > t or k + 1 == len(notes.tempos) or notes.tempos[k + 1][0] > t]
+    return replace(out, start=np.maximum(out.start, t) - t, end=out.end - t, start_beat=start_beat - beat,
+                   end_beat=out.end_beat - beat, tempos=tempos, duration=max(notes.duration - t, 0.0))
+
+
 def augment(
     notes: NoteArrays,
     rng: np.random.Generator,
@@ -223,7 +257,8 @@ def augment(
     opening: bool = False,
 ) -> tuple[NoteArrays, dict[str, float]]:
     """Randomly transpose, re-voice (a ``config.revoice`` share), rescale volumes and stretch time;
-    hold back the entries of a ``config.late_entries`` share of opening windows.
+    hold back the entries of a ``config.late_entries`` share of opening windows and cut the lone
+    opening line off a ``config.trim_solo_openings`` share.
 
     Args:
         notes: the piece's notes and tempo changes (``notes.tempos``, stretched along with the
@@ -236,7 +271,8 @@ def augment(
 
     Returns:
         The new notes and what was drawn (``{"transpose": semitones, "volume": factor, "stretch":
-        factor, "revoice": bool, "late_entries": seconds of top line alone, 0 for none}``).
+        factor, "revoice": bool, "late_entries": seconds of top line alone, 0 for none, "trimmed":
+        whether the lone opening line was cut off}``).
     """
     # Draw all three numbers unconditionally so switching one transform off does not change
     # what the others draw.
@@ -249,9 +285,12 @@ def augment(
     solo = 0.0
     if opening and config.late_entries > 0 and rng.random() < config.late_entries:
         solo = float(rng.uniform(1.0, max(config.late_entries_seconds, 1.0)))
+    trim = opening and config.trim_solo_openings > 0 and bool(rng.random() < config.trim_solo_openings)
     if not config.enabled:
-        return notes, {"transpose": 0, "volume": 1.0, "stretch": 1.0, "revoice": False, "late_entries": 0.0}
-    out = hold_back_entries(notes, solo) if solo else notes
+        return notes, {"transpose": 0, "volume": 1.0, "stretch": 1.0, "revoice": False, "late_entries": 0.0,
+                       "trimmed": False}
+    out = trim_solo_opening(notes) if trim else notes
+    out = hold_back_entries(out, solo) if solo else out
     out = transpose(out, k)
     if revoiced:  # after the transposition: the new instruments' ranges hold the moved notes
         out = revoice(out, rng, vocabulary, config.revoice_one_instrument)
@@ -259,11 +298,12 @@ def augment(
     out = replace(out, velocity=np.clip(np.rint(out.velocity * vol), 1, 127).astype(np.int64),
                   start=out.start * st, end=out.end * st, duration=out.duration * st,
                   tempos=[(t * st, bpm / st) for t, bpm in out.tempos])
-    return out, {"transpose": k, "volume": vol, "stretch": st, "revoice": revoiced, "late_entries": solo}
+    return out, {"transpose": k, "volume": vol, "stretch": st, "revoice": revoiced, "late_entries": solo,
+                 "trimmed": trim}
 
 
 __all__ = [
     "AugmentationConfig", "INSTRUMENT_RANGES", "REVOICE_PROGRAMS", "allowed_transpositions", "augment",
-    "hold_back_entries", "revoice",
+    "hold_back_entries", "revoice", "trim_solo_opening",
     "transpose",
 ]
