@@ -61,7 +61,7 @@ def generate(pipe: Any, defaults: argparse.Namespace, **request: Any) -> dict[st
     """One piece as ``musenet generate`` makes it (its sampling defaults), ``request`` on top; without
     ``steering`` the pipeline's own default applies, as in the CLI (soft when instruments are named)."""
     return pipe(strength=defaults.strength, temperature=defaults.temperature, top_p=defaults.top_p,
-                guidance=defaults.guidance,
+                guidance=defaults.guidance, guidance_against=defaults.guidance_against,
                 num_samples=1, progress=False, **request)[0]
 
 
@@ -190,6 +190,8 @@ def main() -> None:
     ap.add_argument("--steer-all", action="store_true", help="hard steering onto each of the ten instruments")
     ap.add_argument("--openings", type=int, default=0, metavar="N", help="N sampled openings per prompt (default 0: none)")
     ap.add_argument("--guidance", type=float, help="composer guidance scale (default: musenet generate's)")
+    ap.add_argument("--guidance-against", metavar="LABEL",
+                    help="the label guidance steers away from, or 'none' (default: musenet generate's)")
     ap.add_argument("--top-p", type=float, help="nucleus sampling's top-p (default: musenet generate's)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
@@ -218,9 +220,13 @@ def main() -> None:
     defaults = cli_defaults()
     if args.guidance is not None:
         defaults.guidance = args.guidance
+    if args.guidance_against is not None:
+        defaults.guidance_against = args.guidance_against
     if args.top_p is not None:
         defaults.top_p = args.top_p
-    report: dict[str, Any] = {"model": args.model, "seconds": args.seconds, "guidance": defaults.guidance,
+    asked = {"guidance": defaults.guidance, "guidance_against": defaults.guidance_against}
+    guidance, against = pipe.guidance_settings({k: v for k, v in asked.items() if v is not None})
+    report: dict[str, Any] = {"model": args.model, "seconds": args.seconds, "guidance": guidance, "against": against,
                               "real": real_by_label}
     report["prompts"] = check_prompts(pipe, tokenizer, defaults, args.prompts, args.seeds, args.seconds,
                                       real_by_label, usual, out)

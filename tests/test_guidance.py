@@ -134,3 +134,61 @@ def test_pipeline_guidance_argument(tiny, tok):
     assert plain != guided and guided[:3] == plain[:3]
     with pytest.raises(ValueError, match="guidance"):
         pipe(composer="bach", guidance=float("nan"), **kw)
+
+
+def test_guidance_against_a_label_uses_that_label_as_the_other_side(vocab, tiny):
+    """With ``against``, the other side is the prompt with its label replaced (a blend's first
+    label; the others go); a prompt of that label itself is left as it is."""
+    folk, bach, chopin = (vocab.composer_id(c) for c in ("folk", "bach", "chopin"))
+    note = vocab.note_id("piano", 80, 60)
+    ids = torch.tensor([build_prompt(vocab, "bach", "piano") + [note]])
+    proc = ComposerGuidanceLogitsProcessor(tiny, vocab, 2.5, keep_note_off_share=False, against="folk")
+    assert proc.unconditional_ids(ids).tolist() == [[folk, *ids[0, 1:].tolist()]]
+    blend = torch.tensor([[bach, chopin, *ids[0, 1:].tolist()]])
+    fresh = ComposerGuidanceLogitsProcessor(tiny, vocab, 2.5, against=folk)
+    assert fresh.unconditional_ids(blend).tolist() == [[folk, *ids[0, 1:].tolist()]]
+    with torch.no_grad():
+        cond = tiny(input_ids=ids).logits[:, -1]
+        other = tiny(input_ids=torch.tensor([[folk, *ids[0, 1:].tolist()]])).logits[:, -1]
+    guided = proc(ids, cond.clone())
+    lc, lo = torch.log_softmax(cond, -1), torch.log_softmax(other, -1)
+    assert torch.allclose(guided, lo + 2.5 * (lc - lo), atol=1e-4)
+    # against no label, the mixture is a different one
+    plain = ComposerGuidanceLogitsProcessor(tiny, vocab, 2.5, keep_note_off_share=False)(ids, cond.clone())
+    assert not torch.allclose(plain, guided, atol=1e-3)
+    # a folk prompt guided against folk: the scores come back untouched
+    folk_ids = torch.tensor([build_prompt(vocab, "folk", "piano") + [note]])
+    assert torch.equal(ComposerGuidanceLogitsProcessor(tiny, vocab, 2.5, against="folk")(folk_ids, cond.clone()), cond)
+    with pytest.raises(KeyError, match="nosuchlabel"):
+        ComposerGuidanceLogitsProcessor(tiny, vocab, 2.5, against="nosuchlabel")
+    with pytest.raises(ValueError, match="composer/style token"):
+        ComposerGuidanceLogitsProcessor(tiny, vocab, 2.5, against=note)
+
+
+def test_pipeline_guidance_defaults_come_from_the_model_config(tiny, tok):
+    """config.guidance / config.guidance_against are the pipeline's defaults; a call's own
+    arguments win, ``"none"`` guides against no label, and an unknown label is a KeyError."""
+    from transformers import pipeline
+
+    from musenet_hf.pipeline_musenet import TASK, register_pipeline
+
+    register_pipeline()
+    pipe = pipeline(TASK, model=tiny, tokenizer=tok, device=torch.device("cpu"))
+    kw = dict(composer="bach", seconds=4.0, seed=0, max_window=64, step=16, instruments="piano", steering="none")
+    assert pipe.guidance_settings({}) == (1.0, None)
+    against = pipe(guidance=4.0, guidance_against="folk", **kw)[0]["tokens"]
+    label_free = pipe(guidance=4.0, **kw)[0]["tokens"]
+    assert against != label_free
+    tiny.config.guidance, tiny.config.guidance_against = 4.0, "folk"
+    try:
+        assert pipe.guidance_settings({}) == (4.0, "folk")
+        assert pipe.guidance_settings({"guidance": 1.5, "guidance_against": "none"}) == (1.5, None)
+        assert pipe(**kw)[0]["tokens"] == against
+        assert pipe(guidance_against="none", **kw)[0]["tokens"] == label_free
+        assert pipe(guidance=1.0, **kw)[0]["tokens"] == pipe(guidance=1.0, guidance_against="none", **kw)[0]["tokens"]
+        with pytest.raises(KeyError, match="nosuchlabel"):
+            pipe(guidance_against="nosuchlabel", **kw)
+    finally:
+        tiny.config.guidance, tiny.config.guidance_against = None, None
+    with pytest.raises(ValueError, match="guidance must be"):
+        type(tiny.config)(**{**tiny.config.to_dict(), "guidance": -1.0})

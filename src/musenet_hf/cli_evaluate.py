@@ -72,7 +72,8 @@ def save_report(report: dict[str, Any], out: Path) -> None:
 def sampling_options(args: argparse.Namespace) -> dict[str, float]:
     """The pipeline options every generated piece is sampled with: those given (guidance, temperature,
     top-p); the others stay the pipeline's defaults."""
-    given = {"guidance": args.guidance, "temperature": args.temperature, "top_p": args.top_p}
+    given = {"guidance": args.guidance, "guidance_against": args.guidance_against, "temperature": args.temperature,
+             "top_p": args.top_p}
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -187,6 +188,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                    help="tokens sampled per probe prompt, capped by the model's context (default 300)")
     p.add_argument("--guidance", type=float, metavar="SCALE",
                    help="composer guidance scale of every generated piece (default: the pipeline's)")
+    p.add_argument("--guidance-against", metavar="LABEL",
+                   help="the label guidance steers away from, or 'none' (default: the pipeline's)")
     p.add_argument("--temperature", type=float, help="sampling temperature (default: the pipeline's)")
     p.add_argument("--top-p", type=float, help="nucleus sampling's top-p (default: the pipeline's)")
     p.add_argument("--seed", type=int, default=0)

@@ -110,9 +110,13 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
                         f"(x e**strength; default {DEFAULT_STEERING_STRENGTH:g})")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1; 0: greedy decoding)")
     p.add_argument("--top-p", type=float, default=0.95)
-    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
+    p.add_argument("--guidance", type=float,
                    help=f"classifier-free guidance on the composer token: how much the label's difference "
-                        f"is amplified (default {DEFAULT_GUIDANCE:g}; 1 = off, costs a second forward a step)")
+                        f"is amplified (default: the model's, the bundled one's 1.3, else {DEFAULT_GUIDANCE:g}; "
+                        f"1 = off, costs a second forward a step)")
+    p.add_argument("--guidance-against", metavar="LABEL",
+                   help="the label guidance steers away from, or 'none' (default: the model's, the bundled "
+                        "one's folk: a second voice is what sets a motet apart from a folk tune)")
     p.add_argument("--max-polyphony", type=int, help="most notes sounding at once")
     p.add_argument("--min-note-rate", type=float, default=MIN_NOTE_RATE,
                    help=f"fewest new notes a second on the requested instruments before the command fails "
@@ -256,7 +260,7 @@ def run_generate(args: argparse.Namespace) -> int:
                        steering=steering, strength=args.strength, temperature=args.temperature,
                        top_p=args.top_p, num_samples=args.samples, rerank=args.rerank, seed=args.seed,
                        max_polyphony=args.max_polyphony, progress=not args.no_progress, threads=threads,
-                       guidance=args.guidance)
+                       guidance=args.guidance, guidance_against=args.guidance_against)
     except (KeyError, ValueError) as err:  # unknown composer/instrument, bad lengths
         return _error(str(err.args[0]) if err.args else str(err))
     except GenerationInterrupted as err:

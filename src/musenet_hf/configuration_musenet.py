@@ -92,6 +92,12 @@ class MuseNetConfig(PreTrainedConfig):
         training_coverage: what ``musenet train`` saw (:func:`musenet_hf.training_config.training_coverage`):
             ``{"labels": {label: {instrumentation: pieces}}, "revoiced": [instruments],
             "drop_instrumentation": share}``; the pipeline warns on requests outside it.
+
+    Sampling defaults (what the pipeline and ``musenet generate`` use when a call does not say;
+    measured per model, MODEL_CARD.md):
+        guidance: the composer guidance scale (:mod:`musenet_hf.guidance`; None: the package's
+            :data:`~musenet_hf.guidance.DEFAULT_GUIDANCE`).
+        guidance_against: the composer/style name guidance steers away from (None: no label).
     """
 
     model_type = "musenet"
@@ -165,6 +171,10 @@ class MuseNetConfig(PreTrainedConfig):
     # what the model was trained on
     training_coverage: dict | None = None
 
+    # sampling defaults
+    guidance: float | None = None
+    guidance_against: str | None = None
+
     def __post_init__(self, **kwargs):
         if self.intermediate_size is None:
             self.intermediate_size = 4 * self.hidden_size
@@ -184,6 +194,8 @@ class MuseNetConfig(PreTrainedConfig):
         if self.use_composer_embedding and not self.composer_token_ids:
             raise ValueError("use_composer_embedding needs composer_token_ids "
                              "(from MuseNetVocabulary.model_config_kwargs())")
+        if self.guidance is not None and not (isinstance(self.guidance, (int, float)) and self.guidance >= 0):
+            raise ValueError(f"guidance must be a number >= 0 (1 = off) or None, got {self.guidance!r}")
         if self.hidden_size % self.num_attention_heads != 0:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads ({self.num_attention_heads})"

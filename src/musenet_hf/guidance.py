@@ -20,6 +20,14 @@ The unconditional side is the music of no label in particular, which the model l
 windows whose label was dropped (``drop_composer`` in the augmentation config) and from the
 corpus pieces that have no label.
 
+With ``against`` (a negative prompt, as in text-to-image guidance) the other side is the prompt
+with its composer/style token replaced by another label's, and guidance amplifies what sets the
+asked label apart from *that* label. The bundled model plays Palestrina, trecento and Monteverdi
+in one line about a third of the time: the notes so far sound like the 12,000 one-line folk
+tunes it shares the ``piano`` token with, and it continues them as one. Guided against ``folk``,
+what separates a motet from a folk tune (a second voice) is what gets amplified (MODEL_CARD.md,
+"Guidance against folk"). A prompt of the ``against`` label itself is left as it is.
+
 The processor works with the standard ``generate()``: it is a :class:`~transformers.LogitsProcessor`
 holding the model and its own key/value cache of the unconditional sequence, fed one token a
 step. The windows of :func:`~musenet_hf.generation.generate_long` tell it where they sit in the
@@ -61,20 +69,26 @@ class ComposerGuidanceLogitsProcessor(LogitsProcessor):
         scale: the guidance scale; 1 leaves the scores as the model gave them.
         keep_note_off_share: keep the conditional model's total note-off probability (see the
             module docstring); False samples the plain guided mixture.
+        against: a composer/style name or token id to guide away from (a negative prompt); None
+            guides away from no label.
 
     The unconditional sequence of a row is the row without the composer/style tokens that come
-    before its ``start`` token. A row with none (no composer asked for) is guided towards itself,
-    which is the identity.
+    before its ``start`` token; with ``against``, the first of them becomes that label's token and
+    the others go. A row with none (no composer asked for) is guided towards itself, which is the
+    identity, and so is a row whose only label is ``against``.
     """
 
     def __init__(self, model: Any, vocabulary: MuseNetVocabulary, scale: float = 1.0,
-                 keep_note_off_share: bool = True):
+                 keep_note_off_share: bool = True, against: str | int | None = None):
         if not (isinstance(scale, (int, float)) and scale >= 0):
             raise ValueError(f"guidance scale must be a number >= 0 (1 = off), got {scale!r}")
         self.model = model
         self.vocabulary = vocabulary
         self.scale = float(scale)
         self.keep_note_off_share = bool(keep_note_off_share)
+        self.against = vocabulary.composer_id(against) if isinstance(against, str) else against
+        if self.against is not None and not vocabulary.is_composer[self.against]:
+            raise ValueError(f"guidance can only be against a composer/style token, got id {self.against}")
         self._is_label = torch.as_tensor(vocabulary.is_composer, dtype=torch.bool)
         self.begin_window()
 
@@ -103,9 +117,17 @@ class ComposerGuidanceLogitsProcessor(LogitsProcessor):
         return ~self._is_label.to(row.device)[row[:end]]
 
     def unconditional_ids(self, input_ids: torch.LongTensor) -> torch.LongTensor:
-        """(B, T - labels) ``input_ids`` without the composer tokens of its prefix."""
+        """(B, T - labels) ``input_ids`` without the composer tokens of its prefix (with ``against``:
+        (B, T - labels + 1), its first composer token replaced by ``against``)."""
         keep = self._prefix_kept(input_ids) if self._prefix_keep is None else self._prefix_keep
-        return torch.cat([input_ids[:, : len(keep)][:, keep], input_ids[:, len(keep):]], dim=1)
+        prefix = input_ids[:, : len(keep)]
+        labels = (~keep).nonzero().flatten()
+        if self.against is not None and len(labels):
+            prefix = prefix.clone()
+            prefix[:, labels[0]] = self.against
+            keep = keep.clone()
+            keep[labels[0]] = True
+        return torch.cat([prefix[:, keep], input_ids[:, len(keep):]], dim=1)
 
     def unconditional_logits(self, input_ids: torch.LongTensor) -> torch.Tensor:
         """(B, V) the model's next-token logits for the sequences with their labels taken out.
@@ -132,8 +154,14 @@ class ComposerGuidanceLogitsProcessor(LogitsProcessor):
         self._seen = input_ids
         return out.logits[:, -1].float()
 
+    def _is_identity(self, input_ids: torch.LongTensor) -> bool:
+        """True when the guided side would be the prompt itself (its only label is ``against``)."""
+        keep = self._prefix_kept(input_ids) if self._prefix_keep is None else self._prefix_keep
+        labels = input_ids[0, : len(keep)][~keep]
+        return self.against is not None and len(labels) == 1 and int(labels[0]) == self.against
+
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if self.scale == 1.0:
+        if self.scale == 1.0 or self._is_identity(input_ids):
             return scores
         cond = torch.log_softmax(scores.float(), dim=-1).clamp(min=_FLOOR)
         uncond = torch.log_softmax(self.unconditional_logits(input_ids), dim=-1).clamp(min=_FLOOR)

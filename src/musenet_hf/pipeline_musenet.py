@@ -14,7 +14,7 @@ Keyword inputs (also accepted as one dict as the first argument):
 any case), ``primer`` (a MIDI path, bytes or ``mido.MidiFile``) with ``primer_seconds`` (default
 :data:`DEFAULT_PRIMER_SECONDS`) or ``primer_notes``, ``seconds`` (default 30), ``steering`` and
 ``strength``, ``temperature`` (0: greedy decoding), ``top_p``, ``top_k``, ``num_samples``,
-``rerank``, ``seed``, ``threads``, ``guidance``, and the long-form knobs ``max_window``, ``step``,
+``rerank``, ``seed``, ``threads``, ``guidance``, ``guidance_against``, and the long-form knobs ``max_window``, ``step``,
 ``tolerance``, ``max_polyphony``, ``progress``.
 
 * **Length with a primer.** ``seconds`` counts the *new* music after the primer: the piece is
@@ -30,9 +30,12 @@ any case), ``primer`` (a MIDI path, bytes or ``mido.MidiFile``) with ``primer_se
   the requested instruments ``e**strength`` times likelier among note-ons (others stay possible),
   ``"hard"`` gives every note-on to them, ``"none"`` (or ``None``) leaves the model alone.
 * **Guidance.** ``guidance`` is the classifier-free guidance scale on the composer/style token
-  (:mod:`musenet_hf.guidance`; default :data:`~musenet_hf.guidance.DEFAULT_GUIDANCE`, 1 = off):
-  each step the model also predicts the piece without its label, and the difference the label
-  makes is amplified. It costs a second forward a step and does nothing without a composer.
+  (:mod:`musenet_hf.guidance`; 1 = off): each step the model also predicts the piece without its
+  label (or, with ``guidance_against="folk"``, as a folk tune), and the difference the label
+  makes is amplified. It costs a second forward a step and does nothing without a composer. Not
+  given, both come from the model's config (``config.guidance``, ``config.guidance_against``: the
+  bundled model's are 1.3 against ``folk``), else :data:`~musenet_hf.guidance.DEFAULT_GUIDANCE`
+  and no label; ``guidance_against="none"`` guides away from no label.
 * **Threads.** ``threads`` sets torch's CPU threads for the call (restored after); without it the
   environment variable ``MUSENET_THREADS`` does, and without that torch's setting stays. On a
   busy machine one thread is much faster than torch's default of one per core.
@@ -75,7 +78,8 @@ THREADS_ENV = "MUSENET_THREADS"  # torch CPU threads when the call does not say
 
 _PREPROCESS = ("composer", "instruments", "primer", "primer_seconds", "primer_notes", "seconds", "tempo")
 _FORWARD = ("steering", "strength", "temperature", "top_p", "top_k", "num_samples", "seed", "max_window",
-            "step", "tolerance", "max_polyphony", "progress", "max_new_tokens", "grammar", "threads", "guidance")
+            "step", "tolerance", "max_polyphony", "progress", "max_new_tokens", "grammar", "threads", "guidance",
+            "guidance_against")
 _POSTPROCESS = ("rerank",)
 
 
@@ -302,6 +306,26 @@ class MuseNetGenerationPipeline(Pipeline):
             if threads is not None:
                 torch.set_num_threads(before)
 
+    def guidance_settings(self, params: dict[str, Any]) -> tuple[float, str | None]:
+        """The guidance scale and the label to guide against: those of ``params`` where given, else
+        the model config's, else :data:`~musenet_hf.guidance.DEFAULT_GUIDANCE` and None (``"none"``:
+        against no label)."""
+        config = self.model.config
+        guidance = params.get("guidance")
+        if guidance is None:
+            guidance = getattr(config, "guidance", None)
+        guidance = float(DEFAULT_GUIDANCE if guidance is None else guidance)
+        if not (math.isfinite(guidance) and guidance >= 0):
+            raise ValueError(f"guidance must be a finite number >= 0 (1: off), got {params.get('guidance')}")
+        against = params.get("guidance_against")
+        if against is None:
+            against = getattr(config, "guidance_against", None)
+        if isinstance(against, str) and against.lower() == "none":
+            against = None
+        if against is not None:
+            self.tokenizer.vocabulary.composer_id(against)  # KeyError naming the labels if unknown
+        return guidance, against
+
     def _generate(self, model_inputs: dict[str, Any], **params: Any) -> dict[str, Any]:
         v = self.tokenizer.vocabulary
         seconds = model_inputs["seconds"]
@@ -321,12 +345,10 @@ class MuseNetGenerationPipeline(Pipeline):
             v, seconds, instruments=model_inputs["instruments"] if steering else None, steering=steering,
             strength=strength, tolerance=params.get("tolerance", 0.1),
             grammar=params.get("grammar", True), max_polyphony=params.get("max_polyphony"))
-        guidance = float(params.get("guidance", DEFAULT_GUIDANCE))
-        if not (math.isfinite(guidance) and guidance >= 0):
-            raise ValueError(f"guidance must be a finite number >= 0 (1: off), got {params.get('guidance')}")
+        guidance, against = self.guidance_settings(params)
         prefix = split_prompt(v, model_inputs["input_ids"].tolist())[0]
         if guidance != 1.0 and any(v.is_composer[t] for t in prefix):  # guidance first: the rest act on it
-            procs.insert(0, ComposerGuidanceLogitsProcessor(self.model, v, guidance))
+            procs.insert(0, ComposerGuidanceLogitsProcessor(self.model, v, guidance, against=against))
         temperature = params.get("temperature")
         if temperature is not None and not (math.isfinite(float(temperature)) and float(temperature) >= 0):
             raise ValueError(f"temperature must be a finite number >= 0 (0: greedy decoding), got {temperature}")
