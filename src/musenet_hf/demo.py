@@ -109,9 +109,9 @@ def build_demo(studio: Studio) -> Any:
     _no_network()
     import gradio as gr
 
-    from .guidance import DEFAULT_GUIDANCE
-
     v = studio.vocabulary()
+    # the model's own default (the bundled one's: 1.3 against folk), so Advanced starts where Simple is
+    default_guidance, against = studio.pipeline().guidance_settings({})
     instrument_names = [i.name for i in v.instruments]
     composers = studio.composer_choices()
     no_audio = audio_available()
@@ -223,8 +223,10 @@ def build_demo(studio: Studio) -> Any:
                     temperature = gr.Slider(0, 2, 1.0, step=0.05, label="Temperature (0: greedy)")
                     top_p = gr.Slider(0.05, 1.0, 0.95, step=0.01, label="Top-p")
                     top_k = gr.Number(0, precision=0, label="Top-k (0: off)")
-                    guidance = gr.Slider(0, 3, DEFAULT_GUIDANCE, step=0.1, label="Composer guidance",
-                                         info="how strongly the composer is followed; 1: off, about twice as fast",
+                    guidance = gr.Slider(0, 3, default_guidance, step=0.1, label="Composer guidance",
+                                         info="how strongly the composer is followed"
+                                              + (f" (set apart from {against})" if against else "")
+                                              + "; 1: off, about twice as fast",
                                          elem_id="guidance")
                 with gr.Row():
                     steering = gr.Radio(["auto", "none", "soft", "hard"], value="auto", label="Steering",
