@@ -48,9 +48,10 @@ MIN_NOTE_RATE = 0.5  # new notes per second on the requested instruments below w
 # Seconds of music per wall-clock second of the bundled model on a 2-core CPU with its default
 # sampling (no composer guidance), for the time estimate of long pieces: 240 s pieces took 154 s
 # (bach, 2,621 notes) and 52 s (irish, 686 notes), one thread, idle machine (stage 8; stage 9b has
-# its size and layout, so its speed). Guidance 1.5 doubles the work per token (stage 7 at 1.5: 255 s
-# and 98 s).
+# its size and layout, so its speed). Composer guidance (the bundled model's default for a prompt with
+# a composer) runs the model twice a token: GUIDED_WORK times the time (stage 7 at 1.5: 255 s and 98 s).
 MUSIC_PER_WALL_SECOND = (1.5, 4.6)
+GUIDED_WORK = 2.0
 EXIT_SPARSE, EXIT_INTERRUPTED = 3, 130
 
 
@@ -147,8 +148,8 @@ def _check_arguments(args: argparse.Namespace) -> str | None:
     finite = lambda x: x is None or math.isfinite(x)  # noqa: E731
     if not (finite(args.seconds) and args.seconds > 0):
         return f"--seconds must be a positive number of seconds, got {args.seconds}"
-    if args.seconds > MAX_SECONDS and not args.allow_long:
-        slow, fast = (args.seconds / r for r in MUSIC_PER_WALL_SECOND)
+    if args.seconds > MAX_SECONDS and not args.allow_long:  # (the model is not loaded yet: guided or not)
+        slow, fast = args.seconds / MUSIC_PER_WALL_SECOND[0] * GUIDED_WORK, args.seconds / MUSIC_PER_WALL_SECOND[1]
         return (f"--seconds {args.seconds:g} is above {MAX_SECONDS:g} s: on a 2-core CPU that takes about "
                 f"{_duration(fast)} to {_duration(slow)}; pass --allow-long to generate it anyway "
                 "(Ctrl-C then writes what is done so far)")
@@ -249,7 +250,9 @@ def run_generate(args: argparse.Namespace) -> int:
     if args.temperature == 0:
         print("temperature 0: greedy decoding (the most likely token every step; all samples alike)")
     if args.seconds > MAX_SECONDS:
-        slow, fast = (args.seconds / r for r in MUSIC_PER_WALL_SECOND)
+        guided = composer is not None and pipe.guidance_settings(
+            {"guidance": args.guidance, "guidance_against": args.guidance_against})[0] != 1.0
+        slow, fast = (args.seconds / r * (GUIDED_WORK if guided else 1.0) for r in MUSIC_PER_WALL_SECOND)
         print(f"a long piece: expect about {_duration(fast)} to {_duration(slow)} on a 2-core CPU; "
               "Ctrl-C writes what is done so far")
     started = time.time()
