@@ -26,7 +26,7 @@ asked label apart from *that* label. The bundled model plays Palestrina, trecent
 in one line about a third of the time: the notes so far sound like the 12,000 one-line folk
 tunes it shares the ``piano`` token with, and it continues them as one. Guided against ``folk``,
 what separates a motet from a folk tune (a second voice) is what gets amplified (MODEL_CARD.md,
-"Guidance against folk"). A prompt of the ``against`` label itself is left as it is.
+"Sampling against folk"). A prompt of the ``against`` label itself is left as it is.
 
 The processor works with the standard ``generate()``: it is a :class:`~transformers.LogitsProcessor`
 holding the model and its own key/value cache of the unconditional sequence, fed one token a
@@ -45,10 +45,10 @@ from transformers.cache_utils import Cache
 
 from .vocabulary import MuseNetVocabulary
 
-# The pipeline's, the CLI's and the demo's scale when none is given (1 = off). Measured per bundled
-# model (MODEL_CARD.md): 1.5 served stage 7; for stage 8, 1 is closer to the real pieces on every
-# label's texture, recognised more often (42.9% against 36.2%) and twice as fast. Stage 9b at 2 (the
-# note-off share kept): 56.2% recognised against 52.4%, but 15 of 20 listening prompts against 16.
+# The pipeline's, the CLI's and the demo's scale when neither the call nor the model's config
+# (`guidance`, `guidance_against`) gives one (1 = off). The bundled model's config says 1.3 against
+# folk: 19 of 20 listening prompts and 62.9% recognised, against 16 and 52.4% at 1 (MODEL_CARD.md,
+# "Sampling against folk"); against no label, 2 gave 56.2% but 15 of 20.
 DEFAULT_GUIDANCE = 1.0
 
 # Guided log-probabilities are floored here: a token the conditional model rules out (the model's
