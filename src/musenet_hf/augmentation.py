@@ -267,7 +267,7 @@ def augment(
         config: the augmentation settings.
         vocabulary: maps programs to instrument classes for the range check.
         progress: fraction of training done, for the transposition schedule.
-        opening: the window starts at the piece's opening (only those hold back entries).
+        opening: the window starts at the piece's opening (only those hold back entries or are trimmed).
 
     Returns:
         The new notes and what was drawn (``{"transpose": semitones, "volume": factor, "stretch":

@@ -22,9 +22,9 @@ corpus pieces that have no label.
 
 With ``against`` (a negative prompt, as in text-to-image guidance) the other side is the prompt
 with its composer/style token replaced by another label's, and guidance amplifies what sets the
-asked label apart from *that* label. The bundled model plays Palestrina, trecento and Monteverdi
-in one line about a third of the time: the notes so far sound like the 12,000 one-line folk
-tunes it shares the ``piano`` token with, and it continues them as one. Guided against ``folk``,
+asked label apart from *that* label. Unguided, the bundled model often lets Palestrina, trecento
+and Monteverdi fall into one line: the notes so far sound like the 12,000 one-line folk tunes it
+shares the ``piano`` token with, and it continues them as one. Guided against ``folk``,
 what separates a motet from a folk tune (a second voice) is what gets amplified (MODEL_CARD.md,
 "Sampling against folk"). A prompt of the ``against`` label itself is left as it is.
 
