@@ -156,9 +156,13 @@ class ComposerGuidanceLogitsProcessor(LogitsProcessor):
 
     def _is_identity(self, input_ids: torch.LongTensor) -> bool:
         """True when the guided side would be the prompt itself (its only label is ``against``)."""
-        keep = self._prefix_kept(input_ids) if self._prefix_keep is None else self._prefix_keep
+        if self.against is None:
+            return False
+        if self._prefix_keep is None:  # once a window: unconditional_logits keeps it while incremental
+            self._prefix_keep = self._prefix_kept(input_ids)
+        keep = self._prefix_keep
         labels = input_ids[0, : len(keep)][~keep]
-        return self.against is not None and len(labels) == 1 and int(labels[0]) == self.against
+        return len(labels) == 1 and int(labels[0]) == self.against
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if self.scale == 1.0 or self._is_identity(input_ids):
