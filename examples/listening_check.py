@@ -225,8 +225,11 @@ def main() -> None:
     if args.top_p is not None:
         defaults.top_p = args.top_p
     asked = {"guidance": defaults.guidance, "guidance_against": defaults.guidance_against}
-    guidance, against = pipe.guidance_settings({k: v for k, v in asked.items() if v is not None})
+    asked = {k: v for k, v in asked.items() if v is not None}
+    guidance, against = pipe.guidance_settings(asked)
+    labels = {parse_probe_request(p)[0] for p in args.prompts} - {None}
     report: dict[str, Any] = {"model": args.model, "seconds": args.seconds, "guidance": guidance, "against": against,
+                              "guidance_by_label": {c: pipe.guidance_settings(asked, c) for c in sorted(labels)},
                               "real": real_by_label}
     report["prompts"] = check_prompts(pipe, tokenizer, defaults, args.prompts, args.seeds, args.seconds,
                                       real_by_label, usual, out)

@@ -192,3 +192,45 @@ def test_pipeline_guidance_defaults_come_from_the_model_config(tiny, tok):
         tiny.config.guidance, tiny.config.guidance_against = None, None
     with pytest.raises(ValueError, match="guidance must be"):
         type(tiny.config)(**{**tiny.config.to_dict(), "guidance": -1.0})
+
+
+def test_pipeline_guidance_by_label_overrides_the_model_default_for_that_label(tiny, tok):
+    """config.guidance_by_label sets the scale or the other side for prompts whose first label is
+    that one (matched as the vocabulary spells names); other labels keep the model's default, and
+    a call's own arguments still win."""
+    from transformers import pipeline
+
+    from musenet_hf.pipeline_musenet import TASK, register_pipeline
+
+    register_pipeline()
+    pipe = pipeline(TASK, model=tiny, tokenizer=tok, device=torch.device("cpu"))
+    kw = dict(seconds=4.0, seed=0, max_window=64, step=16, instruments="piano", steering="none")
+
+    def tokens(composer, **settings):
+        return pipe(composer=composer, **settings, **kw)[0]["tokens"]
+
+    irish_plain, irish_folk = tokens("irish", guidance=1.0), tokens("irish", guidance=6.0, guidance_against="folk")
+    scottish_free = tokens("scottish", guidance=6.0, guidance_against="none")
+    scottish_folk = tokens("scottish", guidance=6.0, guidance_against="folk")
+    bach_folk = tokens("bach", guidance=6.0, guidance_against="folk")
+    assert irish_plain != irish_folk and scottish_free != scottish_folk  # the settings matter here
+    config = tiny.config
+    config.guidance, config.guidance_against = 6.0, "folk"
+    config.guidance_by_label = {"Irish": {"guidance": 1.0}, "scottish": {"guidance_against": "none"}}
+    try:
+        assert pipe.guidance_settings({}, "irish") == (1.0, "folk")
+        assert pipe.guidance_settings({}, "scottish") == (6.0, None)
+        assert pipe.guidance_settings({}, "bach") == pipe.guidance_settings({}) == (6.0, "folk")
+        assert pipe.guidance_settings({"guidance": 2.0, "guidance_against": "bach"}, "scottish") == (2.0, "bach")
+        assert tokens("irish") == irish_plain
+        assert tokens("scottish") == scottish_free
+        assert tokens("bach") == bach_folk
+        assert tokens("irish", guidance=6.0) == irish_folk  # the call's own scale wins
+        assert tokens(["irish", "bach"]) == tokens(["irish", "bach"], guidance=1.0)  # a blend follows its first label
+        assert tokens(["irish", "bach"]) != tokens(["irish", "bach"], guidance=6.0)
+    finally:
+        config.guidance = config.guidance_against = config.guidance_by_label = None
+    with pytest.raises(ValueError, match="guidance_by_label"):
+        type(config)(**{**config.to_dict(), "guidance_by_label": {"irish": {"scale": 2.0}}})
+    with pytest.raises(ValueError, match="guidance_by_label"):
+        type(config)(**{**config.to_dict(), "guidance_by_label": {"irish": {"guidance": -2.0}}})

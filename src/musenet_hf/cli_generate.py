@@ -113,8 +113,8 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--top-p", type=float, default=0.95)
     p.add_argument("--guidance", type=float,
                    help=f"classifier-free guidance on the composer token: how much the label's difference "
-                        f"is amplified (default: the model's, the bundled one's 1.3, else {DEFAULT_GUIDANCE:g}; "
-                        f"1 = off, costs a second forward a step)")
+                        f"is amplified (default: the model's for the label, the bundled one's 1.3 (Irish 1), "
+                        f"else {DEFAULT_GUIDANCE:g}; 1 = off, costs a second forward a step)")
     p.add_argument("--guidance-against", metavar="LABEL",
                    help="the label guidance steers away from, or 'none' (default: the model's, the bundled "
                         "one's folk: a second voice is what sets a motet apart from a folk tune)")
@@ -250,8 +250,9 @@ def run_generate(args: argparse.Namespace) -> int:
     if args.temperature == 0:
         print("temperature 0: greedy decoding (the most likely token every step; all samples alike)")
     if args.seconds > MAX_SECONDS:
+        first = composer[0] if isinstance(composer, list) else composer
         guided = composer is not None and pipe.guidance_settings(
-            {"guidance": args.guidance, "guidance_against": args.guidance_against})[0] != 1.0
+            {"guidance": args.guidance, "guidance_against": args.guidance_against}, first)[0] != 1.0
         slow, fast = (args.seconds / r * (GUIDED_WORK if guided else 1.0) for r in MUSIC_PER_WALL_SECOND)
         print(f"a long piece: expect about {_duration(fast)} to {_duration(slow)} on a 2-core CPU; "
               "Ctrl-C writes what is done so far")

@@ -98,6 +98,10 @@ class MuseNetConfig(PreTrainedConfig):
         guidance: the composer guidance scale (:mod:`musenet_hf.guidance`; None: the package's
             :data:`~musenet_hf.guidance.DEFAULT_GUIDANCE`).
         guidance_against: the composer/style name guidance steers away from (None: no label).
+        guidance_by_label: per-label exceptions to the two above, ``{label: {"guidance": scale,
+            "guidance_against": name or "none"}}`` (either key may be left out), for the prompt's first
+            composer/style label: one setting does not suit every label (a label next to the
+            ``against`` one, or far from it).
     """
 
     model_type = "musenet"
@@ -174,12 +178,22 @@ class MuseNetConfig(PreTrainedConfig):
     # sampling defaults
     guidance: float | None = None
     guidance_against: str | None = None
+    guidance_by_label: dict | None = None
 
     def __post_init__(self, **kwargs):
         if self.intermediate_size is None:
             self.intermediate_size = 4 * self.hidden_size
         super().__post_init__(**kwargs)
         self.validate()
+
+    def _validate_guidance_by_label(self) -> None:
+        for label, entry in (self.guidance_by_label or {}).items():
+            if not isinstance(entry, dict) or set(entry) - {"guidance", "guidance_against"}:
+                raise ValueError(f"guidance_by_label[{label!r}] must be a dict with 'guidance' and/or "
+                                 f"'guidance_against', got {entry!r}")
+            scale = entry.get("guidance")
+            if scale is not None and not (isinstance(scale, (int, float)) and scale >= 0):
+                raise ValueError(f"guidance_by_label[{label!r}]['guidance'] must be a number >= 0, got {scale!r}")
 
     @property
     def tracks_sounding_notes(self) -> bool:
@@ -196,6 +210,7 @@ class MuseNetConfig(PreTrainedConfig):
                              "(from MuseNetVocabulary.model_config_kwargs())")
         if self.guidance is not None and not (isinstance(self.guidance, (int, float)) and self.guidance >= 0):
             raise ValueError(f"guidance must be a number >= 0 (1 = off) or None, got {self.guidance!r}")
+        self._validate_guidance_by_label()
         if self.hidden_size % self.num_attention_heads != 0:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads ({self.num_attention_heads})"

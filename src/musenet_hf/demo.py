@@ -110,8 +110,10 @@ def build_demo(studio: Studio) -> Any:
     import gradio as gr
 
     v = studio.vocabulary()
-    # the model's own default (the bundled one's: 1.3 against folk), so Advanced starts where Simple is
+    # the model's own default (the bundled one's: 1.3 against folk), so Advanced starts where Simple is;
+    # left there, each label keeps its own setting (config.guidance_by_label)
     default_guidance, against = studio.pipeline().guidance_settings({})
+    exceptions = getattr(studio.pipeline().model.config, "guidance_by_label", None) or {}
     instrument_names = [i.name for i in v.instruments]
     composers = studio.composer_choices()
     no_audio = audio_available()
@@ -136,7 +138,8 @@ def build_demo(studio: Studio) -> Any:
             req = Request(composer=req.composer, instruments=text or instruments, seconds=seconds,
                           primer=read_primer(primer) if primer else None,
                           primer_seconds=primer_seconds if primer else None, temperature=temperature,
-                          top_p=top_p, top_k=top_k or 0, guidance=guidance, steering=steering or "auto",
+                          top_p=top_p, top_k=top_k or 0, steering=steering or "auto",
+                          guidance=None if abs(guidance - default_guidance) < 1e-6 else guidance,
                           strength=strength, samples=samples, rerank=bool(rerank), max_polyphony=polyphony or None,
                           seed=seed, model=(model or "").strip() or None)
         candidates = studio.generate(req)
@@ -226,7 +229,9 @@ def build_demo(studio: Studio) -> Any:
                     guidance = gr.Slider(0, 3, default_guidance, step=0.1, label="Composer guidance",
                                          info="how strongly the composer is followed"
                                               + (f" (set apart from {against})" if against else "")
-                                              + "; 1: off, about twice as fast",
+                                              + "; 1: off, about twice as fast"
+                                              + (f"; left at {default_guidance:g}, the model's own setting "
+                                                 f"for {', '.join(sorted(exceptions))}" if exceptions else ""),
                                          elem_id="guidance")
                 with gr.Row():
                     steering = gr.Radio(["auto", "none", "soft", "hard"], value="auto", label="Steering",

@@ -33,7 +33,8 @@ any case), ``primer`` (a MIDI path, bytes or ``mido.MidiFile``) with ``primer_se
   (:mod:`musenet_hf.guidance`; 1 = off): each step the model also predicts the piece without its
   label (or, with ``guidance_against="folk"``, as a folk tune), and the difference the label
   makes is amplified. It costs a second forward a step and does nothing without a composer. Not
-  given, both come from the model's config (``config.guidance``, ``config.guidance_against``: the
+  given, both come from the model's config: its entry for the prompt's first label
+  (``config.guidance_by_label``), else ``config.guidance`` and ``config.guidance_against`` (the
   bundled model's are 1.3 against ``folk``), else :data:`~musenet_hf.guidance.DEFAULT_GUIDANCE`
   and no label; ``guidance_against="none"`` guides away from no label.
 * **Threads.** ``threads`` sets torch's CPU threads for the call (restored after); without it the
@@ -306,20 +307,26 @@ class MuseNetGenerationPipeline(Pipeline):
             if threads is not None:
                 torch.set_num_threads(before)
 
-    def guidance_settings(self, params: dict[str, Any]) -> tuple[float, str | None]:
-        """The guidance scale and the label to guide against: those of ``params`` where given, else
-        the model config's, else :data:`~musenet_hf.guidance.DEFAULT_GUIDANCE` and None (``"none"``:
-        against no label)."""
+    def guidance_settings(self, params: dict[str, Any], label: str | None = None) -> tuple[float, str | None]:
+        """The guidance scale and the label to guide against for a prompt whose first composer/style
+        label is ``label``: those of ``params`` where given, else the model config's entry for that
+        label (``config.guidance_by_label``), else the config's own, else
+        :data:`~musenet_hf.guidance.DEFAULT_GUIDANCE` and None (``"none"``: against no label)."""
         config = self.model.config
-        guidance = params.get("guidance")
-        if guidance is None:
-            guidance = getattr(config, "guidance", None)
+        by_label = {style_token(k, -1): e for k, e in (getattr(config, "guidance_by_label", None) or {}).items()}
+        own = by_label.get(style_token(label, -1), {}) if label else {}
+
+        def setting(key: str) -> Any:
+            for value in (params.get(key), own.get(key), getattr(config, key, None)):
+                if value is not None:
+                    return value
+            return None
+
+        guidance = setting("guidance")
         guidance = float(DEFAULT_GUIDANCE if guidance is None else guidance)
         if not (math.isfinite(guidance) and guidance >= 0):
             raise ValueError(f"guidance must be a finite number >= 0 (1: off), got {params.get('guidance')}")
-        against = params.get("guidance_against")
-        if against is None:
-            against = getattr(config, "guidance_against", None)
+        against = setting("guidance_against")
         if isinstance(against, str) and against.lower() == "none":
             against = None
         if against is not None:
@@ -345,9 +352,10 @@ class MuseNetGenerationPipeline(Pipeline):
             v, seconds, instruments=model_inputs["instruments"] if steering else None, steering=steering,
             strength=strength, tolerance=params.get("tolerance", 0.1),
             grammar=params.get("grammar", True), max_polyphony=params.get("max_polyphony"))
-        guidance, against = self.guidance_settings(params)
         prefix = split_prompt(v, model_inputs["input_ids"].tolist())[0]
-        if guidance != 1.0 and any(v.is_composer[t] for t in prefix):  # guidance first: the rest act on it
+        labels = [v.tokens[t] for t in prefix if v.is_composer[t]]
+        guidance, against = self.guidance_settings(params, labels[0] if labels else None)
+        if guidance != 1.0 and labels:  # guidance first: the rest act on it
             procs.insert(0, ComposerGuidanceLogitsProcessor(self.model, v, guidance, against=against))
         temperature = params.get("temperature")
         if temperature is not None and not (math.isfinite(float(temperature)) and float(temperature) >= 0):
