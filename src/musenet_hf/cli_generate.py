@@ -117,8 +117,8 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
                         f"else {DEFAULT_GUIDANCE:g}; 1 = off, costs a second forward a step)")
     p.add_argument("--guidance-against", metavar="LABEL",
                    help="the label guidance steers away from, or 'none' (default: the model's for the label, "
-                        "the bundled one's folk, Palestrina's trecento: a second voice is what sets a motet "
-                        "apart from a folk tune)")
+                        "the bundled one's folk, Palestrina's trecento, trecento's irish: a second voice is "
+                        "what sets a motet apart from a folk tune)")
     p.add_argument("--max-polyphony", type=int, help="most notes sounding at once")
     p.add_argument("--min-note-rate", type=float, default=MIN_NOTE_RATE,
                    help=f"fewest new notes a second on the requested instruments before the command fails "
