@@ -229,7 +229,8 @@ def main() -> None:
     guidance, against = pipe.guidance_settings(asked)
     labels = {parse_probe_request(p)[0] for p in args.prompts} - {None}
     report: dict[str, Any] = {"model": args.model, "seconds": args.seconds, "guidance": guidance, "against": against,
-                              "guidance_by_label": {c: pipe.guidance_settings(asked, c) for c in sorted(labels)},
+                              "sampling_by_label": {c: {"guidance": pipe.guidance_settings(asked, c),
+                                                        "texture": pipe.texture_settings({}, c)} for c in sorted(labels)},
                               "real": real_by_label}
     report["prompts"] = check_prompts(pipe, tokenizer, defaults, args.prompts, args.seeds, args.seconds,
                                       real_by_label, usual, out)

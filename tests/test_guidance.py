@@ -194,8 +194,8 @@ def test_pipeline_guidance_defaults_come_from_the_model_config(tiny, tok):
         type(tiny.config)(**{**tiny.config.to_dict(), "guidance": -1.0})
 
 
-def test_pipeline_guidance_by_label_overrides_the_model_default_for_that_label(tiny, tok):
-    """config.guidance_by_label sets the scale or the other side for prompts whose first label is
+def test_pipeline_sampling_by_label_overrides_the_model_default_for_that_label(tiny, tok):
+    """config.sampling_by_label sets the scale or the other side for prompts whose first label is
     that one (matched as the vocabulary spells names); other labels keep the model's default, and
     a call's own arguments still win."""
     from transformers import pipeline
@@ -216,7 +216,7 @@ def test_pipeline_guidance_by_label_overrides_the_model_default_for_that_label(t
     assert irish_plain != irish_folk and scottish_free != scottish_folk  # the settings matter here
     config = tiny.config
     config.guidance, config.guidance_against = 6.0, "folk"
-    config.guidance_by_label = {"Irish": {"guidance": 1.0}, "scottish": {"guidance_against": "none"}}
+    config.sampling_by_label = {"Irish": {"guidance": 1.0}, "scottish": {"guidance_against": "none"}}
     try:
         assert pipe.guidance_settings({}, "irish") == (1.0, "folk")
         assert pipe.guidance_settings({}, "scottish") == (6.0, None)
@@ -229,8 +229,8 @@ def test_pipeline_guidance_by_label_overrides_the_model_default_for_that_label(t
         assert tokens(["irish", "bach"]) == tokens(["irish", "bach"], guidance=1.0)  # a blend follows its first label
         assert tokens(["irish", "bach"]) != tokens(["irish", "bach"], guidance=6.0)
     finally:
-        config.guidance = config.guidance_against = config.guidance_by_label = None
-    with pytest.raises(ValueError, match="guidance_by_label"):
-        type(config)(**{**config.to_dict(), "guidance_by_label": {"irish": {"scale": 2.0}}})
-    with pytest.raises(ValueError, match="guidance_by_label"):
-        type(config)(**{**config.to_dict(), "guidance_by_label": {"irish": {"guidance": -2.0}}})
+        config.guidance = config.guidance_against = config.sampling_by_label = None
+    with pytest.raises(ValueError, match="sampling_by_label"):
+        type(config)(**{**config.to_dict(), "sampling_by_label": {"irish": {"scale": 2.0}}})
+    with pytest.raises(ValueError, match="sampling_by_label"):
+        type(config)(**{**config.to_dict(), "sampling_by_label": {"irish": {"guidance": -2.0}}})

@@ -120,6 +120,13 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
                         "the bundled one's folk, Palestrina's trecento, trecento's irish: a second voice is "
                         "what sets a motet apart from a folk tune)")
     p.add_argument("--max-polyphony", type=int, help="most notes sounding at once")
+    p.add_argument("--min-voices", type=int, metavar="N",
+                   help="time moves on only while N notes sound, so polyphony does not thin to one line "
+                        "(default: the model's for the label, the bundled one's 2 for Palestrina and trecento, "
+                        "else off; 0: off)")
+    p.add_argument("--max-note-seconds", type=float, metavar="S",
+                   help="no note lasts longer than S seconds (default: the model's for the label, the bundled "
+                        "one's 4 for Palestrina, else off; 0: off)")
     p.add_argument("--min-note-rate", type=float, default=MIN_NOTE_RATE,
                    help=f"fewest new notes a second on the requested instruments before the command fails "
                         f"(default {MIN_NOTE_RATE:g}; 0: no check)")
@@ -265,7 +272,8 @@ def run_generate(args: argparse.Namespace) -> int:
                        steering=steering, strength=args.strength, temperature=args.temperature,
                        top_p=args.top_p, num_samples=args.samples, rerank=args.rerank, seed=args.seed,
                        max_polyphony=args.max_polyphony, progress=not args.no_progress, threads=threads,
-                       guidance=args.guidance, guidance_against=args.guidance_against)
+                       guidance=args.guidance, guidance_against=args.guidance_against,
+                       min_voices=args.min_voices, max_note_seconds=args.max_note_seconds)
     except (KeyError, ValueError) as err:  # unknown composer/instrument, bad lengths
         return _error(str(err.args[0]) if err.args else str(err))
     except GenerationInterrupted as err:

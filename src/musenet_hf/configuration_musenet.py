@@ -98,10 +98,11 @@ class MuseNetConfig(PreTrainedConfig):
         guidance: the composer guidance scale (:mod:`musenet_hf.guidance`; None: the package's
             :data:`~musenet_hf.guidance.DEFAULT_GUIDANCE`).
         guidance_against: the composer/style name guidance steers away from (None: no label).
-        guidance_by_label: per-label exceptions to the two above, ``{label: {"guidance": scale,
-            "guidance_against": name or "none"}}`` (either key may be left out), for the prompt's first
-            composer/style label: one setting does not suit every label (a label next to the
-            ``against`` one, or far from it).
+        sampling_by_label: per-label settings for prompts whose first composer/style label is
+            ``label``: ``{label: {key: value}}`` with any of ``guidance`` and ``guidance_against``
+            (exceptions to the two above: one setting does not suit every label), ``min_voices`` and
+            ``max_note_seconds`` (the texture rules of :mod:`musenet_hf.texture`; otherwise off).
+            Saved before December 2026 as ``guidance_by_label``, which is still read.
     """
 
     model_type = "musenet"
@@ -178,22 +179,27 @@ class MuseNetConfig(PreTrainedConfig):
     # sampling defaults
     guidance: float | None = None
     guidance_against: str | None = None
-    guidance_by_label: dict | None = None
+    sampling_by_label: dict | None = None
 
     def __post_init__(self, **kwargs):
         if self.intermediate_size is None:
             self.intermediate_size = 4 * self.hidden_size
+        legacy = kwargs.pop("guidance_by_label", None)  # the name before December 2026
+        if legacy and not self.sampling_by_label:
+            self.sampling_by_label = legacy
         super().__post_init__(**kwargs)
         self.validate()
 
-    def _validate_guidance_by_label(self) -> None:
-        for label, entry in (self.guidance_by_label or {}).items():
-            if not isinstance(entry, dict) or set(entry) - {"guidance", "guidance_against"}:
-                raise ValueError(f"guidance_by_label[{label!r}] must be a dict with 'guidance' and/or "
+    def _validate_sampling_by_label(self) -> None:
+        numbers = ("guidance", "max_note_seconds", "min_voices")
+        for label, entry in (self.sampling_by_label or {}).items():
+            if not isinstance(entry, dict) or set(entry) - {*numbers, "guidance_against"}:
+                raise ValueError(f"sampling_by_label[{label!r}] must be a dict with some of {numbers} and "
                                  f"'guidance_against', got {entry!r}")
-            scale = entry.get("guidance")
-            if scale is not None and not (isinstance(scale, (int, float)) and scale >= 0):
-                raise ValueError(f"guidance_by_label[{label!r}]['guidance'] must be a number >= 0, got {scale!r}")
+            for key in numbers:
+                value = entry.get(key)
+                if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+                    raise ValueError(f"sampling_by_label[{label!r}][{key!r}] must be a number >= 0, got {value!r}")
 
     @property
     def tracks_sounding_notes(self) -> bool:
@@ -210,7 +216,7 @@ class MuseNetConfig(PreTrainedConfig):
                              "(from MuseNetVocabulary.model_config_kwargs())")
         if self.guidance is not None and not (isinstance(self.guidance, (int, float)) and self.guidance >= 0):
             raise ValueError(f"guidance must be a number >= 0 (1 = off) or None, got {self.guidance!r}")
-        self._validate_guidance_by_label()
+        self._validate_sampling_by_label()
         if self.hidden_size % self.num_attention_heads != 0:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads ({self.num_attention_heads})"

@@ -111,9 +111,10 @@ def build_demo(studio: Studio) -> Any:
 
     v = studio.vocabulary()
     # the model's own default (the bundled one's: 1.3 against folk), so Advanced starts where Simple is;
-    # left there, each label keeps its own setting (config.guidance_by_label)
+    # left there, each label keeps its own setting (config.sampling_by_label)
     default_guidance, against = studio.pipeline().guidance_settings({})
-    exceptions = getattr(studio.pipeline().model.config, "guidance_by_label", None) or {}
+    by_label = getattr(studio.pipeline().model.config, "sampling_by_label", None) or {}
+    exceptions = [c for c, entry in by_label.items() if {"guidance", "guidance_against"} & set(entry)]
     instrument_names = [i.name for i in v.instruments]
     composers = studio.composer_choices()
     no_audio = audio_available()

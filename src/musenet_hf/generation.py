@@ -38,6 +38,7 @@ from .logits_processors import (
     TargetLengthLogitsProcessor,
     resolve_instruments,
 )
+from .texture import MaxNoteLengthLogitsProcessor, MinVoicesLogitsProcessor
 from .vocabulary import MuseNetVocabulary
 
 
@@ -132,8 +133,11 @@ def default_logits_processors(
     tolerance: float = 0.1,
     grammar: bool = True,
     max_polyphony: int | None = None,
+    min_voices: int | None = None,
+    max_note_seconds: float | None = None,
 ) -> LogitsProcessorList:
-    """Grammar, target length (when ``seconds``) and steering (when ``steering`` and ``instruments``).
+    """Grammar, target length (when ``seconds``), steering (when ``steering`` and ``instruments``)
+    and the texture rules of :mod:`musenet_hf.texture` (when ``min_voices``, ``max_note_seconds``).
 
     The stateful processors share one :class:`NoteStateTracker`, so the state is computed once a
     step. Steering comes first: it only biases or removes note-ons, and the grammar mask after
@@ -146,6 +150,12 @@ def default_logits_processors(
         if not instruments:
             raise ValueError("steering needs instruments")
         procs.append(InstrumentSteeringLogitsProcessor(vocabulary, instruments, mode=steering, strength=strength))
+    if min_voices is not None:
+        if max_polyphony is not None and min_voices > max_polyphony:
+            raise ValueError(f"min_voices ({min_voices}) cannot exceed max_polyphony ({max_polyphony})")
+        procs.append(MinVoicesLogitsProcessor(vocabulary, min_voices, tracker=tracker))
+    if max_note_seconds is not None:
+        procs.append(MaxNoteLengthLogitsProcessor(vocabulary, max_note_seconds, tracker=tracker))
     if grammar:
         silence = MAX_SILENCE_SECONDS if seconds is None else min(MAX_SILENCE_SECONDS, 0.5 * seconds)
         procs.append(MusicGrammarLogitsProcessor(vocabulary, max_polyphony=max_polyphony, tracker=tracker,

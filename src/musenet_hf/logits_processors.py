@@ -63,6 +63,9 @@ class NoteState:
         ended: (B,) bool, ``end`` has been seen.
         num_sounding: (B,) long, how many notes sound.
         struck: (B,) bool, a note-on (drums included) has come in the piece (default: all True).
+        onset: (B, num_instruments * 128 + 1) long, the clock (units) at each key's last note-on;
+            meaningful where the key sounds (None: not tracked). Under a sliding window a note
+            sounding at the window's start counts from there (the window strikes it again).
     """
 
     sounding: torch.Tensor
@@ -71,6 +74,7 @@ class NoteState:
     ended: torch.Tensor
     num_sounding: torch.Tensor = None  # filled in from `sounding`
     struck: torch.Tensor = None  # None: every row counts as having struck a note
+    onset: torch.Tensor | None = None
 
     def __post_init__(self):
         if self.num_sounding is None:
@@ -230,7 +234,9 @@ class NoteStateTracker:
         started = (input_ids == tab.start_id).any(dim=1) | self._init_started
         ended = (input_ids == tab.end_id).any(dim=1)
         struck = tab.is_note_on[ids].any(dim=1) | self._init_struck
-        return NoteState(sounding, units, started, ended, struck=struck)
+        clock = units0[:, None] + tab.wait_units[ids].cumsum(dim=1)  # (B, L) units after each token
+        onset = torch.where(has_event, clock.gather(1, last.clamp(min=0)), units0[:, None])
+        return NoteState(sounding, units, started, ended, struck=struck, onset=onset)
 
     def _advance(self, state: NoteState, token: torch.Tensor) -> NoteState:
         """The state after one more token per row. ``token``: (B,)."""
@@ -245,7 +251,9 @@ class NoteStateTracker:
         started = state.started | (token == tab.start_id)
         ended = state.ended | (token == tab.end_id)
         struck = state.struck | tab.is_note_on[tok]
-        return NoteState(sounding, units, started, ended, struck=struck)
+        onset = state.onset
+        onset.scatter_(1, key[:, None], torch.where(on, units, onset.gather(1, key[:, None])[:, 0])[:, None])
+        return NoteState(sounding, units, started, ended, struck=struck, onset=onset)
 
 
 class MusicGrammarLogitsProcessor(LogitsProcessor):

@@ -14,8 +14,8 @@ Keyword inputs (also accepted as one dict as the first argument):
 any case), ``primer`` (a MIDI path, bytes or ``mido.MidiFile``) with ``primer_seconds`` (default
 :data:`DEFAULT_PRIMER_SECONDS`) or ``primer_notes``, ``seconds`` (default 30), ``steering`` and
 ``strength``, ``temperature`` (0: greedy decoding), ``top_p``, ``top_k``, ``num_samples``,
-``rerank``, ``seed``, ``threads``, ``guidance``, ``guidance_against``, and the long-form knobs ``max_window``, ``step``,
-``tolerance``, ``max_polyphony``, ``progress``.
+``rerank``, ``seed``, ``threads``, ``guidance``, ``guidance_against``, ``min_voices``, ``max_note_seconds``,
+and the long-form knobs ``max_window``, ``step``, ``tolerance``, ``max_polyphony``, ``progress``.
 
 * **Length with a primer.** ``seconds`` counts the *new* music after the primer: the piece is
   the primer's first ``primer_seconds`` (5 s unless ``primer_seconds`` or ``primer_notes`` is
@@ -34,9 +34,14 @@ any case), ``primer`` (a MIDI path, bytes or ``mido.MidiFile``) with ``primer_se
   label (or, with ``guidance_against="folk"``, as a folk tune), and the difference the label
   makes is amplified. It costs a second forward a step and does nothing without a composer. Not
   given, both come from the model's config: its entry for the prompt's first label
-  (``config.guidance_by_label``), else ``config.guidance`` and ``config.guidance_against`` (the
+  (``config.sampling_by_label``), else ``config.guidance`` and ``config.guidance_against`` (the
   bundled model's are 1.3 against ``folk``), else :data:`~musenet_hf.guidance.DEFAULT_GUIDANCE`
   and no label; ``guidance_against="none"`` guides away from no label.
+* **Texture.** ``min_voices``: time moves on only while that many notes sound (keeps polyphony
+  from thinning to one line); ``max_note_seconds``: no note lasts longer
+  (:mod:`musenet_hf.texture`). Not given, they come from the config's entry for the prompt's
+  first label (``config.sampling_by_label``; the bundled model's: 2 voices for Palestrina and
+  trecento, notes of at most 4 s for Palestrina), else off; 0 turns either off.
 * **Threads.** ``threads`` sets torch's CPU threads for the call (restored after); without it the
   environment variable ``MUSENET_THREADS`` does, and without that torch's setting stays. On a
   busy machine one thread is much faster than torch's default of one per core.
@@ -79,7 +84,7 @@ THREADS_ENV = "MUSENET_THREADS"  # torch CPU threads when the call does not say
 
 _PREPROCESS = ("composer", "instruments", "primer", "primer_seconds", "primer_notes", "seconds", "tempo")
 _FORWARD = ("steering", "strength", "temperature", "top_p", "top_k", "num_samples", "seed", "max_window",
-            "step", "tolerance", "max_polyphony", "progress", "max_new_tokens", "grammar", "threads", "guidance",
+            "step", "tolerance", "max_polyphony", "min_voices", "max_note_seconds", "progress", "max_new_tokens", "grammar", "threads", "guidance",
             "guidance_against")
 _POSTPROCESS = ("rerank",)
 
@@ -307,31 +312,42 @@ class MuseNetGenerationPipeline(Pipeline):
             if threads is not None:
                 torch.set_num_threads(before)
 
-    def guidance_settings(self, params: dict[str, Any], label: str | None = None) -> tuple[float, str | None]:
-        """The guidance scale and the label to guide against for a prompt whose first composer/style
-        label is ``label``: those of ``params`` where given, else the model config's entry for that
-        label (``config.guidance_by_label``), else the config's own, else
-        :data:`~musenet_hf.guidance.DEFAULT_GUIDANCE` and None (``"none"``: against no label)."""
+    def label_setting(self, params: dict[str, Any], label: str | None, key: str) -> Any:
+        """A sampling setting for a prompt whose first composer/style label is ``label``: the call's
+        own (``params``) where given, else the model config's entry for that label
+        (``config.sampling_by_label``), else the config's attribute ``key``, else None."""
         config = self.model.config
-        by_label = {style_token(k, -1): e for k, e in (getattr(config, "guidance_by_label", None) or {}).items()}
+        by_label = {style_token(k, -1): e for k, e in (getattr(config, "sampling_by_label", None) or {}).items()}
         own = by_label.get(style_token(label, -1), {}) if label else {}
+        for value in (params.get(key), own.get(key), getattr(config, key, None)):
+            if value is not None:
+                return value
+        return None
 
-        def setting(key: str) -> Any:
-            for value in (params.get(key), own.get(key), getattr(config, key, None)):
-                if value is not None:
-                    return value
-            return None
-
-        guidance = setting("guidance")
+    def guidance_settings(self, params: dict[str, Any], label: str | None = None) -> tuple[float, str | None]:
+        """The guidance scale and the label to guide against (:meth:`label_setting`), else
+        :data:`~musenet_hf.guidance.DEFAULT_GUIDANCE` and None (``"none"``: against no label)."""
+        guidance = self.label_setting(params, label, "guidance")
         guidance = float(DEFAULT_GUIDANCE if guidance is None else guidance)
         if not (math.isfinite(guidance) and guidance >= 0):
-            raise ValueError(f"guidance must be a finite number >= 0 (1: off), got {params.get('guidance')}")
-        against = setting("guidance_against")
+            raise ValueError(f"guidance must be a finite number >= 0 (1: off), got {guidance}")
+        against = self.label_setting(params, label, "guidance_against")
         if isinstance(against, str) and against.lower() == "none":
             against = None
         if against is not None:
             self.tokenizer.vocabulary.composer_id(against)  # KeyError naming the labels if unknown
         return guidance, against
+
+    def texture_settings(self, params: dict[str, Any], label: str | None = None) -> tuple[int | None, float | None]:
+        """``min_voices`` and ``max_note_seconds`` (:mod:`musenet_hf.texture`) as :meth:`label_setting`
+        resolves them; None (or 0) is off."""
+        voices = self.label_setting(params, label, "min_voices")
+        if voices is not None and (isinstance(voices, bool) or int(voices) != voices or voices < 0):
+            raise ValueError(f"min_voices must be a whole number >= 0 (0: off), got {voices!r}")
+        longest = self.label_setting(params, label, "max_note_seconds")
+        if longest is not None and not (math.isfinite(float(longest)) and float(longest) >= 0):
+            raise ValueError(f"max_note_seconds must be a finite number of seconds >= 0 (0: off), got {longest!r}")
+        return (int(voices) if voices else None), (float(longest) if longest else None)
 
     def _generate(self, model_inputs: dict[str, Any], **params: Any) -> dict[str, Any]:
         v = self.tokenizer.vocabulary
@@ -348,13 +364,16 @@ class MuseNetGenerationPipeline(Pipeline):
         strength = float(params.get("strength", DEFAULT_STEERING_STRENGTH))
         if not math.isfinite(strength):
             raise ValueError(f"strength must be a finite number, got {strength}")
+        prefix = split_prompt(v, model_inputs["input_ids"].tolist())[0]
+        labels = [v.tokens[t] for t in prefix if v.is_composer[t]]
+        label = labels[0] if labels else None
+        min_voices, max_note_seconds = self.texture_settings(params, label)
         procs = default_logits_processors(
             v, seconds, instruments=model_inputs["instruments"] if steering else None, steering=steering,
             strength=strength, tolerance=params.get("tolerance", 0.1),
-            grammar=params.get("grammar", True), max_polyphony=params.get("max_polyphony"))
-        prefix = split_prompt(v, model_inputs["input_ids"].tolist())[0]
-        labels = [v.tokens[t] for t in prefix if v.is_composer[t]]
-        guidance, against = self.guidance_settings(params, labels[0] if labels else None)
+            grammar=params.get("grammar", True), max_polyphony=params.get("max_polyphony"),
+            min_voices=min_voices, max_note_seconds=max_note_seconds)
+        guidance, against = self.guidance_settings(params, label)
         if guidance != 1.0 and labels:  # guidance first: the rest act on it
             procs.insert(0, ComposerGuidanceLogitsProcessor(self.model, v, guidance, against=against))
         temperature = params.get("temperature")

@@ -1,0 +1,147 @@
+"""Texture rules (musenet_hf.texture): the voice floor and the note-length ceiling, the note onsets
+they read from the tracker, and the pipeline's per-label defaults (config.sampling_by_label).
+
+The model is the tiny random MuseNetForCausalLM of conftest.py: it samples close to uniformly, so
+left alone it lets voices drop out and holds notes for seconds, and each rule visibly changes that.
+"""
+
+import pytest
+import torch
+from transformers import LogitsProcessor, LogitsProcessorList, pipeline
+
+from musenet_hf.generation import default_logits_processors
+from musenet_hf.logits_processors import NoteStateTracker, grammar_violations
+from musenet_hf.pipeline_musenet import TASK, register_pipeline
+from musenet_hf.texture import MaxNoteLengthLogitsProcessor, MinVoicesLogitsProcessor
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+class StrikeRarely(LogitsProcessor):
+    """A model that would rather wait than strike a note: every note-on 150 times less likely."""
+
+    def __init__(self, vocab):
+        self.note_on = torch.as_tensor(vocab.is_note_on)
+
+    def __call__(self, input_ids, scores):
+        return scores - 5.0 * self.note_on[: scores.shape[1]].to(scores.dtype)
+
+
+def sample_pieces(model, vocab, procs, batch=12, new_tokens=250, seed=0):
+    prompt = torch.tensor([[vocab.composer_id("bach"), vocab.instrumentation_id(["piano", "violin"]),
+                            vocab.start_id]] * batch)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        out = model.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=True, top_k=0,
+                             max_new_tokens=new_tokens, logits_processor=LogitsProcessorList(procs),
+                             pad_token_id=vocab.pad_id, eos_token_id=vocab.end_id)
+    return [[t for t in row if t != vocab.pad_id] for row in out.tolist()]
+
+
+def walk(vocab, ids):
+    """Per token after ``start``: (notes sounding before it, {key: onset units}, clock units before it)."""
+    sounding, units, seen = {}, 0, []
+    for t in ids[ids.index(vocab.start_id) + 1:]:
+        seen.append((t, dict(sounding), units))
+        units += int(vocab.wait_units[t])
+        if vocab.is_note[t] and vocab.note_instrument[t] != vocab.drum_index:
+            key = int(vocab.note_instrument[t]) * 128 + int(vocab.note_pitch[t])
+            if vocab.is_note_off[t]:
+                sounding.pop(key, None)
+            else:
+                sounding[key] = units
+    return seen
+
+
+def thin_waits(vocab, ids, voices):
+    """Waits taken while fewer than ``voices`` notes sounded."""
+    return sum(1 for t, sounding, _ in walk(vocab, ids) if vocab.is_wait[t] and len(sounding) < voices)
+
+
+def longest_note_units(vocab, ids):
+    """The longest time (units) any note had sounded when a token came."""
+    return max([units - on for _, sounding, units in walk(vocab, ids) for on in sounding.values()] + [0])
+
+
+def test_tracker_onsets_match_a_walk_incrementally_and_from_scratch(vocab):
+    g = torch.Generator().manual_seed(3)
+    pool = [vocab.note_id(i, vel, p) for i in ("piano", "violin") for vel in (0, 80) for p in range(60, 64)]
+    pool += vocab.wait_ids(7) + vocab.wait_ids(30)
+    body = torch.tensor(pool)[torch.randint(len(pool), (4, 80), generator=g)]
+    ids = torch.cat([torch.full((4, 1), vocab.start_id), body], dim=1)
+    tracker = NoteStateTracker(vocab)
+    for t in range(2, ids.shape[1] + 1):
+        incremental = tracker.state(ids[:, :t])
+        scratch = NoteStateTracker(vocab).compute(ids[:, :t])
+        for b in range(4):
+            t_, sounding, units = walk(vocab, ids[b, :t].tolist() + [vocab.end_id])[-1]
+            for st in (incremental, scratch):
+                keys = st.sounding[b].nonzero().flatten().tolist()
+                assert {k: int(st.onset[b, k]) for k in keys} == sounding
+                assert int(st.units[b]) == units
+
+
+def test_min_voices_keeps_two_notes_sounding_whenever_time_passes(vocab, tiny):
+    """A model that strikes rarely waits with one note sounding; the floor makes it strike a second first."""
+    sparse = StrikeRarely(vocab)
+    free = sample_pieces(tiny, vocab, [sparse, *default_logits_processors(vocab, 3.0)])
+    floor = sample_pieces(tiny, vocab, [sparse, *default_logits_processors(vocab, 3.0, min_voices=2)])
+    free_thin = sum(thin_waits(vocab, row, 2) for row in free)
+    print(f"\nwaits with fewer than 2 notes sounding: {free_thin} unruled, "
+          f"{sum(thin_waits(vocab, row, 2) for row in floor)} with min_voices=2")
+    assert free_thin > 20  # left alone, this model plays one note at a time
+    for row in floor:
+        assert thin_waits(vocab, row, 2) == 0
+        assert grammar_violations(vocab, row) == [] and row[-1] == vocab.end_id  # still ends, still valid
+        assert 2.7 - 1e-9 <= vocab.seconds(row) <= 3.3 + 1e-9
+
+
+def test_max_note_seconds_ends_every_note_in_time(vocab, tiny):
+    unit = vocab.wait_unit_seconds
+    free = sample_pieces(tiny, vocab, default_logits_processors(vocab, 3.0, max_polyphony=6))
+    capped = sample_pieces(tiny, vocab, default_logits_processors(vocab, 3.0, max_polyphony=6, max_note_seconds=0.5))
+    longest_free = max(longest_note_units(vocab, row) for row in free) * unit
+    longest = max(longest_note_units(vocab, row) for row in capped) * unit
+    print(f"\nlongest note: {longest_free:.2f} s unruled, {longest:.2f} s with max_note_seconds=0.5")
+    assert longest_free > 1.0
+    assert longest <= 0.5 + 1e-9
+    assert all(grammar_violations(vocab, row) == [] for row in capped)
+
+
+def test_texture_rules_reject_bad_settings(vocab):
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="min_voices"):
+            MinVoicesLogitsProcessor(vocab, bad)
+    for bad in (0.0, float("inf"), float("nan"), -2.0):
+        with pytest.raises(ValueError, match="max_seconds"):
+            MaxNoteLengthLogitsProcessor(vocab, bad)
+    with pytest.raises(ValueError, match="max_polyphony"):
+        default_logits_processors(vocab, 3.0, max_polyphony=2, min_voices=3)
+
+
+def test_pipeline_texture_defaults_come_from_the_prompts_first_label(tiny, tok):
+    """config.sampling_by_label sets min_voices and max_note_seconds per label; the call's own value wins and
+    0 turns a rule off; a config saved with the old name guidance_by_label still loads."""
+    register_pipeline()
+    pipe = pipeline(TASK, model=tiny, tokenizer=tok, device=torch.device("cpu"))
+    config = tiny.config
+    config.sampling_by_label = {"Bach": {"min_voices": 2, "max_note_seconds": 0.5}, "irish": {"guidance": 1.0}}
+    try:
+        assert pipe.texture_settings({}, "bach") == (2, 0.5)
+        assert pipe.texture_settings({}, "irish") == pipe.texture_settings({}) == (None, None)
+        assert pipe.texture_settings({"min_voices": 0, "max_note_seconds": 2}, "bach") == (None, 2.0)
+        with pytest.raises(ValueError, match="min_voices"):
+            pipe.texture_settings({"min_voices": 1.5}, "bach")
+        out = pipe(composer="bach", instruments="piano,violin", seconds=3, seed=0, max_polyphony=6)[0]
+        assert thin_waits(tok.vocabulary, out["tokens"], 2) == 0
+        assert longest_note_units(tok.vocabulary, out["tokens"]) * tok.vocabulary.wait_unit_seconds <= 0.5 + 1e-9
+        off = pipe(composer="bach", instruments="piano,violin", seconds=3, seed=0, max_polyphony=6, min_voices=0,
+                   max_note_seconds=0)[0]
+        assert off["tokens"] != out["tokens"]
+    finally:
+        config.sampling_by_label = None
+    legacy = type(config)(**{**config.to_dict(), "guidance_by_label": {"irish": {"guidance": 1.0}}})
+    assert legacy.sampling_by_label == {"irish": {"guidance": 1.0}} and "guidance_by_label" not in legacy.to_dict()
+    for entry in ({"voices": 2}, {"min_voices": -1}, {"max_note_seconds": "long"}):
+        with pytest.raises(ValueError, match="sampling_by_label"):
+            type(config)(**{**config.to_dict(), "sampling_by_label": {"bach": entry}})
