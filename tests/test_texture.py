@@ -11,7 +11,7 @@ from transformers import LogitsProcessor, LogitsProcessorList, pipeline
 
 from musenet_hf.generation import default_logits_processors
 from musenet_hf.logits_processors import NoteStateTracker, grammar_violations
-from musenet_hf.pipeline_musenet import TASK, register_pipeline
+from musenet_hf.pipeline_musenet import TASK, is_revoiced, register_pipeline
 from musenet_hf.texture import MaxNoteLengthLogitsProcessor, MinVoicesLogitsProcessor
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -138,10 +138,44 @@ def test_pipeline_texture_defaults_come_from_the_prompts_first_label(tiny, tok):
         off = pipe(composer="bach", instruments="piano,violin", seconds=3, seed=0, max_polyphony=6, min_voices=0,
                    max_note_seconds=0)[0]
         assert off["tokens"] != out["tokens"]
+        # sliding windows (64 tokens, far shorter than the piece): the rules follow the whole piece
+        windowed = pipe(composer="bach", instruments="piano,violin", seconds=4, seed=1, max_polyphony=6,
+                        max_window=64, step=16)[0]
+        assert len(windowed["tokens"]) > 3 * 64
+        assert thin_waits(tok.vocabulary, windowed["tokens"], 2) == 0
+        assert grammar_violations(tok.vocabulary, windowed["tokens"]) == []
     finally:
         config.sampling_by_label = None
     legacy = type(config)(**{**config.to_dict(), "guidance_by_label": {"irish": {"guidance": 1.0}}})
     assert legacy.sampling_by_label == {"irish": {"guidance": 1.0}} and "guidance_by_label" not in legacy.to_dict()
-    for entry in ({"voices": 2}, {"min_voices": -1}, {"max_note_seconds": "long"}):
+    for entry in ({"voices": 2}, {"min_voices": -1}, {"max_note_seconds": "long"}, {"revoiced": {"min_voices": -1}},
+                  {"revoiced": {"revoiced": {}}}):
         with pytest.raises(ValueError, match="sampling_by_label"):
             type(config)(**{**config.to_dict(), "sampling_by_label": {"bach": entry}})
+
+
+def test_revoiced_settings_apply_only_to_instruments_the_label_never_had(tiny, tok):
+    """With training_coverage saying Bach was piano (and violin), a request for Bach on the flute is
+    re-voiced: the entry's "revoiced" settings win there, and only there."""
+    register_pipeline()
+    pipe = pipeline(TASK, model=tiny, tokenizer=tok, device=torch.device("cpu"))
+    config = tiny.config
+    before = config.training_coverage
+    config.training_coverage = {"labels": {"bach": {"piano_strings": 3, "piano": 9}}, "revoiced": ["flute"]}
+    config.sampling_by_label = {"bach": {"min_voices": 1, "revoiced": {"min_voices": 2, "max_note_seconds": 0.5}}}
+    try:
+        assert not is_revoiced(config.training_coverage, tok.vocabulary, "bach", ["piano", "violin"])
+        assert is_revoiced(config.training_coverage, tok.vocabulary, "bach", "flute")
+        assert not is_revoiced(config.training_coverage, tok.vocabulary, "irish", "flute")  # unknown label
+        assert pipe.texture_settings({}, "bach") == (1, None)
+        assert pipe.texture_settings({}, "bach", revoiced=True) == (2, 0.5)
+        assert pipe.texture_settings({"min_voices": 3}, "bach", revoiced=True) == (3, 0.5)
+        kw = dict(composer="bach", seconds=3, seed=0, max_polyphony=6)
+        flute = pipe(instruments="flute", **kw)[0]["tokens"]
+        assert thin_waits(tok.vocabulary, flute, 2) == 0
+        assert flute == pipe(instruments="flute", min_voices=2, max_note_seconds=0.5, **kw)[0]["tokens"]
+        piano = pipe(instruments="piano", **kw)[0]["tokens"]
+        assert piano == pipe(instruments="piano", min_voices=1, max_note_seconds=0, **kw)[0]["tokens"]
+        assert piano != pipe(instruments="piano", min_voices=2, max_note_seconds=0.5, **kw)[0]["tokens"]
+    finally:
+        config.training_coverage, config.sampling_by_label = before, None

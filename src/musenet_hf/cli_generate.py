@@ -122,11 +122,11 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--max-polyphony", type=int, help="most notes sounding at once")
     p.add_argument("--min-voices", type=int, metavar="N",
                    help="time moves on only while N notes sound, so polyphony does not thin to one line "
-                        "(default: the model's for the label, the bundled one's 2 for Palestrina and trecento, "
-                        "else off; 0: off)")
+                        "(default: the model's for the label, the bundled one's 2 for Palestrina and trecento "
+                        "on instruments they never trained on, else off; 0: off)")
     p.add_argument("--max-note-seconds", type=float, metavar="S",
                    help="no note lasts longer than S seconds (default: the model's for the label, the bundled "
-                        "one's 4 for Palestrina, else off; 0: off)")
+                        "one's 4 for Palestrina on instruments it never trained on, else off; 0: off)")
     p.add_argument("--min-note-rate", type=float, default=MIN_NOTE_RATE,
                    help=f"fewest new notes a second on the requested instruments before the command fails "
                         f"(default {MIN_NOTE_RATE:g}; 0: no check)")

@@ -101,7 +101,9 @@ class MuseNetConfig(PreTrainedConfig):
         sampling_by_label: per-label settings for prompts whose first composer/style label is
             ``label``: ``{label: {key: value}}`` with any of ``guidance`` and ``guidance_against``
             (exceptions to the two above: one setting does not suit every label), ``min_voices`` and
-            ``max_note_seconds`` (the texture rules of :mod:`musenet_hf.texture`; otherwise off).
+            ``max_note_seconds`` (the texture rules of :mod:`musenet_hf.texture`; otherwise off), and
+            ``"revoiced": {key: value}``, settings that win when the request names an instrument
+            the label's own training pieces never had (Palestrina on the clarinet).
             Saved before December 2026 as ``guidance_by_label``, which is still read.
     """
 
@@ -193,13 +195,17 @@ class MuseNetConfig(PreTrainedConfig):
     def _validate_sampling_by_label(self) -> None:
         numbers = ("guidance", "max_note_seconds", "min_voices")
         for label, entry in (self.sampling_by_label or {}).items():
-            if not isinstance(entry, dict) or set(entry) - {*numbers, "guidance_against"}:
-                raise ValueError(f"sampling_by_label[{label!r}] must be a dict with some of {numbers} and "
-                                 f"'guidance_against', got {entry!r}")
-            for key in numbers:
-                value = entry.get(key)
-                if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
-                    raise ValueError(f"sampling_by_label[{label!r}][{key!r}] must be a number >= 0, got {value!r}")
+            revoiced = entry.get("revoiced", {}) if isinstance(entry, dict) else {}
+            for where, part in ((f"[{label!r}]", entry), (f"[{label!r}]['revoiced']", revoiced)):
+                allowed = {*numbers, "guidance_against"} | ({"revoiced"} if part is entry else set())
+                if not isinstance(part, dict) or set(part) - allowed:
+                    raise ValueError(f"sampling_by_label{where} must be a dict with some of {sorted(allowed)}, "
+                                     f"got {part!r}")
+                for key in numbers:
+                    value = part.get(key)
+                    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                              or value < 0):
+                        raise ValueError(f"sampling_by_label{where}[{key!r}] must be a number >= 0, got {value!r}")
 
     @property
     def tracks_sounding_notes(self) -> bool:

@@ -40,8 +40,10 @@ and the long-form knobs ``max_window``, ``step``, ``tolerance``, ``max_polyphony
 * **Texture.** ``min_voices``: time moves on only while that many notes sound (keeps polyphony
   from thinning to one line); ``max_note_seconds``: no note lasts longer
   (:mod:`musenet_hf.texture`). Not given, they come from the config's entry for the prompt's
-  first label (``config.sampling_by_label``; the bundled model's: 2 voices for Palestrina and
-  trecento, notes of at most 4 s for Palestrina), else off; 0 turns either off.
+  first label (``config.sampling_by_label``), else off; 0 turns either off. An entry's
+  ``"revoiced"`` settings win when the request names an instrument the label's own training
+  pieces never had: the bundled model keeps re-voiced Palestrina and trecento in 2 voices, and
+  re-voiced Palestrina's notes to 4 s at most, where it otherwise drifts into one line.
 * **Threads.** ``threads`` sets torch's CPU threads for the call (restored after); without it the
   environment variable ``MUSENET_THREADS`` does, and without that torch's setting stays. On a
   busy machine one thread is much faster than torch's default of one per core.
@@ -186,6 +188,27 @@ def usual_instrumentation(coverage: dict[str, Any] | None, label: str) -> str | 
     return max(counts, key=counts.get) if counts else None
 
 
+def label_instruments(coverage: dict[str, Any] | None, vocabulary: Any, label: str) -> set[str]:
+    """The instrument names of ``label``'s own instrumentation tokens in a model's
+    ``config.training_coverage`` (``{"piano"}`` for Palestrina), not those re-voicing moved it onto."""
+    names: set[str] = set()
+    for inst in (((coverage or {}).get("labels") or {}).get(str(label).lower()) or {}):
+        if inst:
+            names |= {vocabulary.instruments[i].name for i in vocabulary.instruments_for_groups(inst.split("_"))}
+    return names
+
+
+def is_revoiced(coverage: dict[str, Any] | None, vocabulary: Any, label: str | None, instruments: Any) -> bool:
+    """Whether ``instruments`` asks for one that ``label``'s own training pieces never had (Palestrina on
+    the clarinet): its music re-voiced. False when the model records no instrumentation for ``label``."""
+    from .logits_processors import resolve_instruments
+
+    own = label_instruments(coverage, vocabulary, label) if label else set()
+    if not own or not instruments:
+        return False
+    return bool({vocabulary.instruments[i].name for i in resolve_instruments(vocabulary, instruments)} - own)
+
+
 def coverage_warning(coverage: dict[str, Any] | None, vocabulary: Any, composer: Any, instruments: Any) -> str | None:
     """What a request asks for that the model never trained on, as one sentence (None: all seen).
 
@@ -209,9 +232,7 @@ def coverage_warning(coverage: dict[str, Any] | None, vocabulary: Any, composer:
         names = {vocabulary.instruments[i].name for i in resolve_instruments(vocabulary, instruments)}
         seen = set(coverage.get("revoiced", []))
         for label in ([composer] if isinstance(composer, str) else list(composer or [])) or list(labels):
-            for inst in labels.get(str(label).lower(), {}):
-                seen |= {vocabulary.instruments[i].name for i in vocabulary.instruments_for_groups(inst.split("_"))
-                         } if inst else set()
+            seen |= label_instruments(coverage, vocabulary, label)
         missing = sorted(names - seen)
         if missing:
             problems.append(f"instruments {', '.join(missing)} with this composer/style")
@@ -298,8 +319,11 @@ class MuseNetGenerationPipeline(Pipeline):
             groups = [t for t in ids if v.is_instrumentation[t]]
             instruments = v.instrumentation_groups(groups[-1]) if groups else None
         # `seconds` counts the new music: the target length is the primer's plus that
+        first = composer if isinstance(composer, str) else (list(composer)[0] if composer else None)
+        revoiced = named and is_revoiced(getattr(self.model.config, "training_coverage", None), v, first, instruments)
         return {"input_ids": torch.tensor(ids, dtype=torch.long), "seconds": primer_seconds + seconds,
-                "primer_seconds": primer_seconds, "instruments": instruments, "named": named, "usual": filled}
+                "primer_seconds": primer_seconds, "instruments": instruments, "named": named, "usual": filled,
+                "revoiced": revoiced}
 
     def _forward(self, model_inputs: dict[str, Any], **params: Any) -> dict[str, Any]:
         threads = resolve_threads(params.get("threads"))
@@ -312,39 +336,43 @@ class MuseNetGenerationPipeline(Pipeline):
             if threads is not None:
                 torch.set_num_threads(before)
 
-    def label_setting(self, params: dict[str, Any], label: str | None, key: str) -> Any:
+    def label_setting(self, params: dict[str, Any], label: str | None, key: str, revoiced: bool = False) -> Any:
         """A sampling setting for a prompt whose first composer/style label is ``label``: the call's
         own (``params``) where given, else the model config's entry for that label
-        (``config.sampling_by_label``), else the config's attribute ``key``, else None."""
+        (``config.sampling_by_label``; for a ``revoiced`` request, its ``"revoiced"`` part first),
+        else the config's attribute ``key``, else None."""
         config = self.model.config
         by_label = {style_token(k, -1): e for k, e in (getattr(config, "sampling_by_label", None) or {}).items()}
         own = by_label.get(style_token(label, -1), {}) if label else {}
-        for value in (params.get(key), own.get(key), getattr(config, key, None)):
+        for value in (params.get(key), (own.get("revoiced") or {}).get(key) if revoiced else None, own.get(key),
+                      getattr(config, key, None)):
             if value is not None:
                 return value
         return None
 
-    def guidance_settings(self, params: dict[str, Any], label: str | None = None) -> tuple[float, str | None]:
+    def guidance_settings(self, params: dict[str, Any], label: str | None = None,
+                          revoiced: bool = False) -> tuple[float, str | None]:
         """The guidance scale and the label to guide against (:meth:`label_setting`), else
         :data:`~musenet_hf.guidance.DEFAULT_GUIDANCE` and None (``"none"``: against no label)."""
-        guidance = self.label_setting(params, label, "guidance")
+        guidance = self.label_setting(params, label, "guidance", revoiced)
         guidance = float(DEFAULT_GUIDANCE if guidance is None else guidance)
         if not (math.isfinite(guidance) and guidance >= 0):
             raise ValueError(f"guidance must be a finite number >= 0 (1: off), got {guidance}")
-        against = self.label_setting(params, label, "guidance_against")
+        against = self.label_setting(params, label, "guidance_against", revoiced)
         if isinstance(against, str) and against.lower() == "none":
             against = None
         if against is not None:
             self.tokenizer.vocabulary.composer_id(against)  # KeyError naming the labels if unknown
         return guidance, against
 
-    def texture_settings(self, params: dict[str, Any], label: str | None = None) -> tuple[int | None, float | None]:
+    def texture_settings(self, params: dict[str, Any], label: str | None = None,
+                         revoiced: bool = False) -> tuple[int | None, float | None]:
         """``min_voices`` and ``max_note_seconds`` (:mod:`musenet_hf.texture`) as :meth:`label_setting`
         resolves them; None (or 0) is off."""
-        voices = self.label_setting(params, label, "min_voices")
+        voices = self.label_setting(params, label, "min_voices", revoiced)
         if voices is not None and (isinstance(voices, bool) or int(voices) != voices or voices < 0):
             raise ValueError(f"min_voices must be a whole number >= 0 (0: off), got {voices!r}")
-        longest = self.label_setting(params, label, "max_note_seconds")
+        longest = self.label_setting(params, label, "max_note_seconds", revoiced)
         if longest is not None and not (math.isfinite(float(longest)) and float(longest) >= 0):
             raise ValueError(f"max_note_seconds must be a finite number of seconds >= 0 (0: off), got {longest!r}")
         return (int(voices) if voices else None), (float(longest) if longest else None)
@@ -367,13 +395,14 @@ class MuseNetGenerationPipeline(Pipeline):
         prefix = split_prompt(v, model_inputs["input_ids"].tolist())[0]
         labels = [v.tokens[t] for t in prefix if v.is_composer[t]]
         label = labels[0] if labels else None
-        min_voices, max_note_seconds = self.texture_settings(params, label)
+        revoiced = bool(model_inputs.get("revoiced"))
+        min_voices, max_note_seconds = self.texture_settings(params, label, revoiced)
         procs = default_logits_processors(
             v, seconds, instruments=model_inputs["instruments"] if steering else None, steering=steering,
             strength=strength, tolerance=params.get("tolerance", 0.1),
             grammar=params.get("grammar", True), max_polyphony=params.get("max_polyphony"),
             min_voices=min_voices, max_note_seconds=max_note_seconds)
-        guidance, against = self.guidance_settings(params, label)
+        guidance, against = self.guidance_settings(params, label, revoiced)
         if guidance != 1.0 and labels:  # guidance first: the rest act on it
             procs.insert(0, ComposerGuidanceLogitsProcessor(self.model, v, guidance, against=against))
         temperature = params.get("temperature")
