@@ -9,6 +9,7 @@ inside the processors, timed directly (the number least sensitive to a busy mach
 
     python benchmarks/bench_generate.py                      # small config, batch 8, 192 tokens
     python benchmarks/bench_generate.py --config configs/musenet-tiny.json --batch 32
+    python benchmarks/bench_generate.py --texture            # with the voice floor and note ceiling too
 
 ``--compare-threads`` times the processed run with 1 and with 2 torch threads instead
 (alternating), on the machine as it is and, with ``--busy N``, again while N busy-loop processes
@@ -103,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--compare-threads", action="store_true", help="1 against 2 threads instead of plain against processed")
     p.add_argument("--busy", type=int, default=0, help="with --compare-threads: also measure under N busy-loop processes")
+    p.add_argument("--texture", action="store_true",
+                   help="add the texture rules to the processors (min_voices 2, max_note_seconds 4)")
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -116,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                                   eos_token_id=None, pad_token_id=vocab.pad_id)
 
     def processors():
-        return default_logits_processors(vocab, seconds=3600.0, instruments="piano,violin", steering="hard")
+        texture = {"min_voices": 2, "max_note_seconds": 4.0} if args.texture else {}
+        return default_logits_processors(vocab, seconds=3600.0, instruments="piano,violin", steering="hard", **texture)
 
     print(f"model {args.config.name}: {params:.1f}M parameters, context {model.config.max_position_embeddings}; "
           f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), cpu")
