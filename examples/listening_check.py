@@ -175,6 +175,13 @@ def check_openings(model, tokenizer, requests, usual, samples: int, seed: int = 
     return rows
 
 
+def label_settings(pipe: Any, asked: dict[str, Any], label: str) -> dict[str, Any]:
+    """The sampling settings a prompt of ``label`` gets, on its own instruments and re-voiced."""
+    return {kind: {"guidance": pipe.guidance_settings(asked, label, revoiced),
+                   "texture": pipe.texture_settings({}, label, revoiced)}
+            for kind, revoiced in (("own", False), ("revoiced", True))}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True, help="a MuseNet checkpoint folder")
@@ -229,8 +236,7 @@ def main() -> None:
     guidance, against = pipe.guidance_settings(asked)
     labels = {parse_probe_request(p)[0] for p in args.prompts} - {None}
     report: dict[str, Any] = {"model": args.model, "seconds": args.seconds, "guidance": guidance, "against": against,
-                              "sampling_by_label": {c: {"guidance": pipe.guidance_settings(asked, c),
-                                                        "texture": pipe.texture_settings({}, c)} for c in sorted(labels)},
+                              "sampling_by_label": {c: label_settings(pipe, asked, c) for c in sorted(labels)},
                               "real": real_by_label}
     report["prompts"] = check_prompts(pipe, tokenizer, defaults, args.prompts, args.seeds, args.seconds,
                                       real_by_label, usual, out)

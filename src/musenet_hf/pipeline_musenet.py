@@ -86,8 +86,8 @@ THREADS_ENV = "MUSENET_THREADS"  # torch CPU threads when the call does not say
 
 _PREPROCESS = ("composer", "instruments", "primer", "primer_seconds", "primer_notes", "seconds", "tempo")
 _FORWARD = ("steering", "strength", "temperature", "top_p", "top_k", "num_samples", "seed", "max_window",
-            "step", "tolerance", "max_polyphony", "min_voices", "max_note_seconds", "progress", "max_new_tokens", "grammar", "threads", "guidance",
-            "guidance_against")
+            "step", "tolerance", "max_polyphony", "min_voices", "max_note_seconds", "progress", "max_new_tokens",
+            "grammar", "threads", "guidance", "guidance_against")
 _POSTPROCESS = ("rerank",)
 
 
@@ -318,9 +318,9 @@ class MuseNetGenerationPipeline(Pipeline):
         if instruments is None:  # steering follows the primer's instruments
             groups = [t for t in ids if v.is_instrumentation[t]]
             instruments = v.instrumentation_groups(groups[-1]) if groups else None
-        # `seconds` counts the new music: the target length is the primer's plus that
         first = composer if isinstance(composer, str) else (list(composer)[0] if composer else None)
         revoiced = named and is_revoiced(getattr(self.model.config, "training_coverage", None), v, first, instruments)
+        # `seconds` counts the new music: the target length is the primer's plus that
         return {"input_ids": torch.tensor(ids, dtype=torch.long), "seconds": primer_seconds + seconds,
                 "primer_seconds": primer_seconds, "instruments": instruments, "named": named, "usual": filled,
                 "revoiced": revoiced}
@@ -370,10 +370,12 @@ class MuseNetGenerationPipeline(Pipeline):
         """``min_voices`` and ``max_note_seconds`` (:mod:`musenet_hf.texture`) as :meth:`label_setting`
         resolves them; None (or 0) is off."""
         voices = self.label_setting(params, label, "min_voices", revoiced)
-        if voices is not None and (isinstance(voices, bool) or int(voices) != voices or voices < 0):
+        if voices is not None and (isinstance(voices, bool) or not isinstance(voices, (int, float))
+                                   or int(voices) != voices or voices < 0):
             raise ValueError(f"min_voices must be a whole number >= 0 (0: off), got {voices!r}")
         longest = self.label_setting(params, label, "max_note_seconds", revoiced)
-        if longest is not None and not (math.isfinite(float(longest)) and float(longest) >= 0):
+        if longest is not None and (isinstance(longest, bool) or not isinstance(longest, (int, float))
+                                    or not math.isfinite(longest) or longest < 0):
             raise ValueError(f"max_note_seconds must be a finite number of seconds >= 0 (0: off), got {longest!r}")
         return (int(voices) if voices else None), (float(longest) if longest else None)
 
