@@ -125,13 +125,17 @@ def test_pipeline_texture_defaults_come_from_the_prompts_first_label(tiny, tok):
     register_pipeline()
     pipe = pipeline(TASK, model=tiny, tokenizer=tok, device=torch.device("cpu"))
     config = tiny.config
-    config.sampling_by_label = {"Bach": {"min_voices": 2, "max_note_seconds": 0.5}, "irish": {"guidance": 1.0}}
+    config.sampling_by_label = {"Bach": {"min_voices": 2, "max_note_seconds": 0.5, "max_polyphony": 0},
+                                "irish": {"guidance": 1.0}}
+    config.max_polyphony = 3  # the model-wide default, which Bach's entry turns off
     try:
-        assert pipe.texture_settings({}, "bach") == (2, 0.5)
-        assert pipe.texture_settings({}, "irish") == pipe.texture_settings({}) == (None, None)
-        assert pipe.texture_settings({"min_voices": 0, "max_note_seconds": 2}, "bach") == (None, 2.0)
+        assert pipe.texture_settings({}, "bach") == (2, 0.5, None)
+        assert pipe.texture_settings({}, "irish") == pipe.texture_settings({}) == (None, None, 3)
+        assert pipe.texture_settings({"min_voices": 0, "max_note_seconds": 2}, "bach") == (None, 2.0, None)
         with pytest.raises(ValueError, match="min_voices"):
             pipe.texture_settings({"min_voices": 1.5}, "bach")
+        with pytest.raises(ValueError, match="max_polyphony"):
+            pipe.texture_settings({"max_polyphony": -1}, "bach")
         out = pipe(composer="bach", instruments="piano,violin", seconds=3, seed=0, max_polyphony=6)[0]
         assert thin_waits(tok.vocabulary, out["tokens"], 2) == 0
         assert longest_note_units(tok.vocabulary, out["tokens"]) * tok.vocabulary.wait_unit_seconds <= 0.5 + 1e-9
@@ -145,7 +149,7 @@ def test_pipeline_texture_defaults_come_from_the_prompts_first_label(tiny, tok):
         assert thin_waits(tok.vocabulary, windowed["tokens"], 2) == 0
         assert grammar_violations(tok.vocabulary, windowed["tokens"]) == []
     finally:
-        config.sampling_by_label = None
+        config.sampling_by_label = config.max_polyphony = None
     legacy = type(config)(**{**config.to_dict(), "guidance_by_label": {"irish": {"guidance": 1.0}}})
     assert legacy.sampling_by_label == {"irish": {"guidance": 1.0}} and "guidance_by_label" not in legacy.to_dict()
     for entry in ({"voices": 2}, {"min_voices": -1}, {"max_note_seconds": "long"}, {"revoiced": {"min_voices": -1}},
@@ -167,9 +171,9 @@ def test_revoiced_settings_apply_only_to_instruments_the_label_never_had(tiny, t
         assert not is_revoiced(config.training_coverage, tok.vocabulary, "bach", ["piano", "violin"])
         assert is_revoiced(config.training_coverage, tok.vocabulary, "bach", "flute")
         assert not is_revoiced(config.training_coverage, tok.vocabulary, "irish", "flute")  # unknown label
-        assert pipe.texture_settings({}, "bach") == (1, None)
-        assert pipe.texture_settings({}, "bach", revoiced=True) == (2, 0.5)
-        assert pipe.texture_settings({"min_voices": 3}, "bach", revoiced=True) == (3, 0.5)
+        assert pipe.texture_settings({}, "bach") == (1, None, None)
+        assert pipe.texture_settings({}, "bach", revoiced=True) == (2, 0.5, None)
+        assert pipe.texture_settings({"min_voices": 3}, "bach", revoiced=True) == (3, 0.5, None)
         kw = dict(composer="bach", seconds=3, seed=0, max_polyphony=6)
         flute = pipe(instruments="flute", **kw)[0]["tokens"]
         assert thin_waits(tok.vocabulary, flute, 2) == 0
@@ -179,3 +183,20 @@ def test_revoiced_settings_apply_only_to_instruments_the_label_never_had(tiny, t
         assert piano != pipe(instruments="piano", min_voices=2, max_note_seconds=0.5, **kw)[0]["tokens"]
     finally:
         config.training_coverage, config.sampling_by_label = before, None
+
+
+def test_max_polyphony_per_label_caps_the_notes_at_once(tiny, tok):
+    """A label's max_polyphony (a string quartet's four players) caps its pieces; other labels are free."""
+    register_pipeline()
+    pipe = pipeline(TASK, model=tiny, tokenizer=tok, device=torch.device("cpu"))
+    v = tok.vocabulary
+    tiny.config.sampling_by_label = {"mozart": {"max_polyphony": 4}}
+    try:
+        kw = dict(instruments="violin,cello", seconds=3, seed=0)
+        mozart, bach = pipe(composer="mozart", **kw)[0]["tokens"], pipe(composer="bach", **kw)[0]["tokens"]
+        most = [max(len(sounding) + 1 for t, sounding, _ in walk(v, row)
+                     if v.is_note_on[t] and v.note_instrument[t] != v.drum_index) for row in (mozart, bach)]
+        print(f"\nmost notes sounding after a note-on: mozart (max_polyphony 4) {most[0]}, bach {most[1]}")
+        assert most[0] <= 4 < most[1]
+    finally:
+        tiny.config.sampling_by_label = None

@@ -101,7 +101,8 @@ class MuseNetConfig(PreTrainedConfig):
         sampling_by_label: per-label settings for prompts whose first composer/style label is
             ``label``: ``{label: {key: value}}`` with any of ``guidance`` and ``guidance_against``
             (exceptions to the two above: one setting does not suit every label), ``min_voices`` and
-            ``max_note_seconds`` (the texture rules of :mod:`musenet_hf.texture`; otherwise off), and
+            ``max_note_seconds`` (the texture rules of :mod:`musenet_hf.texture`; otherwise off),
+            ``max_polyphony`` (the most notes sounding at once: a string quartet's four players), and
             ``"revoiced": {key: value}``, settings that win when the request names an instrument
             the label's own training pieces never had (Palestrina on the clarinet).
             Saved before December 2026 as ``guidance_by_label``, which is still read.
@@ -193,7 +194,7 @@ class MuseNetConfig(PreTrainedConfig):
         self.validate()
 
     def _validate_sampling_by_label(self) -> None:
-        numbers = ("guidance", "max_note_seconds", "min_voices")
+        numbers = ("guidance", "max_note_seconds", "max_polyphony", "min_voices")
         for label, entry in (self.sampling_by_label or {}).items():
             revoiced = entry.get("revoiced", {}) if isinstance(entry, dict) else {}
             for where, part in ((f"[{label!r}]", entry), (f"[{label!r}]['revoiced']", revoiced)):

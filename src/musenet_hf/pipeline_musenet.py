@@ -366,18 +366,21 @@ class MuseNetGenerationPipeline(Pipeline):
         return guidance, against
 
     def texture_settings(self, params: dict[str, Any], label: str | None = None,
-                         revoiced: bool = False) -> tuple[int | None, float | None]:
-        """``min_voices`` and ``max_note_seconds`` (:mod:`musenet_hf.texture`) as :meth:`label_setting`
-        resolves them; None (or 0) is off."""
-        voices = self.label_setting(params, label, "min_voices", revoiced)
-        if voices is not None and (isinstance(voices, bool) or not isinstance(voices, (int, float))
-                                   or int(voices) != voices or voices < 0):
-            raise ValueError(f"min_voices must be a whole number >= 0 (0: off), got {voices!r}")
+                         revoiced: bool = False) -> tuple[int | None, float | None, int | None]:
+        """``min_voices``, ``max_note_seconds`` (:mod:`musenet_hf.texture`) and ``max_polyphony`` as
+        :meth:`label_setting` resolves them; None (or 0) is off."""
+        counts = {}
+        for key in ("min_voices", "max_polyphony"):
+            value = self.label_setting(params, label, key, revoiced)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or int(value) != value or value < 0):
+                raise ValueError(f"{key} must be a whole number >= 0 (0: off), got {value!r}")
+            counts[key] = int(value) if value else None
         longest = self.label_setting(params, label, "max_note_seconds", revoiced)
         if longest is not None and (isinstance(longest, bool) or not isinstance(longest, (int, float))
                                     or not math.isfinite(longest) or longest < 0):
             raise ValueError(f"max_note_seconds must be a finite number of seconds >= 0 (0: off), got {longest!r}")
-        return (int(voices) if voices else None), (float(longest) if longest else None)
+        return counts["min_voices"], (float(longest) if longest else None), counts["max_polyphony"]
 
     def _generate(self, model_inputs: dict[str, Any], **params: Any) -> dict[str, Any]:
         v = self.tokenizer.vocabulary
@@ -398,11 +401,11 @@ class MuseNetGenerationPipeline(Pipeline):
         labels = [v.tokens[t] for t in prefix if v.is_composer[t]]
         label = labels[0] if labels else None
         revoiced = bool(model_inputs.get("revoiced"))
-        min_voices, max_note_seconds = self.texture_settings(params, label, revoiced)
+        min_voices, max_note_seconds, max_polyphony = self.texture_settings(params, label, revoiced)
         procs = default_logits_processors(
             v, seconds, instruments=model_inputs["instruments"] if steering else None, steering=steering,
             strength=strength, tolerance=params.get("tolerance", 0.1),
-            grammar=params.get("grammar", True), max_polyphony=params.get("max_polyphony"),
+            grammar=params.get("grammar", True), max_polyphony=max_polyphony,
             min_voices=min_voices, max_note_seconds=max_note_seconds)
         guidance, against = self.guidance_settings(params, label, revoiced)
         if guidance != 1.0 and labels:  # guidance first: the rest act on it
