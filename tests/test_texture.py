@@ -96,6 +96,13 @@ def test_min_voices_keeps_two_notes_sounding_whenever_time_passes(vocab, tiny):
         assert 2.7 - 1e-9 <= vocab.seconds(row) <= 3.3 + 1e-9
 
 
+def test_min_voices_lets_time_pass_when_only_drums_may_strike(vocab, tiny):
+    """Hard steering onto the drums leaves no pitched note to strike: the floor must not stop the clock."""
+    procs = default_logits_processors(vocab, 3.0, instruments="drums", steering="hard", min_voices=2)
+    for row in sample_pieces(tiny, vocab, procs, batch=4):
+        assert row[-1] == vocab.end_id and 2.7 - 1e-9 <= vocab.seconds(row) <= 3.3 + 1e-9
+
+
 def test_max_note_seconds_ends_every_note_in_time(vocab, tiny):
     unit = vocab.wait_unit_seconds
     free = sample_pieces(tiny, vocab, default_logits_processors(vocab, 3.0, max_polyphony=6))

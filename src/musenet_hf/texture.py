@@ -32,7 +32,9 @@ class MinVoicesLogitsProcessor(LogitsProcessor):
     """No wait while fewer than ``min_voices`` pitched notes sound (drums do not count).
 
     Note-ons, note-offs and ``end`` are never touched: a note may end at any time (the model then
-    strikes another before time passes) and the piece may close.
+    strikes another before time passes) and the piece may close. Where the processors before this
+    one leave no pitched note to strike (hard steering onto the drums), time moves on as usual:
+    the floor cannot be reached there.
 
     Args:
         vocabulary: the model's vocabulary.
@@ -53,6 +55,8 @@ class MinVoicesLogitsProcessor(LogitsProcessor):
         thin = st.started & ~st.ended & (st.num_sounding < self.min_voices)  # (B,)
         if not bool(thin.any()):
             return scores
+        pitched = scores[:, : tab.num_notes].masked_fill(~tab.pitched_on, -math.inf)
+        thin &= (pitched > -math.inf).any(dim=1)  # a pitched note can still be struck
         out = scores.clone()
         out[:, tab.first_wait: tab.first_wait + tab.max_wait].masked_fill_(thin[:, None], -math.inf)
         return out
