@@ -121,7 +121,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
                         "what sets a motet apart from a folk tune)")
     p.add_argument("--max-polyphony", type=int, metavar="N",
                    help="most notes sounding at once (default: the model's for the label, the bundled one's 4 for "
-                        "the string quartets of Mozart, Beethoven and Haydn, else no limit; 0: no limit)")
+                        "the string quartets of Mozart, Beethoven, Haydn and Schumann, else no limit; 0: no limit)")
     p.add_argument("--min-voices", type=int, metavar="N",
                    help="time moves on only while N notes sound, so polyphony does not thin to one line "
                         "(default: the model's for the label, the bundled one's 2 for Palestrina and trecento "
