@@ -239,7 +239,8 @@ def build_demo(studio: Studio) -> Any:
                                         info="auto: soft toward the named (or the composer's usual) instruments",
                                         elem_id="steering")
                     strength = gr.Slider(0, 20, 5, step=0.5, label="Soft-steering strength")
-                    polyphony = gr.Number(0, precision=0, label="Max polyphony (0: the model's own for the label, else no limit)")
+                    polyphony = gr.Number(0, precision=0,
+                                          label="Max polyphony (0: the model's own for the label, else no limit)")
                 with gr.Row():
                     samples = gr.Slider(1, MAX_SAMPLES, SHOWN, step=1, label="Samples (the best 4 are shown)")
                     rerank = gr.Checkbox(False, label="Rerank by the critic")
