@@ -318,12 +318,9 @@ class MuseNetGenerationPipeline(Pipeline):
         if instruments is None:  # steering follows the primer's instruments
             groups = [t for t in ids if v.is_instrumentation[t]]
             instruments = v.instrumentation_groups(groups[-1]) if groups else None
-        first = composer if isinstance(composer, str) else (list(composer)[0] if composer else None)
-        revoiced = named and is_revoiced(getattr(self.model.config, "training_coverage", None), v, first, instruments)
         # `seconds` counts the new music: the target length is the primer's plus that
         return {"input_ids": torch.tensor(ids, dtype=torch.long), "seconds": primer_seconds + seconds,
-                "primer_seconds": primer_seconds, "instruments": instruments, "named": named, "usual": filled,
-                "revoiced": revoiced}
+                "primer_seconds": primer_seconds, "instruments": instruments, "named": named, "usual": filled}
 
     def _forward(self, model_inputs: dict[str, Any], **params: Any) -> dict[str, Any]:
         threads = resolve_threads(params.get("threads"))
@@ -400,7 +397,8 @@ class MuseNetGenerationPipeline(Pipeline):
         prefix = split_prompt(v, model_inputs["input_ids"].tolist())[0]
         labels = [v.tokens[t] for t in prefix if v.is_composer[t]]
         label = labels[0] if labels else None
-        revoiced = bool(model_inputs.get("revoiced"))
+        revoiced = bool(model_inputs.get("named")) and is_revoiced(
+            getattr(self.model.config, "training_coverage", None), v, label, model_inputs["instruments"])
         min_voices, max_note_seconds, max_polyphony = self.texture_settings(params, label, revoiced)
         procs = default_logits_processors(
             v, seconds, instruments=model_inputs["instruments"] if steering else None, steering=steering,
