@@ -4,10 +4,13 @@ This is the byte-level half of :mod:`musenet_hf.midi_io`. It reads standard file
 a strict reader would, and reads damaged files as far as the damage allows, writing down every
 repair it makes (the caller turns them into one :class:`~musenet_hf.errors.MidiReadWarning`):
 
-- :func:`read_layout` finds the header and the ``MTrk`` chunks. It unwraps RIFF/RMID files,
-  skips junk before the header, unknown chunks and trailing garbage, reads unknown formats as
-  type 1, and, when a chunk's declared size is wrong (too short, too long, or a 4 GB lie), finds
-  the chunk's real end by resyncing on the next ``MTrk``. It never allocates from a declared size.
+- :func:`read_layout` finds the header and the ``MTrk`` chunks. It unwraps RIFF/RMID files
+  (``.rmi``: the MIDI file is the ``data`` chunk; ``LIST``/``INFO`` and other chunks around it are
+  skipped), skips junk before the header, unknown chunks and trailing garbage, reads unknown
+  formats as type 1, reads a time division of 0 ticks per beat (invalid, but found in real files)
+  as :data:`ASSUMED_TICKS_PER_BEAT` = 96, and, when a chunk's declared size is wrong (too short,
+  too long, or a 4 GB lie), finds the chunk's real end by resyncing on the next ``MTrk``. It
+  never allocates from a declared size.
 - :func:`parse_track` reads the events of one chunk into a compact list. Data bytes above 127
   are clamped, undefined status bytes (0xF1-0xFE) are skipped with their data, running status
   with no status before it skips to the next status byte, truncated events end the track, and a
@@ -15,7 +18,8 @@ repair it makes (the caller turns them into one :class:`~musenet_hf.errors.MidiR
   at most (as the standard says, and as symusic reads them), so no delta time is absurd.
 
 Nothing here raises anything but :class:`~musenet_hf.errors.MidiReadError`, and only when there
-is no header to read (no ``MThd``, a truncated header, a time division of 0).
+is no header to read (no ``MThd``, a truncated header, an RMID file with no ``data`` chunk, an
+SMPTE division of 0 ticks per frame).
 """
 
 from __future__ import annotations
@@ -36,6 +40,13 @@ Event = tuple[int, int, int, int, int, int, int]
 
 _SMPTE_RATES = {24: 24.0, 25: 25.0, 29: 30000 / 1001, 30: 30.0}  # -29 means 30 drop-frame = 29.97
 
+# A header's time division of 0 ticks per beat is invalid (no clock) but occurs in real files;
+# they are read at 96 ticks per beat, the default time division of DryWetMIDI (a new MidiFile's)
+# and a common resolution of the sequencers of the time, as a repair.
+ASSUMED_TICKS_PER_BEAT = 96
+DIVISION_0_REPAIR = (f"time division is 0 ticks per beat: read as {ASSUMED_TICKS_PER_BEAT} ticks per beat "
+                     "(assumed)")
+
 
 def seconds_per_tick(division: int) -> float | None:
     """Fixed seconds per tick of an SMPTE time division (bit 15 set: -frames per second in the
@@ -53,7 +64,8 @@ class Layout:
     Attributes:
         data: the bytes that ``spans`` index (the RIFF payload for an RMID file).
         format: 0, 1 or 2 (an unknown format is read as 1).
-        division: the header's raw time division (ticks per beat, or SMPTE when bit 15 is set).
+        division: the header's raw time division (ticks per beat, or SMPTE when bit 15 is set);
+            ``ASSUMED_TICKS_PER_BEAT`` where the header says 0.
         spans: ``(start, end)`` byte ranges of each ``MTrk`` chunk's payload, in file order.
         repairs: what was repaired, in words; empty for a standard file.
     """
@@ -85,49 +97,109 @@ def _is_chunk_id(b: bytes) -> bool:
     return len(b) == 4 and all(0x20 <= c < 0x7F for c in b)
 
 
-def _unwrap_riff(data: bytes, repairs: list[str]) -> bytes:
-    """The payload of a RIFF ``RMID`` file's ``data`` chunk; other bytes unchanged."""
+def _unwrap_riff(data: bytes, source: str, repairs: list[str]) -> bytes:
+    """The MIDI file inside a RIFF ``RMID`` file (``.rmi``); any other bytes unchanged.
+
+    An RMID file is ``RIFF``, a size, ``RMID``, then chunks (id, little-endian size, payload
+    padded to an even size): the ``data`` chunk holds a standard MIDI file; others (``LIST``
+    with ``INFO`` tags, a ``DLS `` sound bank) may come before or after it and are skipped. The
+    RIFF size is not used. When the chunks do not line up (an odd size written without its pad
+    byte) but an ``MThd`` is in the file, the whole file is returned for :func:`read_layout` to
+    find the header in.
+
+    Raises:
+        MidiReadError: an RMID file with no ``data`` chunk and no ``MThd`` in it, or one cut
+            off before the end of its MIDI header.
+    """
     if data[:4] != b"RIFF" or data[8:12] != b"RMID":
         return data
-    pos = 12
+    pos, seen = 12, []
     while pos + 8 <= len(data):
         cid, size = data[pos:pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
         if cid == b"data":
-            repairs.append("unwrapped a RIFF/RMID container")
-            return data[pos + 8:pos + 8 + size]
+            return _riff_data(data, pos + 8, size, source, repairs)
+        seen.append(cid.decode("latin-1"))
         pos += 8 + size + (size & 1)  # RIFF chunks are padded to even sizes
-    return data
+    if b"MThd" in data:
+        repairs.append("unwrapped a RIFF/RMID container whose chunks do not line up")
+        return data
+    chunks = ", ".join(seen) or "none"
+    if pos > len(data):
+        chunks += f"; its {seen[-1]} chunk runs past the end of the file"
+    elif pos < len(data):
+        chunks += "; the file ends inside a chunk header"
+    raise MidiReadError(source, f"RIFF/RMID file with no data chunk (chunks: {chunks})")
+
+
+def _riff_data(data: bytes, body: int, size: int, source: str, repairs: list[str]) -> bytes:
+    """The payload of an RMID file's ``data`` chunk, which starts at ``body`` and declares
+    ``size`` bytes. A size past the end of the file (a truncated file), or too small for even
+    the 14-byte MIDI header (0, as some writers leave it), is read to the end of the file."""
+    repairs.append("unwrapped a RIFF/RMID container")
+    have = len(data) - body
+    if size > have:
+        if have < 14:
+            raise MidiReadError(source, f"truncated RIFF/RMID file: its data chunk has {have} of "
+                                        f"{size} bytes, not a whole MThd header")
+        repairs.append(f"RIFF data chunk declares {size} bytes but only {have} remain")
+        size = have
+    elif size < 14:
+        repairs.append(f"RIFF data chunk declares {size} bytes, too few for a MIDI file: "
+                       "read to the end of the file")
+        size = have
+    return data[body:body + size]
+
+
+def _not_midi(data: bytes) -> str:
+    """What a file without an ``MThd`` header starts with, for the error message."""
+    if data[:4] == b"RIFF" and len(data) >= 12:
+        return f"a RIFF '{data[8:12].decode('latin-1')}' file, not RMID"
+    return f"starts with {bytes(data[:8])!r}"
+
+
+def _clock_division(division: int, source: str, repairs: list[str]) -> int:
+    """The header's time division as it is read: 0 ticks per beat becomes
+    ``ASSUMED_TICKS_PER_BEAT`` (a repair), a nonstandard SMPTE rate is noted.
+
+    Raises:
+        MidiReadError: an SMPTE division of 0 ticks per frame (no clock to assume).
+    """
+    if division == 0:
+        repairs.append(DIVISION_0_REPAIR)
+        return ASSUMED_TICKS_PER_BEAT
+    if division & 0x8000 and division & 0xFF == 0:
+        raise MidiReadError(source, "SMPTE time division with 0 ticks per frame")
+    if division & 0x8000 and (256 - (division >> 8)) not in _SMPTE_RATES:
+        repairs.append(f"nonstandard SMPTE rate of {256 - (division >> 8)} frames per second")
+    return division
 
 
 def read_layout(data: bytes, source: str) -> Layout:
-    """Find the header and the track chunks of a MIDI file.
+    """Find the header and the track chunks of a MIDI file (or of the RMID file it wraps).
+
+    A time division of 0 ticks per beat is read as :data:`ASSUMED_TICKS_PER_BEAT` (a repair).
 
     Args:
         data: the whole file.
         source: the file name, for error messages.
 
     Raises:
-        MidiReadError: empty input, no ``MThd`` header, a truncated header, or a time
-            division that cannot be a clock (0 ticks per beat, 0 ticks per SMPTE frame).
+        MidiReadError: empty input, no ``MThd`` header, a truncated header, an RMID file with
+            no MIDI data (see :func:`_unwrap_riff`), or an SMPTE division of 0 ticks per frame.
     """
     repairs: list[str] = []
     if not data:
         raise MidiReadError(source, "empty file (0 bytes)")
-    data = _unwrap_riff(data, repairs)
+    data = _unwrap_riff(data, source, repairs)
     head = data.find(b"MThd")
     if head < 0:
-        raise MidiReadError(source, f"no MThd header chunk (starts with {bytes(data[:8])!r})")
+        raise MidiReadError(source, f"no MThd header chunk ({_not_midi(data)})")
     if head > 0:
         repairs.append(f"skipped {head} bytes before the MThd header")
     if len(data) < head + 14:
         raise MidiReadError(source, f"truncated header ({len(data) - head} of 14 bytes)")
     hlen, fmt, ntracks, division = struct.unpack_from(">IHHH", data, head + 4)
-    if division == 0:
-        raise MidiReadError(source, "time division is 0 ticks per beat")
-    if division & 0x8000 and division & 0xFF == 0:
-        raise MidiReadError(source, "SMPTE time division with 0 ticks per frame")
-    if division & 0x8000 and (256 - (division >> 8)) not in _SMPTE_RATES:
-        repairs.append(f"nonstandard SMPTE rate of {256 - (division >> 8)} frames per second")
+    division = _clock_division(division, source, repairs)
     if fmt > 2:
         repairs.append(f"unknown format {fmt} read as type 1")
         fmt = 1

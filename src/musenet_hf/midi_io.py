@@ -36,7 +36,10 @@ installed, else ``"python"``. For bulk work, ``read_midi_arrays`` skips building
 objects (about a microsecond each).
 
 Damaged files: repairs (see :mod:`._midi_repair`) are reported as one ``MidiReadWarning`` per
-file; a file with nothing to read raises ``MidiReadError``. Nothing else is ever raised.
+file; a file with nothing to read raises ``MidiReadError``. Nothing else is ever raised. RMID
+files (a MIDI file in a RIFF container, ``.rmi``) give exactly the notes of the file inside.
+A header whose time division is 0 ticks per beat (invalid, found in real files) is read at 96
+ticks per beat (``_midi_repair.ASSUMED_TICKS_PER_BEAT``), with a warning that says so.
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ import mido
 import numpy as np
 
 from . import midi_symusic
-from ._midi_repair import NOTE_OFF, NOTE_ON, PEDAL, PROGRAM, TEMPO, Track, parse_track, read_layout, seconds_per_tick
+from ._midi_repair import (ASSUMED_TICKS_PER_BEAT, DIVISION_0_REPAIR, NOTE_OFF, NOTE_ON, PEDAL, PROGRAM, TEMPO,
+                           Track, parse_track, read_layout, seconds_per_tick)
 from .errors import MidiReadError, MidiReadWarning
 from .midi_notes import DRUM_CHANNEL, Note, NoteArrays, RawNotes, Score
 
@@ -304,8 +308,9 @@ def _read_loaded(obj: bytes | mido.MidiFile, source: str, sustain: bool, backend
     raws: list[RawNotes] | None = None
     if isinstance(obj, mido.MidiFile):
         division, fmt = obj.ticks_per_beat & 0xFFFF, obj.type
-        if division == 0:
-            raise MidiReadError(source, "time division is 0 ticks per beat")
+        if division == 0:  # as read_layout reads it
+            repairs.append(DIVISION_0_REPAIR)
+            division = ASSUMED_TICKS_PER_BEAT
         tracks = _tracks_from_mido(obj, repairs)
     else:
         layout = read_layout(obj, source)
@@ -365,11 +370,12 @@ def read_midi(src: str | os.PathLike | bytes | mido.MidiFile, *, sustain: bool =
             ``"mido"`` or ``"python"``; all give the same notes.
 
     Raises:
-        MidiReadError: nothing can be read (no header, empty, truncated header, division 0,
-            a missing file); the message names the file and the reason.
+        MidiReadError: nothing can be read (no header, empty, truncated header, an RMID file
+            with no MIDI data, a missing file); the message names the file and the reason.
 
     Warns:
-        MidiReadWarning: the file broke the standard and was repaired (the message says how).
+        MidiReadWarning: the file broke the standard and was repaired (the message says how),
+            e.g. a time division of 0 read as 96 ticks per beat; RMID files are reported too.
     """
     arrays, repairs = _read(src, sustain, backend)
     _warn(arrays.source, repairs)
