@@ -12,6 +12,7 @@ import pytest
 
 pytest.importorskip("music21")
 
+from musenet_hf import cli_corpus
 from musenet_hf import corpus as mc
 from musenet_hf import corpus_works as cw
 
@@ -230,10 +231,10 @@ def test_cli_hooks_and_token_counts(tmp_path, capsys):
     import argparse
 
     parser = argparse.ArgumentParser()
-    mc.add_prepare_corpus_arguments(parser)
+    cli_corpus.add_prepare_corpus_arguments(parser)
     args = parser.parse_args(["--out", str(tmp_path), "--collections", "essenFolksong/kinder0.abc#50",
                               "--num-proc", "1", "--timeout", "30", "--no-progress"])
-    assert mc.run_prepare_corpus(args) == 0
+    assert cli_corpus.run_prepare_corpus(args) == 0
     printed = capsys.readouterr().out
     assert "folk" in printed and "total" in printed and "metadata.csv" in printed
 

@@ -250,9 +250,10 @@ def test_smpte_division_counts_real_seconds():
     assert tuples(read_midi(mf), "start", "end") == [(0.0, 1.0)]
 
 
-def test_division_zero_is_an_error():
-    with pytest.raises(MidiReadError, match="division is 0"):
-        read_midi(raw_file(b"\x00\xff\x2f\x00", division=0))
+def test_division_zero_is_read_at_an_assumed_96_ticks_per_beat():
+    with pytest.warns(MidiReadWarning, match="read as 96 ticks per beat"):
+        score = read_midi(raw_file(b"\x00\xff\x2f\x00", division=0))
+    assert score.ticks_per_beat == 96
 
 
 def test_sources_paths_bytes_and_midifile(tmp_path):

@@ -16,7 +16,7 @@ import sys
 COMMANDS = {
     "generate": ("musenet_hf.cli_generate", "generate", "write a piece of music as MIDI (and WAV, piano roll)"),
     "list": ("musenet_hf.cli_generate", "list", "composers/styles, instruments and groups; for a model, the labels it trained on"),
-    "prepare-corpus": ("musenet_hf.corpus", "prepare_corpus", "convert the music21 corpus to labelled MIDI files"),
+    "prepare-corpus": ("musenet_hf.cli_corpus", "prepare_corpus", "build a labelled, deduplicated, split MIDI corpus (music21, fetched collections, your folders)"),
     "train": ("musenet_hf.cli_train", "train", "train or resume a model from a YAML config (Accelerate)"),
     "train-critic": ("musenet_hf.cli_train", "train_critic", "train a finished model's critic head on its own samples"),
     "encode": ("musenet_hf.cli_encode", "encode", "encode MIDI files or folders to token ids / text"),

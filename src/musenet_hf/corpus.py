@@ -34,13 +34,11 @@ this module is the batch job: worker processes with a timeout, the cache and the
 
 from __future__ import annotations
 
-import argparse
 import csv
 import glob
 import json
 import os
 import statistics
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -305,45 +303,3 @@ class _WorkTask:
 
     def __call__(self, work: CorpusWork) -> dict[str, Any]:
         return _convert_task(work, self.out_dir, self.voice_program)
-
-
-# ----------------------------------------------------------------------------- CLI hooks
-
-
-def add_prepare_corpus_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``musenet prepare-corpus``."""
-    parser.add_argument("--out", required=True, metavar="DIR", help="corpus folder to write (cached)")
-    parser.add_argument("--num-proc", type=int, default=2, help="worker processes (default 2)")
-    parser.add_argument("--collections", nargs="+", metavar="NAME",
-                        help="collections or paths inside the corpus, e.g. bach beethoven/opus18no1")
-    parser.add_argument("--limit", type=int, help="convert at most N works (a sample across labels)")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds allowed per work (default 60)")
-    parser.add_argument("--voice-program", type=int, default=DEFAULT_VOICE_PROGRAM,
-                        help=f"GM program for vocal parts (default {DEFAULT_VOICE_PROGRAM}, choir)")
-    parser.add_argument("--tokens", metavar="PRESET", choices=("musenet", "extended"),
-                        help="also count tokens per label with this tokenizer preset")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def run_prepare_corpus(args: argparse.Namespace) -> int:
-    """Run ``musenet prepare-corpus``: convert, print the summary; exit code 0 (1 on bad input)."""
-    try:
-        import music21  # noqa: F401
-    except ImportError:
-        print("prepare-corpus needs music21: pip install 'musenet-hf[corpus]'", file=sys.stderr)
-        return 1
-    count_tokens = None
-    if args.tokens:
-        from .tokenization_musenet import MuseNetTokenizer
-
-        tokenizer = MuseNetTokenizer.from_preset(args.tokens)
-
-        def count_tokens(path: Path) -> int:
-            return len(tokenizer.encode_midi(path))
-
-    report = prepare_corpus(args.out, num_proc=args.num_proc, collections=args.collections, limit=args.limit,
-                            timeout_s=args.timeout, voice_program=args.voice_program,
-                            progress=not args.no_progress, count_tokens=count_tokens)
-    print(report.summary())
-    print(f"wrote {Path(args.out) / 'metadata.csv'} and {Path(args.out) / 'report.json'}")
-    return 0

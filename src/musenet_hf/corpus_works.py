@@ -68,8 +68,9 @@ FILE_LABELS: dict[str, str] = {
 }
 
 # Not repertoire: music21's test files, exercises, and lead sheets whose accompaniment would be
-# music21's realization of chord symbols rather than the composer's.
-EXCLUDED_COLLECTIONS = frozenset({"demos", "theoryExercises", "leadSheet"})
+# music21's realization of chord symbols rather than the composer's. Also music21's two reels of
+# the Nottingham dataset, which is reserved for evaluation and never trained on.
+EXCLUDED_COLLECTIONS = frozenset({"demos", "theoryExercises", "leadSheet", "nottingham-dataset"})
 
 # ABC files whose numbered tunes are the voices of one piece, not separate pieces.
 MERGED_PARTS_COLLECTIONS = frozenset({"josquin"})

@@ -6,7 +6,9 @@ Three steps, each small:
    ``datasets.DatasetDict`` with ``train`` and ``validation`` splits: one row per piece with its
    conditioning prefix, its body ids, its length in seconds and (for augmentation) its notes.
    Labels (composer/style) come from sub-folder names, a metadata CSV/JSON file, a mapping or a
-   function. Encoding runs in the tokenizer's ``encode_files`` (``num_proc`` worker processes, the
+   function. A folder prepared by ``musenet prepare-corpus --recipe/--folder`` brings its own
+   split (train, validation, evaluation) in ``metadata.csv``; then only its listed pieces are read,
+   and the ``evaluation`` split is kept apart (the training loop reads ``train`` and ``validation``). Encoding runs in the tokenizer's ``encode_files`` (``num_proc`` worker processes, the
    package's one pool; a file that hangs or crashes its worker is skipped); the result is cached
    under ``cache_dir`` (never ``~/.cache``); unreadable files are reported and skipped. The split
    is decided by a hash of each file's bytes, so it is stable across runs and machines and a
@@ -99,18 +101,33 @@ def resolve_labels(root: str | os.PathLike, files: Sequence[Path], labels: Label
     return [table.get(r, table.get(Path(r).name)) for r in rel]
 
 
+def read_saved_splits(root: str | os.PathLike) -> dict[str, str] | None:
+    """``relative path -> split`` from a ``metadata.csv`` with a ``split`` column (what
+    ``musenet prepare-corpus --recipe/--folder`` writes: train, validation or evaluation);
+    None when the folder has no such file."""
+    path = Path(root) / "metadata.csv"
+    if not path.is_file():
+        return None
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if "split" not in (reader.fieldnames or ()):
+            return None
+        return {Path(r["path"]).as_posix(): r["split"] for r in reader}
+
+
 def split_of(digest: str, validation_fraction: float) -> str:
     """``"validation"`` or ``"train"`` from a file's SHA-1 hex digest (stable everywhere)."""
     return "validation" if int(digest[:8], 16) / 2**32 < validation_fraction else "train"
 
 
 # ---------------------------------------------------------------------- encoding
-def _piece_row(piece: EncodedPiece, composer: str, validation_fraction: float, keep_notes: bool,
+def _piece_row(piece: EncodedPiece, composer: str, split: str | None, validation_fraction: float, keep_notes: bool,
                vocab: MuseNetVocabulary) -> dict[str, Any]:
-    """The dataset columns of one encoded piece (see :class:`EncodedFolder`)."""
+    """The dataset columns of one encoded piece (see :class:`EncodedFolder`); ``split`` is the
+    saved one, or None to decide it by the file's hash."""
     notes = piece.notes
     return {
-        "split": split_of(piece.sha1, validation_fraction), "composer": composer,
+        "split": split or split_of(piece.sha1, validation_fraction), "composer": composer,
         "instruments": "_".join(piece.instruments), "prefix": piece.prefix, "body": piece.body,
         "num_tokens": len(piece.body), "piece_seconds": vocab.seconds(piece.body),
         "notes": notes.to_matrix().ravel().tolist() if keep_notes else [],
@@ -209,9 +226,7 @@ def load_midi_folder(
     from datasets import Dataset, load_from_disk
 
     root = Path(folder).resolve()
-    files = list_midi_files(root)
-    if not files:
-        raise FileNotFoundError(f"no MIDI files under {root}")
+    files, saved = _folder_files(root)
     raw_labels = resolve_labels(root, files, labels)
     vocab = tokenizer.vocabulary
     composers = _composer_tokens(vocab, raw_labels, unknown_labels)
@@ -220,7 +235,7 @@ def load_midi_folder(
     cache_path = None
     if cache_dir is not None:
         stats = [(r, f.stat().st_size, f.stat().st_mtime_ns) for r, f in zip(rel, files)]
-        key = json.dumps([DATA_FORMAT_VERSION, str(root), stats, raw_labels, composers,
+        key = json.dumps([DATA_FORMAT_VERSION, str(root), stats, raw_labels, composers, saved,
                           json.dumps(vocab.to_dict(), sort_keys=True), validation_fraction, keep_notes, sustain])
         cache_path = Path(cache_dir) / f"midi-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
         if (cache_path / "failed.json").is_file() and (cache_path / "pieces").is_dir():  # failed.json is written last
@@ -238,7 +253,8 @@ def load_midi_folder(
         if piece is None:
             failed[r] = reason or "unknown error"
         else:
-            rows.append({"file": r, "label": label or "", **_piece_row(piece, composer, validation_fraction,
+            split = saved.get(r) if saved is not None else None
+            rows.append({"file": r, "label": label or "", **_piece_row(piece, composer, split, validation_fraction,
                                                                        keep_notes, vocab)})
     if not rows:
         reasons = "; ".join(f"{k}: {v}" for k, v in list(failed.items())[:5])
@@ -249,6 +265,18 @@ def load_midi_folder(
         (cache_path / "failed.json").write_text(json.dumps(failed, indent=1), "utf-8")
         ok = load_from_disk(str(cache_path / "pieces"))  # memory-mapped, like a cache hit
     return EncodedFolder(_split(ok), failed, None if cache_path is None else str(cache_path))
+
+
+def _folder_files(root: Path) -> tuple[list[Path], dict[str, str] | None]:
+    """The MIDI files to encode under ``root`` and the saved split (:func:`read_saved_splits`): for a
+    prepared corpus, its listed pieces only (not its duplicates or stray files)."""
+    files = list_midi_files(root)
+    saved = read_saved_splits(root)
+    if saved is not None:
+        files = [f for f in files if f.relative_to(root).as_posix() in saved]
+    if not files:
+        raise FileNotFoundError(f"no MIDI files under {root}")
+    return files, saved
 
 
 def _composer_tokens(vocab: MuseNetVocabulary, labels: Sequence[str | None], unknown_labels: str) -> list[str]:
@@ -268,12 +296,13 @@ def _composer_tokens(vocab: MuseNetVocabulary, labels: Sequence[str | None], unk
 
 
 def _split(pieces: Any) -> Any:
-    """``DatasetDict`` with the ``train`` and ``validation`` rows of ``pieces`` (either may be empty)."""
+    """``DatasetDict`` with the ``train`` and ``validation`` rows of ``pieces`` (either may be empty),
+    and ``evaluation`` when a prepared corpus saved one (never part of training)."""
     from datasets import DatasetDict
 
     splits = pieces["split"]
-    return DatasetDict({name: pieces.select([i for i, s in enumerate(splits) if s == name])
-                        for name in ("train", "validation")})
+    names = ("train", "validation", "evaluation") if "evaluation" in splits else ("train", "validation")
+    return DatasetDict({name: pieces.select([i for i, s in enumerate(splits) if s == name]) for name in names})
 
 
 # ---------------------------------------------------------------------- windows

@@ -44,8 +44,11 @@ MIDI_SUFFIXES = (".mid", ".midi", ".kar", ".rmi")
 MAX_CLOCK_UNITS = 1 << 24
 
 def list_midi_files(folder: str | os.PathLike) -> list[Path]:
-    """Every MIDI file under ``folder`` (recursively), sorted by path."""
-    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
+    """Every MIDI file under ``folder`` (recursively), sorted by path; hidden folders (a corpus's
+    ``.work`` caches) are not searched."""
+    root = Path(folder)
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(root).parts[:-1]))
 
 
 MidiSource = str | os.PathLike | bytes | mido.MidiFile | Score | NoteArrays

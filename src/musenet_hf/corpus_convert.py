@@ -1,0 +1,120 @@
+"""Notation files (kern, MusicXML, ABC, Humdrum) to MIDI through music21, and lead sheets played.
+
+A lead sheet is a melody with chord symbols above it. Converted, it plays only the melody (the
+symbols are removed: music21 would write them as block chords of its own); with
+``realize_chords`` the chord symbols are also played on the piano in the song's rhythm
+(:func:`realize_chord_symbols`): the root low in the left hand at each change, the chord in
+close position around middle C struck on every beat until the next symbol. That is a simple
+accompaniment, not the composer's; ``docs/data.md`` says why lead sheets are trained this way
+(measured: melody alone gives one-line pieces, while real pop and jazz files sound three to six
+notes at once).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .corpus_works import DEFAULT_VOICE_PROGRAM, _unshare_elements, assign_programs
+
+# Where realised chords sit: the bass note in E1-D#2 above this, the chord tones in F3-E4.
+BASS_LOW = 40  # E2
+CHORD_LOW = 53  # F3
+ACCOMPANIMENT_VELOCITY = 60  # quieter than music21's default melody velocity (90)
+
+
+def load_notation(path: Path) -> Any:
+    """Parse a notation file with music21 into one ``Score`` (the first piece of an opus)."""
+    from music21 import converter, stream
+
+    parsed = converter.parse(str(path), forceSource=True)
+    if isinstance(parsed, stream.Opus):
+        if not parsed.scores:
+            raise ValueError("an empty opus")
+        parsed = parsed.scores[0]
+    if not parsed.flatten().notes:
+        raise ValueError("no notes")
+    return parsed
+
+
+def realize_chord_symbols(score: Any) -> int:
+    """Add a piano part playing the score's chord symbols (in place); return how many it played.
+
+    Each symbol lasts until the next one (the last until the end of the piece). ``N.C.``
+    (no chord) and symbols music21 cannot spell are silent.
+    """
+    from music21 import chord, harmony, instrument, meter, note, stream
+
+    flat = score.flatten()
+    symbols = [cs for cs in flat.getElementsByClass(harmony.ChordSymbol)
+               if not isinstance(cs, harmony.NoChord) and cs.pitches]
+    if not symbols:
+        return 0
+    signatures = list(flat.getElementsByClass(meter.TimeSignature))
+    beat = float(signatures[0].beatDuration.quarterLength) if signatures else 1.0
+    end = float(score.highestTime)
+    part = stream.Part()
+    part.partName = "Piano accompaniment"
+    part.insert(0, instrument.Piano())
+    for i, cs in enumerate(symbols):
+        start = float(cs.getOffsetBySite(flat))
+        stop = float(symbols[i + 1].getOffsetBySite(flat)) if i + 1 < len(symbols) else end
+        if stop <= start:
+            continue
+        root = cs.root().pitchClass if cs.root() is not None else cs.pitches[0].pitchClass
+        bass = note.Note(BASS_LOW + (root - BASS_LOW) % 12, quarterLength=stop - start)
+        bass.volume.velocity = ACCOMPANIMENT_VELOCITY
+        part.insert(start, bass)
+        upper = sorted({CHORD_LOW + (p.pitchClass - CHORD_LOW) % 12 for p in cs.pitches})
+        t = start
+        while t < stop - 1e-6:
+            length = min(beat, stop - t)
+            struck = chord.Chord(upper, quarterLength=length)
+            struck.volume.velocity = ACCOMPANIMENT_VELOCITY
+            part.insert(t, struck)
+            t += length
+    if signatures:
+        part.insert(0, signatures[0].__class__(signatures[0].ratioString))
+    # MIDI export expands repeats part by part, and a part without measures cannot be expanded.
+    part.makeMeasures(inPlace=True)
+    part.makeTies(inPlace=True)
+    score.insert(0, part)
+    return len(symbols)
+
+
+def _remove_chord_symbols(score: Any) -> None:
+    from music21 import harmony
+
+    for cs in list(score.recurse().getElementsByClass(harmony.ChordSymbol)):
+        cs.activeSite.remove(cs)
+
+
+def convert_notation(path: Path, out_path: Path, *, source: str, realize_chords: bool = False,
+                     voice_program: int = DEFAULT_VOICE_PROGRAM) -> dict[str, Any]:
+    """Convert one notation file to MIDI at ``out_path`` (atomically); return what was done.
+
+    Parts get General MIDI programs from their names as in the music21 corpus
+    (:func:`~musenet_hf.corpus_works.assign_programs`); a lead sheet's melody stays on its
+    part's instrument (piano when it names none).
+
+    Returns:
+        ``{"programs": [...], "chords": number of chord symbols played}``.
+    """
+    from music21.midi import translate
+
+    score = load_notation(path)
+    _unshare_elements(score)
+    programs = assign_programs(score, source, voice_program)
+    chords = realize_chord_symbols(score) if realize_chords else 0
+    _remove_chord_symbols(score)  # music21 would also write them, as chords of its own voicing
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(out_path.name + f".{os.getpid()}.part")
+    midi_file = translate.streamToMidiFile(score)
+    midi_file.open(str(tmp), "wb")
+    try:
+        midi_file.write()
+    finally:
+        midi_file.close()
+    os.replace(tmp, out_path)
+    return {"programs": programs, "chords": chords}
