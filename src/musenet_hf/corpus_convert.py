@@ -3,8 +3,8 @@
 A lead sheet is a melody with chord symbols above it. Converted, it plays only the melody (the
 symbols are removed: music21 would write them as block chords of its own); with
 ``realize_chords`` the chord symbols are also played on the piano in the song's rhythm
-(:func:`realize_chord_symbols`): the root low in the left hand at each change, the chord in
-close position around middle C struck on every beat until the next symbol. That is a simple
+(:func:`realize_chord_symbols`): the root low in the left hand at each change, the chord (three
+notes at most) in close position below middle C struck every two beats until the next symbol. That is a simple
 accompaniment, not the composer's; ``docs/data.md`` says why lead sheets are trained this way
 (measured: melody alone gives one-line pieces, while real pop and jazz files sound three to six
 notes at once).
@@ -18,17 +18,39 @@ from typing import Any
 
 from .corpus_works import DEFAULT_VOICE_PROGRAM, _unshare_elements, assign_programs
 
-# Where realised chords sit: the bass note in E1-D#2 above this, the chord tones in F3-E4.
+# Where realised chords sit: the bass note in E2-D#3, the chord tones in F3-E4.
 BASS_LOW = 40  # E2
 CHORD_LOW = 53  # F3
 ACCOMPANIMENT_VELOCITY = 60  # quieter than music21's default melody velocity (90)
+
+
+def blank_harm_spines(text: str) -> str:
+    """Humdrum text with the data of every ``**harm`` spine replaced by null tokens (``.``).
+
+    music21 reads ``**kern`` but stops at the ``**harm`` dialect some collections use (CoCoPops
+    writes durations before its Roman numerals), and it would not play harmony anyway."""
+    out, harm = [], []
+    for line in text.split("\n"):
+        fields = line.split("\t")
+        if line.startswith("**"):
+            harm = [i for i, f in enumerate(fields) if f == "**harm"]
+        elif harm and line and line[0] not in "!*=" and len(fields) > max(harm):
+            for i in harm:
+                fields[i] = "."
+            line = "\t".join(fields)
+        out.append(line)
+    return "\n".join(out)
 
 
 def load_notation(path: Path) -> Any:
     """Parse a notation file with music21 into one ``Score`` (the first piece of an opus)."""
     from music21 import converter, stream
 
-    parsed = converter.parse(str(path), forceSource=True)
+    if path.suffix.lower() == ".hum":
+        parsed = converter.parseData(blank_harm_spines(path.read_text(encoding="utf-8", errors="replace")),
+                                     format="humdrum")
+    else:
+        parsed = converter.parse(str(path), forceSource=True)
     if isinstance(parsed, stream.Opus):
         if not parsed.scores:
             raise ValueError("an empty opus")
@@ -38,11 +60,33 @@ def load_notation(path: Path) -> Any:
     return parsed
 
 
+def _strike_every(signature: Any | None) -> float:
+    """Quarter notes between chord strikes: every two beats in an even meter (half notes in 4/4),
+    once a bar in an odd one (3/4, 6/8 counts two beats)."""
+    if signature is None:
+        return 2.0
+    beats, beat = signature.beatCount, float(signature.beatDuration.quarterLength)
+    return beat * 2 if beats % 2 == 0 else beat * beats
+
+
+def _upper_voicing(cs: Any) -> list[int]:
+    """At most three chord tones in close position from F3: the third, seventh and root before
+    the fifth, which a four-note chord leaves out (its colour is in the other three)."""
+    tones = [p.pitchClass for p in cs.pitches]
+    if len(tones) > 3 and cs.root() is not None:
+        fifth = (cs.root().pitchClass + 7) % 12
+        tones = [t for t in tones if t != fifth] or tones
+    return sorted({CHORD_LOW + (t - CHORD_LOW) % 12 for t in tones[:3]})
+
+
 def realize_chord_symbols(score: Any) -> int:
     """Add a piano part playing the score's chord symbols (in place); return how many it played.
 
-    Each symbol lasts until the next one (the last until the end of the piece). ``N.C.``
-    (no chord) and symbols music21 cannot spell are silent.
+    Each symbol lasts until the next one (the last until the end of the piece). At each change
+    the root sounds for a beat in the bass; the chord (:func:`_upper_voicing`) is struck at the
+    change and again every :func:`_strike_every` until the next symbol. ``N.C.`` (no chord) and
+    symbols music21 cannot spell are silent. The texture was measured against real pop and jazz
+    files (``examples/leadsheet_texture.py``, docs/data.md).
     """
     from music21 import chord, harmony, instrument, meter, note, stream
 
@@ -53,6 +97,7 @@ def realize_chord_symbols(score: Any) -> int:
         return 0
     signatures = list(flat.getElementsByClass(meter.TimeSignature))
     beat = float(signatures[0].beatDuration.quarterLength) if signatures else 1.0
+    every = _strike_every(signatures[0] if signatures else None)
     end = float(score.highestTime)
     part = stream.Part()
     part.partName = "Piano accompaniment"
@@ -63,17 +108,15 @@ def realize_chord_symbols(score: Any) -> int:
         if stop <= start:
             continue
         root = cs.root().pitchClass if cs.root() is not None else cs.pitches[0].pitchClass
-        bass = note.Note(BASS_LOW + (root - BASS_LOW) % 12, quarterLength=stop - start)
+        bass = note.Note(BASS_LOW + (root - BASS_LOW) % 12, quarterLength=min(beat, stop - start))
         bass.volume.velocity = ACCOMPANIMENT_VELOCITY
         part.insert(start, bass)
-        upper = sorted({CHORD_LOW + (p.pitchClass - CHORD_LOW) % 12 for p in cs.pitches})
         t = start
         while t < stop - 1e-6:
-            length = min(beat, stop - t)
-            struck = chord.Chord(upper, quarterLength=length)
+            struck = chord.Chord(_upper_voicing(cs), quarterLength=min(every, stop - t))
             struck.volume.velocity = ACCOMPANIMENT_VELOCITY
             part.insert(t, struck)
-            t += length
+            t += every
     if signatures:
         part.insert(0, signatures[0].__class__(signatures[0].ratioString))
     # MIDI export expands repeats part by part, and a part without measures cannot be expanded.

@@ -309,13 +309,15 @@ def split_leadsheet_name(rel: str) -> tuple[str, str]:
 
 def leadsheet_label(rel: str, rules: dict[str, Any]) -> str:
     """The label of one lead sheet by the rules (first label whose title list or composer regexes
-    match, unless its exclusions name the title); ``""`` when none does."""
+    match, unless its exclusions name the title); ``""`` when none does. Titles compare in lower
+    case with punctuation ignored."""
     composers, title = split_leadsheet_name(rel)
-    t = _norm_title(title)
+    # The title after the last " - " too: "John Lennon - Paul McCartney - Yesterday".
+    names = {_norm_title(title), _norm_title(title.rsplit(" - ", 1)[-1])}
     for label, regexes, titles, excluded in rules.get("rules", ()):
-        if t in excluded:
+        if names & excluded:
             continue
-        if t in titles or any(r.search(composers) for r in regexes):
+        if names & titles or any(r.search(composers) for r in regexes):
             return label
     return ""
 
