@@ -183,8 +183,11 @@ def build_model(cfg: TrainConfig, tokenizer) -> torch.nn.Module:
         # on: its new table starts as the structural tables do, so the model computes what it did)
         extra = {k: v for k, v in vocab.model_config_kwargs().items()
                  if k in ("note_slots", "drum_instrument", "composer_token_ids")}
-        model = MuseNetForCausalLM.from_pretrained(cfg.init_from, **extra, **cfg.model_overrides)
+        overrides = dict(cfg.model_overrides)
+        positions = max(int(overrides.pop("max_position_embeddings", 0)), cfg.context_length)
+        model = MuseNetForCausalLM.from_pretrained(cfg.init_from, **extra, **overrides)
         start_sounding_as_note_offs(model)
+        grow_position_embeddings(model, positions)
         if model.config.vocab_size != len(vocab):
             model.resize_token_embeddings(len(vocab))
         return model
@@ -215,6 +218,30 @@ def training_coverage(pieces: Any, augmentation: AugmentationConfig) -> dict[str
             "revoice": augmentation.revoice if on else 0.0,
             "drop_instrumentation": augmentation.drop_instrumentation if on else 0.0,
             "drop_composer": augmentation.drop_composer if on else 0.0}
+
+
+def grow_position_embeddings(model: torch.nn.Module, positions: int, period: int = 256) -> bool:
+    """Extend a warm start's position table to ``positions`` rows (a longer context); return
+    whether it grew.
+
+    The learned rows are kept. Row ``i`` past them repeats row ``i - k * period`` of the table's
+    last ``period`` rows: a position deep in the new context starts as one late in the old
+    window, never as the window's first tokens (whose rows say "the piece begins here")."""
+    emb = model.model.embeddings
+    old = emb.embed_positions
+    n_old = old.num_embeddings
+    if positions <= n_old:
+        return False
+    period = min(period, n_old)
+    rows = torch.arange(n_old, positions)
+    source = n_old - period + (rows - n_old) % period
+    new = torch.nn.Embedding(positions, old.embedding_dim).to(old.weight.device, old.weight.dtype)
+    with torch.no_grad():
+        new.weight[:n_old] = old.weight
+        new.weight[n_old:] = old.weight[source]
+    emb.embed_positions = new
+    model.config.max_position_embeddings = positions
+    return True
 
 
 def start_sounding_as_note_offs(model: torch.nn.Module) -> bool:

@@ -1,0 +1,52 @@
+"""A warm start onto a longer context: the learned position rows are kept, the new ones repeat the
+table's late rows, and the grown model computes what the old one did on the old positions."""
+
+import json
+
+import torch
+
+from musenet_hf.configuration_musenet import MuseNetConfig
+from musenet_hf.modeling_musenet import MuseNetForCausalLM
+from musenet_hf.tokenization_musenet import MuseNetTokenizer
+from musenet_hf.training_config import TrainConfig, build_model, grow_position_embeddings
+
+from conftest import REPO
+
+
+def _tiny(positions: int) -> MuseNetForCausalLM:
+    vocab = MuseNetTokenizer.from_preset("extended").vocabulary
+    cfg = json.loads((REPO / "configs" / "musenet-tiny.json").read_text())
+    for key in ("model_type", "architectures"):
+        cfg.pop(key, None)
+    cfg.update(vocab.model_config_kwargs(), max_position_embeddings=positions, attention_layout="full")
+    torch.manual_seed(0)
+    return MuseNetForCausalLM(MuseNetConfig(**cfg)).eval()
+
+
+def test_grown_table_keeps_old_rows_and_repeats_the_late_ones():
+    model = _tiny(64)
+    before = model.model.embeddings.embed_positions.weight.detach().clone()
+    assert grow_position_embeddings(model, 200, period=16)
+    after = model.model.embeddings.embed_positions.weight.detach()
+    assert after.shape == (200, before.shape[1]) and model.config.max_position_embeddings == 200
+    assert torch.equal(after[:64], before)
+    assert torch.equal(after[64], before[48]) and torch.equal(after[79], before[63]) and torch.equal(after[80], before[48])
+    assert not grow_position_embeddings(model, 100)  # never shrinks
+
+
+def test_build_model_warm_starts_onto_a_longer_sparse_context(tmp_path):
+    old = _tiny(64)
+    old.save_pretrained(tmp_path / "ckpt")
+    tok = MuseNetTokenizer.from_preset("extended")
+    cfg = TrainConfig(init_from=str(tmp_path / "ckpt"), context_length=256, tokenizer_preset="extended",
+                      model_overrides={"attention_layout": "strided", "attention_block_size": 16,
+                                       "attention_stride": 64})
+    grown = build_model(cfg, tok).eval()
+    assert grown.config.max_position_embeddings == 256 and grown.config.attention_layout == "strided"
+    ids = torch.tensor([tok.vocabulary.prefix_ids("bach", "piano") + list(range(100, 140))])
+    with torch.no_grad():
+        a = old(ids).logits
+        b = grown(torch.cat([ids, ids[:, -1:].repeat(1, 200)], dim=1)).logits[:, : ids.shape[1]]
+    # within the first stride block the strided layout sees what full attention saw
+    n = 16
+    assert torch.allclose(a[:, :n], b[:, :n], atol=1e-5)
