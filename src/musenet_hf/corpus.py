@@ -155,7 +155,9 @@ METADATA_COLUMNS = ("path", "label", "collection", "source", "number", "title", 
                     "instruments", "programs", "tokens")
 
 
-def _read_manifest(path: Path) -> dict[str, dict[str, Any]]:
+def read_records(path: Path) -> dict[str, dict[str, Any]]:
+    """``key -> record`` of a JSON-lines cache (the latest line of a key wins; a line cut short by an
+    interrupted run is skipped)."""
     records: dict[str, dict[str, Any]] = {}
     if path.exists():
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -220,7 +222,7 @@ def prepare_corpus(
     if limit is not None:
         works = works[:limit]
     manifest_path = out / MANIFEST
-    records = _read_manifest(manifest_path)
+    records = read_records(manifest_path)
     todo = [w for w in works if not _is_cached(records.get(w.key), out, voice_program, timeout_s)]
 
     task = _WorkTask(out, voice_program)

@@ -39,6 +39,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .corpus import prepare_corpus, read_records
 from .corpus_sources import SourceFile, SourceSpec, list_source_files, materialize, spec_names
 from .worker_pool import map_with_timeout
 
@@ -104,6 +105,14 @@ def note_fingerprint(pitch: np.ndarray, onset: np.ndarray) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
 
 
+def arrays_fingerprint(arrays: Any) -> str:
+    """:func:`note_fingerprint` of a piece's pitched notes (of all its notes when it has only drums)."""
+    pitched = ~arrays.is_drum
+    if not pitched.any():
+        pitched = np.ones(len(arrays), dtype=bool)
+    return note_fingerprint(arrays.pitch[pitched], arrays.start_beat[pitched])
+
+
 @dataclass(frozen=True)
 class _ReadTask:
     # A worker's job for one file (a frozen dataclass: picklable, unlike a closure).
@@ -144,12 +153,10 @@ def _read_piece(item: SourceFile, work_dir: Path, realize_chords: bool) -> dict[
     if len(arrays) == 0:
         raise ValueError("no notes")
     tok = _tokenizer()
-    pitched = ~arrays.is_drum
     stats = piece_statistics(clip_notes(arrays.to_notes(), STATS_SECONDS), tok.vocabulary)
     return {
         "midi": str(midi_path),
-        "fingerprint": note_fingerprint(arrays.pitch[pitched] if pitched.any() else arrays.pitch,
-                                        arrays.start_beat[pitched] if pitched.any() else arrays.start_beat),
+        "fingerprint": arrays_fingerprint(arrays),
         "seconds": round(float(arrays.end.max() - arrays.start.min()), 3),
         "notes": int(len(arrays)),
         "tokens": len(tok.encode_notes(arrays)[0]),
@@ -202,7 +209,7 @@ def _music21_files(recipe: CorpusRecipe, work_dir: Path, num_proc: int, progress
     """The music21 corpus, converted by :func:`~musenet_hf.corpus.prepare_corpus` (cached)."""
     import music21
 
-    from .corpus import prepare_corpus
+
     from .corpus_works import list_works
 
     collections = sorted({w.collection for w in list_works(None)} - set(recipe.music21_exclude))
@@ -224,14 +231,7 @@ def _read_all(files: list[SourceFile], work_dir: Path, realize: frozenset[str], 
     from tqdm.auto import tqdm
 
     cache_path = work_dir / "pieces.jsonl"
-    cache: dict[str, dict[str, Any]] = {}
-    if cache_path.is_file():
-        for line in cache_path.read_text(encoding="utf-8").splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by an interrupted run
-            cache[rec["key"]] = rec
+    cache = read_records(cache_path)
 
     def key(f: SourceFile) -> str:
         st = f.path.stat()

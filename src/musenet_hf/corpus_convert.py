@@ -12,11 +12,10 @@ notes at once).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-from .corpus_works import DEFAULT_VOICE_PROGRAM, _unshare_elements, assign_programs
+from .corpus_works import DEFAULT_VOICE_PROGRAM, _unshare_elements, assign_programs, write_score_midi
 
 # Where realised chords sit: the bass note in E2-D#3, the chord tones in F3-E4.
 BASS_LOW = 40  # E2
@@ -144,20 +143,10 @@ def convert_notation(path: Path, out_path: Path, *, source: str, realize_chords:
     Returns:
         ``{"programs": [...], "chords": number of chord symbols played}``.
     """
-    from music21.midi import translate
-
     score = load_notation(path)
     _unshare_elements(score)
     programs = assign_programs(score, source, voice_program)
     chords = realize_chord_symbols(score) if realize_chords else 0
     _remove_chord_symbols(score)  # music21 would also write them, as chords of its own voicing
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + f".{os.getpid()}.part")
-    midi_file = translate.streamToMidiFile(score)
-    midi_file.open(str(tmp), "wb")
-    try:
-        midi_file.write()
-    finally:
-        midi_file.close()
-    os.replace(tmp, out_path)
+    write_score_midi(score, out_path)
     return {"programs": programs, "chords": chords}

@@ -338,11 +338,18 @@ def convert_work(work: CorpusWork, out_path: Path, voice_program: int = DEFAULT_
     worker never leaves a truncated ``.mid`` behind. Tempo marks are kept: music21 writes its
     metronome marks (ABC ``Q:``, MusicXML tempo) as MIDI tempo events.
     """
-    from music21.midi import translate
-
     score = load_score(work)
     _unshare_elements(score)
     programs = assign_programs(score, work.collection, voice_program)
+    write_score_midi(score, out_path)
+    return programs
+
+
+def write_score_midi(score: Any, out_path: Path) -> None:
+    """Write a music21 score as MIDI, atomically: under a temporary name, then renamed, so a killed
+    worker never leaves a truncated ``.mid`` behind."""
+    from music21.midi import translate
+
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(out_path.name + f".{os.getpid()}.part")
     midi_file = translate.streamToMidiFile(score)
@@ -352,7 +359,6 @@ def convert_work(work: CorpusWork, out_path: Path, voice_program: int = DEFAULT_
     finally:
         midi_file.close()
     os.replace(tmp, out_path)
-    return programs
 
 
 def _unshare_elements(score: Any) -> None:
