@@ -61,6 +61,7 @@ class CorpusRecipe:
     sources: list[SourceSpec] = field(default_factory=list)
     music21: bool = False
     music21_exclude: tuple[str, ...] = ()
+    music21_limit: int | None = None
     seed: int = 0
     validation: float = 0.05
     evaluation: float = 0.05
@@ -77,6 +78,7 @@ class CorpusRecipe:
         m21 = data.get("music21") or {}
         recipe = cls(sources=[SourceSpec.from_dict(d, path.parent) for d in data.get("sources") or []],
                      music21=bool(m21), music21_exclude=tuple(m21.get("exclude", ())) if isinstance(m21, dict) else (),
+                     music21_limit=m21.get("limit") if isinstance(m21, dict) else None,
                      seed=int(data.get("seed", 0)), validation=float(data.get("validation", 0.05)),
                      evaluation=float(data.get("evaluation", 0.05)),
                      min_pieces_new_label=int(data.get("min_pieces_new_label", 50)),
@@ -214,13 +216,21 @@ def _music21_files(recipe: CorpusRecipe, work_dir: Path, num_proc: int, progress
 
     collections = sorted({w.collection for w in list_works(None)} - set(recipe.music21_exclude))
     folder = work_dir / "music21"
-    report = prepare_corpus(folder, num_proc=num_proc, collections=collections, progress=progress)
+    # prepare_corpus takes the first `limit` works of the same round-robin order as list_works.
+    works = list_works(collections)[: recipe.music21_limit]
+    report = prepare_corpus(folder, num_proc=num_proc, collections=collections, limit=recipe.music21_limit,
+                            progress=progress)
+    paths, keys = {w.relpath for w in works}, {w.key for w in works}
     with open(folder / "metadata.csv", newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f) if r["collection"] in collections]
+        rows = [r for r in csv.DictReader(f) if r["path"] in paths]
+    failures = [f for f in report.failures if f["work"] in keys]
     described["music21"] = {"repo": "music21 corpus", "commit": f"music21 {music21.__version__}", "folder": "",
                             "licence": "music21's corpus (BSD/LGPL package; scores public domain or as marked)",
-                            "what": "the corpus shipped inside music21", "listed": len(rows) + len(report.failures),
-                            "conversion_failures": len(report.failures), "realize_chords": False}
+                            "what": "the corpus shipped inside music21" + (
+                                f" (its first {recipe.music21_limit} works, round-robin over labels)"
+                                if recipe.music21_limit else ""),
+                            "listed": len(rows) + len(failures), "conversion_failures": len(failures),
+                            "realize_chords": False}
     return [SourceFile("music21", folder / r["path"], r["path"], r["label"], r["title"] or Path(r["path"]).stem)
             for r in rows]
 
