@@ -38,6 +38,7 @@ setup(
     python_requires=">=3.10",
     package_dir={"": "src"},
     packages=find_packages("src"),
+    py_modules=["musenet_cli"],  # the `musenet` command's entry point: parses before the package's heavy import
     package_data={"musenet_hf": ["resources/*.json"]},
     install_requires=[
         "torch>=2.4",
@@ -74,7 +75,7 @@ setup(
         ],
     },
     cmdclass={"build_py": BuildWithBundledModel},
-    entry_points={"console_scripts": ["musenet=musenet_hf.cli:main"]},
+    entry_points={"console_scripts": ["musenet=musenet_cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Topic :: Multimedia :: Sound/Audio :: MIDI",

@@ -40,6 +40,9 @@ def test_the_wheel_carries_the_bundled_model(wheel):
     assert packed == ["config.json", "generation_config.json", "model.safetensors", "tokenizer_config.json",
                       "vocabulary.json"]
     assert "musenet_hf/resources/musenet_styles.json" in names
+    assert "musenet_cli.py" in names  # the `musenet` command's entry point (issue 34: arguments before torch)
+    entry = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "musenet = musenet_cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
     assert not [n for n in names if n.startswith(("tests/", "runs/", "corpus/"))]
 
 

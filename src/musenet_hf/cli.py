@@ -1,9 +1,12 @@
 """The ``musenet`` command: generate, list, prepare-corpus, train, train-critic, encode, evaluate, demo,
 embeddings-plot.
 
-Each subcommand lives with the code it drives and exposes ``add_<name>_arguments(parser)`` and
-``run_<name>(args) -> int``; this file only wires them up, importing each lazily so that
-``musenet --help`` stays fast.
+Each subcommand lives with the code it drives and exposes ``add_<name>_arguments(parser)``,
+``run_<name>(args) -> int`` and optionally ``check_<name>(args) -> str | None`` (what is wrong with
+the arguments, found without loading anything heavy); this file only wires them up, importing
+only the named subcommand's module, so that ``musenet --help`` stays fast. The installed
+``musenet`` command starts in :mod:`musenet_cli`, which parses and checks before the package's own
+import (torch, transformers) runs.
 """
 
 from __future__ import annotations
@@ -26,28 +29,60 @@ COMMANDS = {
 }
 
 
-def build_parser(commands: dict | None = None) -> argparse.ArgumentParser:
-    from . import __version__
+def chosen_command(argv: list[str], commands: dict | None = None) -> str | None:
+    """The subcommand ``argv`` names (its first word that is not an option), or None."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in (commands or COMMANDS) else None
+
+
+def build_parser(commands: dict | None = None, only: str | None = None) -> argparse.ArgumentParser:
+    """The ``musenet`` parser. With ``only``, just that subcommand's module is imported (the others,
+    and all with ``only=""``, keep their help line), so parsing costs no more than that module."""
+    from ._version import __version__
 
     parser = argparse.ArgumentParser(prog="musenet", description="MuseNet for the Hugging Face ecosystem.")
     parser.add_argument("--version", action="version", version=f"musenet-hf {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, stem, help_text) in (commands or COMMANDS).items():
-        mod = importlib.import_module(module)
-        add = getattr(mod, f"add_{stem}_arguments")
         p = sub.add_parser(name, help=help_text, description=help_text)
-        add(p)
-        p.set_defaults(_run=getattr(mod, f"run_{stem}"))
+        if only is not None and name != only:
+            continue
+        mod = importlib.import_module(module)
+        getattr(mod, f"add_{stem}_arguments")(p)
+        p.set_defaults(_run=getattr(mod, f"run_{stem}"), _check=getattr(mod, f"check_{stem}", None))
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The arguments of a ``musenet`` command line (``sys.argv[1:]`` by default); argparse exits on
+    its own errors and for ``--help``."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(only=chosen_command(argv) or "")  # no command named: no module imported
     args = parser.parse_args(argv)
     if not hasattr(args, "_run"):
         parser.print_help()
-        return 0
-    return int(args._run(args) or 0)
+    return args
+
+
+def check(args: argparse.Namespace) -> int | None:
+    """The subcommand's own argument check (``check_<name>(args) -> str | None``, cheap: no model is
+    loaded yet): 2 after printing what is wrong, else None."""
+    problem = args._check(args) if getattr(args, "_check", None) else None
+    if problem:
+        print(f"musenet {args.command}: error: {problem}", file=sys.stderr)
+        return 2
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run a parsed and checked command (0 when no subcommand was named: the help was printed)."""
+    return int(args._run(args) or 0) if hasattr(args, "_run") else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    code = check(args)
+    return code if code is not None else run(args)
 
 
 if __name__ == "__main__":

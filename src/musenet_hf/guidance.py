@@ -43,13 +43,8 @@ import torch
 from transformers import LogitsProcessor
 from transformers.cache_utils import Cache
 
+from .defaults import DEFAULT_GUIDANCE  # the scale when nothing gives one (measured there)
 from .vocabulary import MuseNetVocabulary
-
-# The pipeline's, the CLI's and the demo's scale when neither the call nor the model's config
-# (`guidance`, `guidance_against`) gives one (1 = off). The bundled model's config says 1.3 against
-# folk: 19 of 20 listening prompts and 62.9% recognised, against 16 and 52.4% at 1 (MODEL_CARD.md,
-# "Sampling against folk"); against no label, 2 gave 56.2% but 15 of 20.
-DEFAULT_GUIDANCE = 1.0
 
 # Guided log-probabilities are floored here: a token the conditional model rules out (the model's
 # own masks, at the dtype's minimum) stays ruled out, and no inf - inf turns into NaN.

@@ -37,17 +37,9 @@ from typing import Iterable, Sequence
 import torch
 from transformers import LogitsProcessor
 
+from .defaults import DEFAULT_STEERING_STRENGTH  # measured there, where the CLI reads it without torch
 from .vocabulary import GROUPS, NUM_PITCHES, MuseNetVocabulary
 
-# The soft-steering strength (the requested instruments' odds among note-ons, in logits) used
-# wherever none is given: the pipeline, `musenet generate`, default_logits_processors. Measured with
-# the bundled model of commit 69841ca, 6 pieces of 15 s per row (`musenet evaluate --sections steering
-# --steering-composer irish --steering-instruments flute --steering-strengths 1 2 3`), share of
-# note-ons on the flute: none 20.4%, strength 1 41.7%, 2 79.2%, 3 98.1%, 5 99.8%, hard 100%; on the
-# violin (which this model rarely chose for irish: 2.4% unsteered): 2 62.7%, 3 94.3%, 5 100%. No
-# strength changed note length (0.0-0.4% of notes over 4 s) or made notes pile up (1.0-1.3 at once).
-# 5 is the strength that does what the request says even for a pairing the model rarely chose.
-DEFAULT_STEERING_STRENGTH = 5.0
 # The grammar's bound on the silence before a piece's first note (seconds).
 MAX_SILENCE_SECONDS = 2.0
 
