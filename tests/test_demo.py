@@ -197,3 +197,14 @@ def test_studio_passes_the_guidance_scale_on_and_continues_with_it(tiny, tok, tm
     assert notes(strong["midi"]) == notes(buf.getvalue()) != notes(off["midi"])
     cont = studio.continue_piece(strong, strong["midi"], 1.0, seed=4, samples=1)
     assert cont[0]["guidance"] == 3.0
+
+
+def test_the_api_marks_the_advanced_inputs_optional(app):
+    """Issue 34, item 8: a script calls /generate in simple mode with the four simple inputs (before:
+    `inst_text` and `primer` were required, so it had to pass "" and None)."""
+    client = gradio_client.Client(app, verbose=False)
+    parameters = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/generate"]["parameters"]
+    required = [p["parameter_name"] for p in parameters if not p["parameter_has_default"]]
+    assert required == [], required
+    r = dict(zip(OUTPUTS, client.predict("Simple", "bach", ["piano"], 2, api_name="/generate")))
+    assert r["status"].startswith("4 candidates"), r["status"]

@@ -144,7 +144,7 @@ def test_requests_outside_the_training_coverage_warn_once(tiny, tok):
     msg = coverage_warning(coverage, v, "irish", "violin")
     assert "violin" in msg and "irish" not in msg.split("never trained on")[1].split("with")[0]
     msg = coverage_warning(coverage, v, "mozart", None)
-    assert "'mozart'" in msg and "bach, irish" in msg
+    assert msg.startswith("mozart is a style this model never trained on (nearest trained styles: bach, irish)")
     # re-voicing covers every melodic instrument, not drums
     revoiced = {**coverage, "revoiced": ["bass", "cello", "clarinet", "flute", "guitar", "harp", "piano",
                                          "trumpet", "violin"]}

@@ -22,14 +22,23 @@ The rules (also in ``musenet generate --help``):
   instrumentation in the model's training data; ``--steering hard`` gives every note-on to them,
   ``--steering none`` leaves only the instrumentation token. Steering picks the instrument of
   a note-on, never whether one is struck.
-* **Too few notes.** A piece with fewer than ``--min-note-rate`` (0.5) new notes a second on the
-  requested instruments (on any instrument when none is named) is still written, but the
-  command says which instruments fell short and what to try, and exits with status 3.
+* **Every piece is checked** (:mod:`musenet_hf.piece_check`): its new music against what was
+  asked (notes per second, held notes, the instruments named, the style's usual ones or the
+  primer's). A piece that fails is written, and one line per piece says what went wrong and what
+  to try. Fewer than ``--min-note-rate`` (0.5) new notes a second is an error (exit 3); held notes
+  and notes off the instruments asked for are warnings, errors with ``--strict``.
+* **Untrained styles.** A ``--composer`` the model never trained on (``config.training_coverage``)
+  gets one warning line naming the nearest styles it did train on (:mod:`musenet_hf.styles`);
+  ``--strict`` refuses it.
 * **Ctrl-C** writes what was generated so far (every sounding note ended) and exits with 130.
 * **Threads.** ``--threads`` (default ``$MUSENET_THREADS``, else 1): torch's default of one
   thread per core collapses when another process keeps the cores busy.
 
-Exit status: 0 done, 1 no WAV written, 2 bad arguments, 3 too few notes, 130 interrupted.
+Exit status: 0 done, 1 no WAV written, 2 bad arguments, 3 a piece failed its check (too few notes; with
+``--strict`` any problem), 130 interrupted.
+
+The arguments are checked (:func:`check_generate`) before torch is imported: the parser and the check
+need only :mod:`musenet_hf.defaults`.
 """
 
 from __future__ import annotations
@@ -41,10 +50,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-BUNDLED = "musenet-small-music21"
+from .defaults import (
+    BUNDLED,
+    DEFAULT_GUIDANCE,
+    DEFAULT_PRIMER_SECONDS,
+    DEFAULT_STEERING_STRENGTH,
+    MIN_NOTE_RATE,
+    bundled_checkpoint,
+)
+
 MAX_SECONDS = 600.0  # longer needs --allow-long
 DEFAULT_THREADS = 1  # torch CPU threads unless --threads or $MUSENET_THREADS says otherwise
-MIN_NOTE_RATE = 0.5  # new notes per second on the requested instruments below which the command fails
 # Seconds of music per wall-clock second of the bundled model on a 2-core CPU with its default
 # sampling (no composer guidance), for the time estimate of long pieces: 240 s pieces took 154 s
 # (bach, 2,621 notes) and 52 s (irish, 686 notes), one thread, idle machine (stage 8; stage 9b has
@@ -55,27 +71,7 @@ GUIDED_WORK = 2.0
 EXIT_SPARSE, EXIT_INTERRUPTED = 3, 130
 
 
-def bundled_checkpoint() -> Path:
-    """The bundled checkpoint ``musenet-small-music21``, wherever this install keeps it.
-
-    A wheel (``pip install .``) carries it inside the package, as ``musenet_hf/bundled/<name>``
-    (setup.py's ``build_py`` copies it there); a source checkout or an editable install reads the
-    repository's ``checkpoints/<name>``. The package copy wins when both exist. When neither does,
-    the source-tree path is returned and the caller reports it missing."""
-    import musenet_hf
-
-    package = Path(musenet_hf.__file__).resolve().parent
-    installed = package / "bundled" / BUNDLED
-    if (installed / "config.json").is_file():
-        return installed
-    return package.parents[1] / "checkpoints" / BUNDLED
-
-
 def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
-    from .guidance import DEFAULT_GUIDANCE
-    from .logits_processors import DEFAULT_STEERING_STRENGTH
-    from .pipeline_musenet import DEFAULT_PRIMER_SECONDS
-
     p = parser
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.epilog = (
@@ -85,10 +81,11 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
         f"{DEFAULT_STEERING_STRENGTH:g}) unless --steering says otherwise. Steering picks the instrument of each\n"
         f"note-on, never whether one is struck: soft makes them e**strength times likelier among note-ons\n"
         f"(others stay possible), hard gives every note-on to them, none leaves only the instrumentation token.\n"
-        f"A piece with under --min-note-rate new notes a second on the requested instruments is\n"
-        f"written but reported, with what to try, and the command exits 3. Ctrl-C writes what was\n"
-        f"generated so far (every note ended) and exits 130.\n"
-        f"Exit status: 0 done, 1 no WAV, 2 bad arguments, 3 too few notes, 130 interrupted.")
+        f"Every piece is checked against the request (notes per second, held notes, instruments); one line\n"
+        f"per failing piece says what went wrong and what to try. Under --min-note-rate new notes a second\n"
+        f"on the instruments asked for exits 3; other problems and untrained styles warn (--strict: fail).\n"
+        f"Ctrl-C writes what was generated so far (every note ended) and exits 130.\n"
+        f"Exit status: 0 done, 1 no WAV, 2 bad arguments, 3 a piece failed its check, 130 interrupted.")
     p.add_argument("--model", help=f"checkpoint or LoRA adapter folder (default: the bundled checkpoints/{BUNDLED})")
     p.add_argument("--composer", help="composer/style token (bach, any case); two joined by '+' blend them (bach+mozart); "
                                       "`musenet list` shows them")
@@ -132,6 +129,9 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--min-note-rate", type=float, default=MIN_NOTE_RATE,
                    help=f"fewest new notes a second on the requested instruments before the command fails "
                         f"(default {MIN_NOTE_RATE:g}; 0: no check)")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 3 when a piece fails any part of its check (held notes, notes off the instruments "
+                        "asked for), and refuse a style the model never trained on (exit 2)")
     p.add_argument("--seed", type=int, help="random seed (same seed, same piece)")
     p.add_argument("--threads", type=int,
                    help=f"torch CPU threads (default $MUSENET_THREADS, else {DEFAULT_THREADS}: more threads only "
@@ -182,6 +182,25 @@ def _check_arguments(args: argparse.Namespace) -> str | None:
     return None
 
 
+def check_generate(args: argparse.Namespace) -> str | None:
+    """What is wrong with a ``musenet generate`` command line that shows without loading anything:
+    the numbers, the model folder, the primer file (None: nothing)."""
+    from .local_paths import missing_folder_message
+
+    problem = _check_arguments(args)
+    if problem:
+        return problem
+    model_path = Path(args.model) if args.model else bundled_checkpoint()
+    if not model_path.is_dir():
+        if args.model:
+            return missing_folder_message(args.model)
+        return (f"no --model given and the bundled checkpoint {model_path} is not there: "
+                "pass --model PATH (a folder written by save_pretrained, e.g. by `musenet train`)")
+    if args.primer and not Path(args.primer).is_file():
+        return f"primer {args.primer} not found"
+    return None
+
+
 def note_counts(vocabulary, tokens, after_seconds: float = 0.0) -> dict[int, int]:
     """Note-ons per instrument index in ``tokens`` from ``after_seconds`` on (the new music)."""
     v = vocabulary
@@ -200,43 +219,19 @@ def note_counts(vocabulary, tokens, after_seconds: float = 0.0) -> dict[int, int
     return counts
 
 
-def sparse_report(vocabulary, result: dict, requested: list[int] | None, rate: float) -> str | None:
-    """Why a piece has too few new notes on ``requested`` (all instruments when None), or None."""
-    v = vocabulary
-    new_seconds = max(result["seconds"] - result["primer_seconds"], 0.0)
-    counts = note_counts(v, result["tokens"], result["primer_seconds"])
-    wanted = requested if requested else list(counts)
-    got = sum(counts.get(i, 0) for i in wanted)
-    if rate <= 0 or new_seconds <= 0 or got >= rate * new_seconds:
-        return None
-    if requested:
-        each = ", ".join(f"{v.instruments[i].name} {counts.get(i, 0)}" for i in requested)
-        played = ", ".join(f"{v.instruments[i].name} {n}" for i, n in sorted(counts.items(), key=lambda kv: -kv[1])
-                           if i not in requested)
-        return (f"only {got} new note{'s' * (got != 1)} on the requested instruments in {new_seconds:.1f} s "
-                f"({each}{f'; it played {played} instead' if played else ''}), under {rate:g} a second")
-    return f"only {got} new note{'s' * (got != 1)} in {new_seconds:.1f} s, under {rate:g} a second"
-
-
 def run_generate(args: argparse.Namespace) -> int:
-    problem = _check_arguments(args)
+    problem = check_generate(args)  # again for callers that come in past `musenet_hf.cli.check`
     if problem:
         return _error(problem)
+    import warnings
+
     import torch
     from transformers import pipeline
 
+    from .errors import CoverageWarning
     from .generation import GenerationInterrupted
-    from .logits_processors import resolve_instruments
     from .pipeline_musenet import TASK, load_model, register_pipeline, resolve_threads, tokenizer_for_model
 
-    model_path = Path(args.model) if args.model else bundled_checkpoint()
-    if not model_path.is_dir():
-        if args.model:
-            return _error(f"model folder {model_path} not found")
-        return _error(f"no --model given and the bundled checkpoint {model_path} is not there: "
-                      "pass --model PATH (a folder written by save_pretrained, e.g. by `musenet train`)")
-    if args.primer and not Path(args.primer).is_file():
-        return _error(f"primer {args.primer} not found")
     try:
         threads = resolve_threads(args.threads) or DEFAULT_THREADS
     except ValueError as err:
@@ -245,18 +240,57 @@ def run_generate(args: argparse.Namespace) -> int:
     register_pipeline()
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        model = load_model(model_path, device)
-    except (FileNotFoundError, ImportError) as err:
+        model = load_model(Path(args.model) if args.model else bundled_checkpoint(), device)
+        tokenizer = tokenizer_for_model(model)
+        pipe = pipeline(TASK, model=model, tokenizer=tokenizer, device=torch.device(device))
+        composer = args.composer.split("+") if args.composer and "+" in args.composer else args.composer
+        problem = _announce(args, pipe, composer)
+    except (FileNotFoundError, ImportError, ValueError) as err:
         return _error(str(err))
-    tokenizer = tokenizer_for_model(model)
-    v = tokenizer.vocabulary
-    try:
-        requested = resolve_instruments(v, args.instruments) if args.instruments else None
-    except ValueError as err:
-        return _error(str(err))
+    if problem:
+        return _error(problem)
     steering = args.steering or "auto"  # the pipeline's: soft toward the named or the usual instruments
-    pipe = pipeline(TASK, model=model, tokenizer=tokenizer, device=torch.device(device))
-    composer = args.composer.split("+") if args.composer and "+" in args.composer else args.composer
+    started = time.time()
+    interrupted = False
+    try:
+        with warnings.catch_warnings():  # said above, in the command's own words
+            warnings.simplefilter("ignore", CoverageWarning)
+            results = pipe(composer=composer, instruments=args.instruments, primer=args.primer,
+                           primer_seconds=args.primer_seconds, primer_notes=args.primer_notes, seconds=args.seconds,
+                           steering=steering, strength=args.strength, temperature=args.temperature,
+                           top_p=args.top_p, num_samples=args.samples, rerank=args.rerank, seed=args.seed,
+                           max_polyphony=args.max_polyphony, progress=not args.no_progress, threads=threads,
+                           guidance=args.guidance, guidance_against=args.guidance_against,
+                           min_voices=args.min_voices, max_note_seconds=args.max_note_seconds,
+                           min_note_rate=args.min_note_rate)
+    except (KeyError, ValueError) as err:  # unknown composer/instrument, bad lengths
+        return _error(str(err.args[0]) if err.args else str(err))
+    except GenerationInterrupted as err:
+        results, interrupted = err.results, True
+    except KeyboardInterrupt:
+        print("musenet generate: interrupted (Ctrl-C) outside a generation step: no file written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return _finish(args, results, tokenizer, steering, interrupted, time.time() - started)
+
+
+def _announce(args: argparse.Namespace, pipe: Any, composer: Any) -> str | None:
+    """Before generating: a warning line for what the model never trained on (the style, with the
+    nearest trained ones; instruments the style never had), greedy decoding, a long wait. Returns
+    the error when ``--strict`` refuses an untrained style (None: go on)."""
+    from .logits_processors import resolve_instruments
+    from .styles import untrained_style_message
+
+    if args.instruments:
+        resolve_instruments(pipe.tokenizer.vocabulary, args.instruments)  # ValueError: an unknown instrument
+    coverage = getattr(pipe.model.config, "training_coverage", None)
+    if args.strict:
+        untrained = untrained_style_message(composer, coverage, pipe.tokenizer.vocabulary.composers)
+        if untrained:
+            return f"--strict: {untrained}; choose a trained style (`musenet list{_model_option(args)}`)"
+    message = pipe.coverage_message({"composer": composer, "instruments": args.instruments}, {})
+    if message:
+        print(f"musenet generate: warning: {message} (`musenet list{_model_option(args)}` shows what it "
+              "trained on; --strict refuses untrained styles)", file=sys.stderr)
     if args.temperature == 0:
         print("temperature 0: greedy decoding (the most likely token every step; all samples alike)")
     if args.seconds > MAX_SECONDS:
@@ -266,34 +300,27 @@ def run_generate(args: argparse.Namespace) -> int:
         slow, fast = (args.seconds / r * (GUIDED_WORK if guided else 1.0) for r in MUSIC_PER_WALL_SECOND)
         print(f"a long piece: expect about {_duration(fast)} to {_duration(slow)} on a 2-core CPU; "
               "Ctrl-C writes what is done so far")
-    started = time.time()
-    interrupted = False
-    try:
-        results = pipe(composer=composer, instruments=args.instruments, primer=args.primer,
-                       primer_seconds=args.primer_seconds, primer_notes=args.primer_notes, seconds=args.seconds,
-                       steering=steering, strength=args.strength, temperature=args.temperature,
-                       top_p=args.top_p, num_samples=args.samples, rerank=args.rerank, seed=args.seed,
-                       max_polyphony=args.max_polyphony, progress=not args.no_progress, threads=threads,
-                       guidance=args.guidance, guidance_against=args.guidance_against,
-                       min_voices=args.min_voices, max_note_seconds=args.max_note_seconds)
-    except (KeyError, ValueError) as err:  # unknown composer/instrument, bad lengths
-        return _error(str(err.args[0]) if err.args else str(err))
-    except GenerationInterrupted as err:
-        results, interrupted = err.results, True
-    except KeyboardInterrupt:
-        print("musenet generate: interrupted (Ctrl-C) outside a generation step: no file written", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    elapsed = time.time() - started
+    return None
 
-    sparse = _write_pieces(args, results, v, requested, interrupted)
+
+def _model_option(args: argparse.Namespace) -> str:
+    return f" --model {args.model}" if args.model else ""
+
+
+def _finish(args: argparse.Namespace, results: list[dict[str, Any]], tokenizer: Any, steering: str,
+            interrupted: bool, elapsed: float) -> int:
+    """Write the pieces, say how each went (one line per piece that failed its check), render the
+    best; the exit status."""
+    failed = _write_pieces(args, results, tokenizer.vocabulary, interrupted)
     if interrupted:
         print(f"interrupted (Ctrl-C) after {elapsed:.1f} s: wrote the {len(results)} piece(s) as far as they got, "
               "every sounding note ended there", file=sys.stderr)
         return EXIT_INTERRUPTED
     print(f"generated {len(results)} piece(s) in {elapsed:.1f} s")
     code = _render(args, results[0], tokenizer)
-    if sparse:
-        _report_sparse(args, sparse, requested, steering)
+    for path, check in failed:
+        print(_check_line(args, path, check, steering), file=sys.stderr)
+    if any("sparse" in check["problems"] or args.strict for _, check in failed):
         code = EXIT_SPARSE
     return code
 
@@ -317,13 +344,13 @@ def _render(args: argparse.Namespace, best: dict[str, Any], tokenizer: Any) -> i
     return code
 
 
-def _write_pieces(args: argparse.Namespace, results: list[dict[str, Any]], v: Any, requested: list[int] | None,
-                  interrupted: bool) -> list[str]:
+def _write_pieces(args: argparse.Namespace, results: list[dict[str, Any]], v: Any,
+                  interrupted: bool) -> list[tuple[Path, dict[str, Any]]]:
     """Save each piece (the first to ``-o``, the others numbered beside it) and print a line about
-    it; returns ``path: why`` for the pieces too sparse for what was asked."""
+    it; returns ``(path, check)`` for the pieces that failed their check."""
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    sparse = []
+    failed = []
     for k, r in enumerate(results):
         path = out if k == 0 else out.with_name(f"{out.stem}-{k + 1}{out.suffix or '.mid'}")
         r["midi"].save(str(path))
@@ -334,24 +361,30 @@ def _write_pieces(args: argparse.Namespace, results: list[dict[str, Any]], v: An
         critic = "" if interrupted else f", critic {r['critic_score']:+.3f}"
         state = " (interrupted)" if interrupted else ("" if r["finished"] else " (stopped before end)")
         print(f"{path}: {length}, {notes} notes, {len(r['tokens'])} tokens{critic}{state}")
-        why = None if interrupted else sparse_report(v, r, requested, args.min_note_rate)
-        if why:
-            sparse.append(f"{path}: {why}")
-    return sparse
+        if r.get("check") and not r["check"]["ok"]:
+            failed.append((path, r["check"]))
+    return failed
 
 
-def _report_sparse(args: argparse.Namespace, sparse: list[str], requested: list[int] | None, steering: str) -> None:
-    """The error for pieces that did not make the music asked for, with what to try instead."""
-    names = args.instruments or "any instrument"
-    tips = ["other instruments (the 'played instead' ones come easily to this model)" if requested else None,
-            "--steering hard, or soft with a higher --strength" if requested and steering != "hard" else None,
-            "another composer/style, one the model trained on (`musenet list"
-            + (f" --model {args.model}" if args.model else "") + "`)",
+def _check_line(args: argparse.Namespace, path: Path, check: dict[str, Any], steering: str) -> str:
+    """One line for a piece that failed its check: what went wrong and what to try."""
+    problems = check["problems"]
+    named, primer, sparse = bool(args.instruments), bool(args.primer), "sparse" in problems
+    tips = ["other instruments (the ones it played instead come easily to this model)" if named and sparse else None,
+            "--steering hard, or soft with a higher --strength"
+            if named and steering != "hard" and {"sparse", "off_request"} & set(problems) else None,
+            "--steering soft (keeps the new notes on the primer's instruments)"
+            if primer and not named and steering in ("auto", "none") and "off_request" in problems else None,
+            "--max-note-seconds 4 (no note lasts longer)" if "held" in problems and not args.max_note_seconds else None,
+            ("a shorter --primer-seconds, or a primer nearer the styles it trained on" if primer else
+             "another composer/style, one the model trained on") + f" (`musenet list{_model_option(args)}`)",
             "another --seed"]
-    print("musenet generate: error: the model did not make the music asked for ("
-          f"{args.composer or 'no composer'}, {names}):\n  " + "\n  ".join(sparse)
-          + "\n  the files are written for inspection; try " + "; ".join(t for t in tips if t)
-          + " (--min-note-rate 0 accepts sparse pieces)", file=sys.stderr)
+    asked = args.instruments or ("the primer's instruments" if primer else "any instrument")
+    return (f"musenet generate: {'error' if sparse or args.strict else 'warning'}: {path}: not the music asked for "
+            f"({args.composer or 'no composer'}, {asked}): " + "; ".join(problems.values())
+            + "; the file is written for inspection; try " + "; ".join(t for t in tips if t)
+            + (" (--min-note-rate 0 accepts sparse pieces)" if sparse else "" if args.strict
+               else " (--strict makes this an error)"))
 
 
 # ------------------------------------------------------------------------------------- musenet list
@@ -359,67 +392,80 @@ def add_list_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help=f"checkpoint or LoRA adapter folder (default: the bundled checkpoints/{BUNDLED})")
 
 
-def run_list(args: argparse.Namespace) -> int:
+def _listed_model(args: argparse.Namespace) -> tuple[Any, dict | None, bool]:
+    """The tokenizer and ``training_coverage`` of ``--model`` (or the bundled model; a LoRA adapter:
+    its own coverage when it records one, else its base's), and whether there was a model folder.
+    Without one it is the musenet preset and no coverage. Raises FileNotFoundError."""
     import json
     from types import SimpleNamespace
 
-    from .pipeline_musenet import adapter_base_path, tokenizer_for_model, trained_labels
+    from .local_paths import missing_folder_message
+    from .pipeline_musenet import adapter_base_path, adapter_coverage, tokenizer_for_model
     from .tokenization_musenet import VOCAB_FILE, MuseNetTokenizer
-    from .vocabulary import GROUPS, style_token
 
     path = Path(args.model) if args.model else bundled_checkpoint()
-    config: dict = {}
-    if path.is_dir():
-        if (path / "adapter_config.json").is_file():
-            try:
-                path = adapter_base_path(path)
-            except FileNotFoundError as err:
-                print(f"musenet list: error: {err}", file=sys.stderr)
-                return 2
-        config = json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else {}
-        if (path / VOCAB_FILE).is_file():
-            tok = MuseNetTokenizer.from_pretrained(str(path))
-        else:
-            cfg = SimpleNamespace(vocab_size=config.get("vocab_size", 0))
-            tok = tokenizer_for_model(SimpleNamespace(name_or_path=str(path), config=cfg))
-        print(f"model {path} ({tok.vocabulary.config.preset} vocabulary)")
-    elif args.model:
-        print(f"musenet list: error: model folder {path} not found", file=sys.stderr)
-        return 2
-    else:
-        tok = MuseNetTokenizer.from_preset("musenet")
+    if not path.is_dir():
+        if args.model:
+            raise FileNotFoundError(missing_folder_message(args.model))
         print(f"no bundled checkpoint at {path}: the musenet preset's names")
+        return MuseNetTokenizer.from_preset("musenet"), None, False
+    own = None
+    if (path / "adapter_config.json").is_file():
+        own, path = adapter_coverage(path), adapter_base_path(path)
+    config = json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else {}
+    if (path / VOCAB_FILE).is_file():
+        tok = MuseNetTokenizer.from_pretrained(str(path))
+    else:
+        cfg = SimpleNamespace(vocab_size=config.get("vocab_size", 0))
+        tok = tokenizer_for_model(SimpleNamespace(name_or_path=str(path), config=cfg))
+    print(f"model {path} ({tok.vocabulary.config.preset} vocabulary)")
+    return tok, own or config.get("training_coverage"), True
+
+
+def _block(title: str, items: list[str]) -> None:
+    """A titled block: the items comma-separated, wrapped at 100 columns between items, never inside one."""
+    print(f"\n{title}:")
+    lines, line = [], ""
+    for k, item in enumerate(items):
+        piece = item + ("," if k < len(items) - 1 else "")
+        if line and len(line) + 1 + len(piece) > 98:
+            lines.append(line)
+            line = piece
+        else:
+            line = f"{line} {piece}" if line else piece
+    print("\n".join("  " + x for x in lines + [line]))
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from .styles import trained_labels, trained_styles, untrained_styles
+    from .vocabulary import GROUPS
+
+    try:
+        tok, coverage, is_model = _listed_model(args)
+    except FileNotFoundError as err:
+        print(f"musenet list: error: {err}", file=sys.stderr)
+        return 2
     v = tok.vocabulary
-
-    def block(title: str, items: list[str]) -> None:
-        """The items comma-separated, wrapped at 100 columns between items, never inside one."""
-        print(f"\n{title}:")
-        lines, line = [], ""
-        for k, item in enumerate(items):
-            piece = item + ("," if k < len(items) - 1 else "")
-            if line and len(line) + 1 + len(piece) > 98:
-                lines.append(line)
-                line = piece
-            else:
-                line = f"{line} {piece}" if line else piece
-        print("\n".join("  " + x for x in lines + [line]))
-
-    coverage = config.get("training_coverage")
-    trained = trained_labels(coverage)
-    if trained:
-        tokens = set(v.composers)
-        block(f"trained on ({len(trained)} labels, pieces each; the names it knows best)",
-              [f"{lb} {n}" + ("" if style_token(lb, -1) in tokens else " (no token of its own)")
-               for lb, n in trained.items()])
-    elif path.is_dir():
-        print("\ntrained on: not recorded (this checkpoint's config has no training_coverage)")
-    block(f"composers/styles ({len(v.composers)}; --composer, any case)", v.composers)
-    block("instruments (--instruments, any case; group in brackets)",
-          [f"{i.name} [{i.group}]" for i in v.instruments])
-    block("groups (--instruments; each stands for its instruments)",
-          [f"{g} = {'+'.join(v.instruments[i].name for i in v.instruments_for_groups([g])) or '-'}" for g in GROUPS])
+    trained = trained_styles(coverage, v.composers)
+    if trained:  # each style marked: trained (pieces each) or not, the names `musenet generate` says
+        _block(f"composers/styles it trained on ({len(trained)}, pieces each; --composer, any case)",
+               [f"{lb} {n}" for lb, n in trained.items()])
+        untrained = untrained_styles(coverage, v.composers)
+        _block(f"composers/styles it never trained on ({len(untrained)}: untrained tokens, expect scattered notes)",
+               untrained)
+        tokenless = {lb: n for lb, n in trained_labels(coverage).items() if lb not in trained}
+        if tokenless:  # trained as unlabelled music: what the model plays without --composer
+            _block(f"trained on, without a token of their own ({len(tokenless)}, pieces each; no --composer)",
+                   [f"{lb} {n}" for lb, n in tokenless.items()])
+    else:
+        if is_model:
+            print("\ntrained on: not recorded (this checkpoint's config has no training_coverage)")
+        _block(f"composers/styles ({len(v.composers)}; --composer, any case)", v.composers)
+    _block("instruments (--instruments, any case; group in brackets)", [f"{i.name} [{i.group}]" for i in v.instruments])
+    _block("groups (--instruments; each stands for its instruments)",
+           [f"{g} = {'+'.join(v.instruments[i].name for i in v.instruments_for_groups([g])) or '-'}" for g in GROUPS])
     return 0
 
 
-__all__ = ["add_generate_arguments", "run_generate", "add_list_arguments", "run_list", "bundled_checkpoint",
-           "note_counts", "sparse_report"]
+__all__ = ["add_generate_arguments", "check_generate", "run_generate", "add_list_arguments", "run_list",
+           "bundled_checkpoint", "note_counts"]

@@ -91,7 +91,9 @@ class MuseNetConfig(PreTrainedConfig):
     Provenance:
         training_coverage: what ``musenet train`` saw (:func:`musenet_hf.training_config.training_coverage`):
             ``{"labels": {label: {instrumentation: pieces}}, "revoiced": [instruments],
-            "drop_instrumentation": share}``; the pipeline warns on requests outside it.
+            "drop_instrumentation": share}``; the pipeline warns on requests outside it, and
+            :mod:`musenet_hf.styles` reads which styles are trained from it. The fine-tuning
+            examples write their own data's here, with ``fine_tuned_from``.
 
     Sampling defaults (what the pipeline and ``musenet generate`` use when a call does not say;
     measured per model, MODEL_CARD.md):

@@ -24,10 +24,16 @@ from typing import Any, Callable
 
 from .demo_backend import MAX_SAMPLES, MAX_SECONDS, SHOWN, DemoError, Request, Studio, audio_available, read_primer
 from .demo_history import HistoryTree
+from .piece_check import check_summary
 
 SLOT_FIELDS = ("info", "audio", "roll", "midi")
 # What every history-changing endpoint returns, in order (the session's state is not part of the API).
 OUTPUTS = ["status"] + [f"{f}{k}" for k in range(1, SHOWN + 1) for f in SLOT_FIELDS] + ["choice", "history", "goto"]
+# How to go on from a piece of one's own (the README's "Continue your own song", in the page's words).
+CONTINUE_HELP = ("**Continue your own song:** choose *Advanced*, upload a MIDI file as the primer, set how many of "
+                 "its seconds to keep (the rest is new music: *Length*), leave the composer empty or pick one, and "
+                 "press Generate. Each candidate says when the new music did not follow the song (held notes, "
+                 "notes on other instruments); `musenet generate --primer song.mid` does the same.")
 SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Helvetica", "Arial", "sans-serif"]
 MONO_FONTS = ["ui-monospace", "Menlo", "Consolas", "monospace"]
 
@@ -58,7 +64,10 @@ def _slot_text(node: Any) -> str:
     counts = (i.get("files") or {}).get("notes") or {}
     notes = ", ".join(f"{k} {n}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "no notes"
     note = (i.get("files") or {}).get("audio_note") or ""
-    return f"**Candidate {node.label}** · {length}{critic}\n\nnotes: {notes}" + (f"\n\n_{note}_" if note else "")
+    failed = check_summary(i.get("check"))  # the pipeline's check: what about it is not what was asked
+    return (f"**Candidate {node.label}** · {length}{critic}\n\nnotes: {notes}"
+            + (f"\n\n**Not what was asked:** {failed}; try another seed or other settings" if failed else "")
+            + (f"\n\n_{note}_" if note else ""))
 
 
 def view(tree: HistoryTree | None, status: str) -> list[Any]:
@@ -128,9 +137,12 @@ def build_demo(studio: Studio) -> Any:
             node.info["files"] = files
         return ids
 
+    # The advanced inputs have defaults, so the API marks them optional: a script calls /generate with
+    # the four simple ones (Gradio reads a None default, or the component's initial value).
     @_guarded
-    def generate(tree, mode, composer, ticked, seconds, inst_text, primer, primer_seconds, temperature, top_p,
-                 top_k, guidance, steering, strength, samples, rerank, polyphony, seed, model):
+    def generate(tree, mode, composer, ticked, seconds, inst_text="", primer=None, primer_seconds=10.0,
+                 temperature=1.0, top_p=0.95, top_k=0, guidance=default_guidance, steering="auto", strength=5.0,
+                 samples=SHOWN, rerank=False, polyphony=0, seed=-1, model=""):
         tree = tree or HistoryTree()
         instruments = list(ticked or []) or None
         req = Request(composer=(composer or "").strip() or None, instruments=instruments, seconds=seconds)
@@ -145,7 +157,9 @@ def build_demo(studio: Studio) -> Any:
                           seed=seed, model=(model or "").strip() or None)
         candidates = studio.generate(req)
         add_and_render(tree, None, candidates)
-        return view(tree, f"{len(candidates)} candidates. Listen, choose one and press Continue to go on.")
+        untrained = candidates[0].get("coverage") if candidates else None
+        return view(tree, f"{len(candidates)} candidates. Listen, choose one and press Continue to go on."
+                          + (f" **Note:** {untrained}." if untrained else ""))
 
     @_guarded
     def go_on(tree, choice, seconds):
@@ -208,6 +222,7 @@ def build_demo(studio: Studio) -> Any:
         gr.Markdown(f"# MuseNet\nModel: `{studio.default_model}`" + (f"\n\n**{no_audio}**" if no_audio else ""))
         with gr.Tab("Compose", elem_id="tab-compose"):
             mode = gr.Radio(["Simple", "Advanced"], value="Simple", label="Mode", elem_id="mode")
+            gr.Markdown(CONTINUE_HELP, elem_id="continue-help")
             with gr.Row():
                 composer = gr.Dropdown(composers, value=composers[0][1] if composers else None,
                                        label="Composer / style",
@@ -221,7 +236,7 @@ def build_demo(studio: Studio) -> Any:
                     primer = gr.File(label="MIDI primer (its opening starts the piece)", file_types=[".mid", ".midi"],
                                      type="filepath", elem_id="primer")
                     primer_seconds = gr.Number(10, label="Primer seconds kept", elem_id="primer-seconds")
-                    inst_text = gr.Textbox(label="Instruments or groups (overrides the ticks)",
+                    inst_text = gr.Textbox("", label="Instruments or groups (overrides the ticks)",
                                            placeholder="piano,strings", elem_id="inst-text")
                 with gr.Row():
                     temperature = gr.Slider(0, 2, 1.0, step=0.05, label="Temperature (0: greedy)")
@@ -346,4 +361,4 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["OUTPUTS", "add_demo_arguments", "build_demo", "launch_demo", "run_demo", "view"]
+__all__ = ["CONTINUE_HELP", "OUTPUTS", "add_demo_arguments", "build_demo", "launch_demo", "run_demo", "view"]

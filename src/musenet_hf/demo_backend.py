@@ -175,23 +175,31 @@ class Studio:
         return self.pipeline(model).tokenizer.vocabulary
 
     def composer_choices(self) -> list[tuple[str, str]]:
-        """(label, value) pairs: the labels the model trained on first (with piece counts), then the rest."""
-        from .pipeline_musenet import trained_labels
+        """(label, value) pairs: the styles the model trained on first (with piece counts), then the
+        ones it never trained on, marked so (:mod:`musenet_hf.styles`, the names `musenet list` gives);
+        unmarked in vocabulary order when the model records no coverage."""
+        from .styles import trained_styles, untrained_styles
 
         pipe = self.pipeline()
         names = pipe.tokenizer.vocabulary.composers
-        trained = trained_labels(getattr(pipe.model.config, "training_coverage", None))
-        first = [(f"{n} (trained on {trained[n]} pieces)", n) for n in trained if n in names]
-        return first + [(n, n) for n in names if n not in trained]
+        coverage = getattr(pipe.model.config, "training_coverage", None)
+        trained = trained_styles(coverage, names)
+        if not trained:
+            return [(n, n) for n in names]
+        return ([(f"{n} (trained on {count} pieces)", n) for n, count in trained.items()]
+                + [(f"{n} (untrained)", n) for n in untrained_styles(coverage, names)])
 
     # ------------------------------------------------------------------ generating
     def generate(self, req: Request) -> list[dict[str, Any]]:
         """Candidates for a checked request: dicts with ``midi`` (bytes), ``seconds``, ``primer_seconds``,
-        ``critic_score`` and the request's ``composer``, ``instruments``, ``steering``. Best first
-        with ``rerank``; at most :data:`SHOWN` of them."""
+        ``critic_score``, the pipeline's ``check`` of the piece, ``coverage`` (what the model never
+        trained on, in a sentence, or None) and the request's ``composer``, ``instruments``,
+        ``steering``. Best first with ``rerank``; at most :data:`SHOWN` of them."""
         import io
 
         from .generation import GenerationInterrupted
+
+        from .styles import unknown_style_message
 
         req = check_request(req)
         pipe = self.pipeline(req.model)
@@ -199,8 +207,9 @@ class Studio:
         if req.composer:
             try:
                 v.composer_id(req.composer)
-            except KeyError as err:
-                raise DemoError(str(err.args[0]) if err.args else str(err)) from None
+            except KeyError:
+                raise DemoError(unknown_style_message(v, req.composer, getattr(pipe.model.config, "training_coverage",
+                                                                                 None))) from None
         if req.instruments:
             from .logits_processors import resolve_instruments
 
@@ -221,6 +230,7 @@ class Studio:
         if req.primer is not None:
             kwargs["primer"] = read_primer(req.primer)
             kwargs["primer_seconds"] = req.primer_seconds
+        coverage = pipe.coverage_message({"composer": req.composer, "instruments": req.instruments}, {})
         with self._lock:
             try:
                 results = pipe(**kwargs)
@@ -237,7 +247,7 @@ class Studio:
                         "steering": req.steering, "strength": req.strength, "model": req.model,
                         "temperature": req.temperature, "top_p": req.top_p, "top_k": req.top_k,
                         "guidance": req.guidance,
-                        "max_polyphony": req.max_polyphony})
+                        "max_polyphony": req.max_polyphony, "check": r.get("check"), "coverage": coverage})
         return out
 
     def continue_piece(self, piece: dict[str, Any], midi: bytes, seconds: float, seed: int | None = None,

@@ -24,3 +24,9 @@ class MidiReadError(ValueError):
 
 class MidiReadWarning(UserWarning):
     """A MIDI file broke the standard but its notes were recovered (the message says how)."""
+
+
+class CoverageWarning(UserWarning):
+    """A request asks for what the model never trained on: a style whose token is untrained, or
+    instruments its training pieces of that style never had (the message names what, and the nearest
+    trained styles). ``musenet generate`` prints its own line instead; ``--strict`` refuses such a style."""

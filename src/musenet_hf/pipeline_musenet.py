@@ -4,7 +4,7 @@ Example::
 
     >>> from transformers import pipeline
     >>> import musenet_hf  # registers the model classes and this pipeline
-    >>> pipe = pipeline("musenet-generation", model="checkpoints/musenet-small-music21")
+    >>> pipe = pipeline("musenet-generation", model=str(musenet_hf.bundled_checkpoint()))
     >>> out = pipe(composer="bach", instruments="piano,violin", seconds=60, num_samples=4,
     ...            rerank=True, steering="soft", seed=0)
     >>> out[0]["midi"].save("bach.mid"); out[0]["seconds"], out[0]["critic_score"]
@@ -15,7 +15,7 @@ any case), ``primer`` (a MIDI path, bytes or ``mido.MidiFile``) with ``primer_se
 :data:`DEFAULT_PRIMER_SECONDS`) or ``primer_notes``, ``seconds`` (default 30), ``steering`` and
 ``strength``, ``temperature`` (0: greedy decoding), ``top_p``, ``top_k``, ``num_samples``,
 ``rerank``, ``seed``, ``threads``, ``guidance``, ``guidance_against``, ``min_voices``, ``max_note_seconds``,
-and the long-form knobs ``max_window``, ``step``, ``tolerance``, ``max_polyphony``, ``progress``.
+``min_note_rate`` (the check's, below), and the long-form knobs ``max_window``, ``step``, ``tolerance``, ``max_polyphony``, ``progress``.
 
 * **Length with a primer.** ``seconds`` counts the *new* music after the primer: the piece is
   the primer's first ``primer_seconds`` (5 s unless ``primer_seconds`` or ``primer_notes`` is
@@ -49,11 +49,16 @@ and the long-form knobs ``max_window``, ``step``, ``tolerance``, ``max_polyphony
   busy machine one thread is much faster than torch's default of one per core.
 * **Ctrl-C** raises :class:`~musenet_hf.generation.GenerationInterrupted` (a ``KeyboardInterrupt``)
   whose ``results`` are the samples as far as they got (no critic score), decodable as usual.
+* **What the model never trained on** (a style whose token is untrained, instruments the style's
+  training pieces never had; ``config.training_coverage``) is said once per kind of request, as a
+  :class:`~musenet_hf.errors.CoverageWarning` at the caller's line, naming the nearest trained styles.
 
 Returns a list with one dict per sample (best first with ``rerank=True``): ``midi``
 (``mido.MidiFile``), ``tokens`` (ids, prompt included), ``seconds`` (the whole piece, primer
 included), ``primer_seconds`` (the primer's share, 0 without one), ``critic_score`` (the critic
-head's logit, averaged over windows; higher = more like real music), ``finished``.
+head's logit, averaged over windows; higher = more like real music), ``finished``, ``check``
+(:func:`~musenet_hf.piece_check.check_piece`: whether the new music does what was asked, by notes
+per second, held notes and instruments; ``check["ok"]``, ``check["problems"]``; None when interrupted).
 """
 
 from __future__ import annotations
@@ -68,6 +73,8 @@ import torch
 from transformers import Pipeline
 
 from .critic import critic_scores, rerank
+from .defaults import DEFAULT_PRIMER_SECONDS, MIN_NOTE_RATE
+from .errors import CoverageWarning
 from .generation import (
     GenerationInterrupted,
     build_prompt,
@@ -78,17 +85,19 @@ from .generation import (
 from .guidance import DEFAULT_GUIDANCE, ComposerGuidanceLogitsProcessor
 from .logits_processors import DEFAULT_STEERING_STRENGTH
 from .modeling_musenet import register_auto_classes
+from .piece_check import check_piece
+from .styles import trained_labels, unknown_style_message, untrained_style_message
 from .vocabulary import style_token
 
 TASK = "musenet-generation"
-DEFAULT_PRIMER_SECONDS = 5.0  # how much of a primer opens the piece when neither length is given
 THREADS_ENV = "MUSENET_THREADS"  # torch CPU threads when the call does not say
+ADAPTER_COVERAGE_FILE = "training_coverage.json"  # in a LoRA adapter folder: what it was fine-tuned on
 
 _PREPROCESS = ("composer", "instruments", "primer", "primer_seconds", "primer_notes", "seconds", "tempo")
 _FORWARD = ("steering", "strength", "temperature", "top_p", "top_k", "num_samples", "seed", "max_window",
             "step", "tolerance", "max_polyphony", "min_voices", "max_note_seconds", "progress", "max_new_tokens",
             "grammar", "threads", "guidance", "guidance_against")
-_POSTPROCESS = ("rerank",)
+_POSTPROCESS = ("rerank", "min_note_rate")
 
 
 def tokenizer_for_model(model: Any) -> Any:
@@ -130,16 +139,28 @@ def adapter_base_path(adapter: str | Path) -> Path:
         f"base_model_name_or_path in {adapter / 'adapter_config.json'} to its folder (nothing is downloaded)")
 
 
+def adapter_coverage(adapter: str | Path) -> dict[str, Any] | None:
+    """What a LoRA adapter was fine-tuned on (its ``training_coverage.json``, written by
+    ``examples/finetune_lora.py``), which stands for its base model's coverage; None if not recorded."""
+    import json
+
+    path = Path(adapter) / ADAPTER_COVERAGE_FILE
+    return json.loads(path.read_text("utf-8")) if path.is_file() else None
+
+
 def load_model(path: str | Path, device: Any = None) -> Any:
     """A model from a local folder, offline: a checkpoint written by ``save_pretrained``, or a LoRA
     adapter folder (``adapter_config.json``; needs ``pip install -e ".[peft]"``), which is loaded on its
-    base model (:func:`adapter_base_path`) and merged into it. Eval mode, on ``device`` when given.
+    base model (:func:`adapter_base_path`) and merged into it, with the adapter's own training
+    coverage (:func:`adapter_coverage`) where it records one. Eval mode, on ``device`` when given.
     Raises ``FileNotFoundError`` for a missing folder or base model, ``ImportError`` without peft."""
     from transformers import AutoModelForCausalLM
 
+    from .local_paths import missing_folder_message
+
     path = Path(path)
     if not path.is_dir():
-        raise FileNotFoundError(f"model folder {path} not found")
+        raise FileNotFoundError(missing_folder_message(path))
     if (path / "adapter_config.json").is_file():
         base = adapter_base_path(path)
         try:
@@ -150,19 +171,14 @@ def load_model(path: str | Path, device: Any = None) -> Any:
         with warnings.catch_warnings():  # peft calls a transformers property deprecated in v5
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
             model = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
+        coverage = adapter_coverage(path)
+        if coverage is not None:  # what it was fine-tuned on, not the base's data
+            model.config.training_coverage = coverage
     else:
         model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
     if device is not None:
         model = model.to(device)
     return model.eval()
-
-
-def trained_labels(coverage: dict[str, Any] | None) -> dict[str, int]:
-    """The composer/style labels a model trained on with their piece counts, most first, from its
-    ``config.training_coverage`` (empty when it records none)."""
-    labels = (coverage or {}).get("labels") or {}
-    counts = {str(lb): int(sum((insts or {}).values())) for lb, insts in labels.items() if lb}
-    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def resolve_threads(threads: Any = None) -> int | None:
@@ -210,7 +226,10 @@ def is_revoiced(coverage: dict[str, Any] | None, vocabulary: Any, label: str | N
 
 
 def coverage_warning(coverage: dict[str, Any] | None, vocabulary: Any, composer: Any, instruments: Any) -> str | None:
-    """What a request asks for that the model never trained on, as one sentence (None: all seen).
+    """What a request asks for that the model never trained on, in one line (None: all seen): styles
+    whose token is untrained, with the nearest trained ones (:mod:`musenet_hf.styles`), and
+    instruments the style's training pieces never had. Names it does not know are not its business
+    (the pipeline raises for them).
 
     Args:
         coverage: the model's ``config.training_coverage`` (None: unknown, nothing to say).
@@ -223,23 +242,18 @@ def coverage_warning(coverage: dict[str, Any] | None, vocabulary: Any, composer:
     from .logits_processors import resolve_instruments
 
     labels = coverage["labels"]
-    known = sorted(lb for lb in labels if lb)
-    problems = []
-    for name in ([composer] if isinstance(composer, str) else list(composer or [])):
-        if name.lower() not in labels:
-            problems.append(f"composer/style {name!r} (it knows {', '.join(known)})")
+    asked = [composer] if isinstance(composer, str) else list(composer or [])
+    problems = [untrained_style_message(asked, coverage, vocabulary.composers)]
     if instruments:
         names = {vocabulary.instruments[i].name for i in resolve_instruments(vocabulary, instruments)}
         seen = set(coverage.get("revoiced", []))
-        for label in ([composer] if isinstance(composer, str) else list(composer or [])) or list(labels):
+        for label in asked or list(labels):
             seen |= label_instruments(coverage, vocabulary, label)
         missing = sorted(names - seen)
         if missing:
-            problems.append(f"instruments {', '.join(missing)} with this composer/style")
-    if not problems:
-        return None
-    return ("this model never trained on " + " nor ".join(problems)
-            + ": expect weaker music (held notes, stray instruments); model.config.training_coverage lists what it trained on")
+            problems.append(f"this model never trained on the instruments {', '.join(missing)} with this "
+                            "composer/style: expect weaker music (held notes, stray instruments)")
+    return "; ".join(p for p in problems if p) or None
 
 
 class MuseNetGenerationPipeline(Pipeline):
@@ -259,7 +273,19 @@ class MuseNetGenerationPipeline(Pipeline):
 
     def __call__(self, inputs: dict[str, Any] | list | None = None, **kwargs: Any) -> Any:
         """``pipe(composer=..., seconds=...)`` or ``pipe({"composer": ...})``; see the module docs."""
+        message = self.coverage_message({"composer": inputs} if isinstance(inputs, str) else inputs, kwargs)
+        if message and message not in self._warned:  # once per request kind, not once per call
+            self._warned.add(message)
+            warnings.warn(message, CoverageWarning, stacklevel=2)  # at the caller's line, before the wait
         return super().__call__({} if inputs is None else inputs, **kwargs)
+
+    def coverage_message(self, inputs: Any, kwargs: dict[str, Any]) -> str | None:
+        """:func:`coverage_warning` for a call's inputs (a dict, or None) and keywords; None for a batch."""
+        if inputs is not None and not isinstance(inputs, dict):
+            return None
+        fields = {**kwargs, **(inputs or {})}
+        return coverage_warning(getattr(self.model.config, "training_coverage", None), self.tokenizer.vocabulary,
+                                fields.get("composer"), fields.get("instruments") or None)
 
     def _sanitize_parameters(self, **kwargs: Any):
         unknown = set(kwargs) - set(_PREPROCESS + _FORWARD + _POSTPROCESS)
@@ -293,9 +319,8 @@ class MuseNetGenerationPipeline(Pipeline):
             try:
                 v.composer_id(name)
             except KeyError:  # say first what this model knows (labels with a token of their own)
-                trained = trained_labels(getattr(self.model.config, "training_coverage", None))
-                usable = {lb: n for lb, n in trained.items() if style_token(lb, -1) in v.composers}
-                raise KeyError(v.unknown_composer_message(name, usable)) from None
+                raise KeyError(unknown_style_message(v, name, getattr(self.model.config, "training_coverage",
+                                                                      None))) from None
         instruments = params.get("instruments")
         named = bool(instruments)
         filled = False  # the label's usual instruments stand in for unnamed ones
@@ -310,17 +335,15 @@ class MuseNetGenerationPipeline(Pipeline):
                 filled = True
         ids = build_prompt(self.tokenizer, **params)
         primer_seconds = v.seconds(split_prompt(v, ids)[1]) if params.get("primer") is not None else 0.0
-        message = coverage_warning(getattr(self.model.config, "training_coverage", None), self.tokenizer.vocabulary,
-                                   params.get("composer"), instruments if named else None)
-        if message and message not in self._warned:  # once per request kind, not once per call
-            self._warned.add(message)
-            warnings.warn(message, UserWarning, stacklevel=2)
+        asked_from = ("the requested instruments" if named else f"{composer}'s usual instruments" if filled
+                      else "the primer's instruments")
         if instruments is None:  # steering follows the primer's instruments
             groups = [t for t in ids if v.is_instrumentation[t]]
             instruments = v.instrumentation_groups(groups[-1]) if groups else None
         # `seconds` counts the new music: the target length is the primer's plus that
         return {"input_ids": torch.tensor(ids, dtype=torch.long), "seconds": primer_seconds + seconds,
-                "primer_seconds": primer_seconds, "instruments": instruments, "named": named, "usual": filled}
+                "primer_seconds": primer_seconds, "instruments": instruments, "named": named, "usual": filled,
+                "asked_from": asked_from}
 
     def _forward(self, model_inputs: dict[str, Any], **params: Any) -> dict[str, Any]:
         threads = resolve_threads(params.get("threads"))
@@ -434,22 +457,32 @@ class MuseNetGenerationPipeline(Pipeline):
             except KeyboardInterrupt:
                 interrupted = True
         return {"sequences": out.sequences, "finished": out.finished, "seconds": out.seconds, "scores": scores,
-                "primer_seconds": model_inputs.get("primer_seconds", 0.0), "interrupted": interrupted}
+                "primer_seconds": model_inputs.get("primer_seconds", 0.0), "interrupted": interrupted,
+                "instruments": model_inputs.get("instruments"), "asked_from": model_inputs.get("asked_from"),
+                "prompt_length": len(model_inputs["input_ids"])}
 
-    def postprocess(self, model_outputs: dict[str, Any], rerank: bool = False) -> list[dict[str, Any]]:
+    def postprocess(self, model_outputs: dict[str, Any], rerank: bool = False,
+                    min_note_rate: float = MIN_NOTE_RATE) -> list[dict[str, Any]]:
         n = len(model_outputs["sequences"])
         interrupted = bool(model_outputs.get("interrupted"))
         order = _rank(model_outputs["scores"]) if rerank and not interrupted else list(range(n))
+        primer_seconds = float(model_outputs.get("primer_seconds", 0.0))
         results = []
         for i in order:
             ids = [int(t) for t in model_outputs["sequences"][i]]
+            seconds = float(model_outputs["seconds"][i])
+            check = None if interrupted else check_piece(  # what the new music is, and what fails the request
+                self.tokenizer.vocabulary, ids, model_outputs["prompt_length"], seconds, primer_seconds,
+                model_outputs.get("instruments"), model_outputs.get("asked_from") or "the requested instruments",
+                float(min_note_rate))
             results.append({
                 "midi": self.tokenizer.decode_to_midi(ids),  # closes every note still sounding at the end
                 "tokens": ids,
-                "seconds": float(model_outputs["seconds"][i]),
-                "primer_seconds": float(model_outputs.get("primer_seconds", 0.0)),
+                "seconds": seconds,
+                "primer_seconds": primer_seconds,
                 "critic_score": float(model_outputs["scores"][i]),
                 "finished": bool(model_outputs["finished"][i]),
+                "check": check,
             })
         if interrupted:
             raise GenerationInterrupted(results=results)
@@ -469,6 +502,6 @@ def register_pipeline() -> None:
         PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=MuseNetGenerationPipeline, pt_model=AutoModelForCausalLM)
 
 
-__all__ = ["DEFAULT_PRIMER_SECONDS", "TASK", "THREADS_ENV", "MuseNetGenerationPipeline", "coverage_warning",
-           "adapter_base_path", "load_model", "register_pipeline", "resolve_threads", "tokenizer_for_model",
-           "trained_labels"]
+__all__ = ["ADAPTER_COVERAGE_FILE", "DEFAULT_PRIMER_SECONDS", "TASK", "THREADS_ENV", "MuseNetGenerationPipeline",
+           "adapter_base_path", "adapter_coverage", "coverage_warning", "load_model", "register_pipeline",
+           "resolve_threads", "tokenizer_for_model", "trained_labels"]

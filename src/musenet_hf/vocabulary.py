@@ -460,14 +460,17 @@ class MuseNetVocabulary:
             raise KeyError(self.unknown_composer_message(name))
         return tid
 
-    def unknown_composer_message(self, name: str, trained: dict[str, int] | Sequence[str] = ()) -> str:
-        """The error for a name that is no composer/style token, on one line: close matches, then
-        the labels a model trained on (``trained``: names, or names with piece counts), then every
-        composer/style name of the vocabulary."""
+    def unknown_composer_message(self, name: str, trained: dict[str, int] | Sequence[str] = (),
+                                 untrained: Sequence[str] = ()) -> str:
+        """The error for a name that is no composer/style token, on one line: close matches (those in
+        ``untrained``, styles a model never trained on, marked so), then the labels a model trained
+        on (``trained``: names, or names with piece counts), then every composer/style name of the
+        vocabulary."""
         import difflib
 
         names = self.composers
-        close = difflib.get_close_matches(style_token(name, -1), names, n=3, cutoff=0.6)
+        close = [c + (" (untrained)" if c in untrained else "")
+                 for c in difflib.get_close_matches(style_token(name, -1), names, n=3, cutoff=0.6)]
         parts = [f"unknown composer/style {name!r}" + (f" (did you mean {' or '.join(close)}?)" if close else "")]
         if trained:
             counts = trained if isinstance(trained, dict) else dict.fromkeys(trained)
