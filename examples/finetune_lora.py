@@ -9,11 +9,14 @@ train; the base weights stay frozen. The adapter (a few hundred kB) is saved to
 working directory and never looks for it on the Hugging Face Hub: `musenet generate --model
 <output>/adapter`, `musenet_hf.pipeline_musenet.load_model("<output>/adapter")` (both merge it into
 the base model, and say clearly when the base folder has moved), or
-`PeftModel.from_pretrained(base_model, "<output>/adapter")`. The options and the data loading are
+`PeftModel.from_pretrained(base_model, "<output>/adapter")`. Beside the adapter,
+`training_coverage.json` says what it was fine-tuned on; `load_model` and `musenet list --model
+<output>/adapter` take it in place of the base model's. The options and the data loading are
 those of `finetune_trainer.py` (same folder, so importable when this file runs as a script).
 """
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from transformers import AutoModelForCausalLM, TrainingArguments
 
 from musenet_hf.batching import MuseNetCollator
 from musenet_hf.modeling_musenet import register_auto_classes
+from musenet_hf.pipeline_musenet import ADAPTER_COVERAGE_FILE
 from musenet_hf.tokenization_musenet import MuseNetTokenizer
 from musenet_hf.trainer_musenet import MuseNetTrainer
 
@@ -52,7 +56,7 @@ def main() -> int:
     model.peft_config["default"].base_model_name_or_path = str(checkpoint)
     model.print_trainable_parameters()
     context = min(args.context_length, base.config.max_position_embeddings)
-    train, val = load_windows(args, tokenizer, context)
+    train, val, coverage = load_windows(args, tokenizer, context)
 
     out = Path(args.output)
     training_args = TrainingArguments(
@@ -69,6 +73,7 @@ def main() -> int:
     after = trainer.evaluate()["eval_loss"]
     print(f"validation loss: {before:.4f} before, {after:.4f} after LoRA fine-tuning")
     model.save_pretrained(str(out / "adapter"))
+    (out / "adapter" / ADAPTER_COVERAGE_FILE).write_text(json.dumps(coverage, indent=1) + "\n", "utf-8")
     print(f"saved the adapter to {out / 'adapter'} (base model: {checkpoint})")
     return 0
 

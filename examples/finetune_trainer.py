@@ -4,7 +4,10 @@
 
 The folder is searched recursively; sub-folder names (or a metadata.csv with `path,label`
 columns) become composer/style labels where the vocabulary knows them. Unreadable files are
-reported and skipped. The fine-tuned model and its tokenizer are saved to `<output>/final`.
+reported and skipped. The fine-tuned model and its tokenizer are saved to `<output>/final`, its
+config's `training_coverage` saying what it was fine-tuned on (these pieces per label and
+instrumentation, and `fine_tuned_from`), so `musenet list` and the untrained-style warnings describe
+the new data, not the base model's.
 
 `add_finetune_arguments` and `load_windows` are shared with `finetune_lora.py`, which imports them.
 """
@@ -22,6 +25,7 @@ from musenet_hf.data import MuseNetWindows, load_midi_folder
 from musenet_hf.modeling_musenet import register_auto_classes
 from musenet_hf.tokenization_musenet import MuseNetTokenizer
 from musenet_hf.trainer_musenet import MuseNetTrainer
+from musenet_hf.training_config import training_coverage
 
 
 def add_finetune_arguments(p: argparse.ArgumentParser, learning_rate: float) -> None:
@@ -52,8 +56,10 @@ def augmentation_from_args(args: argparse.Namespace) -> AugmentationConfig:
 
 
 def load_windows(args: argparse.Namespace, tokenizer: MuseNetTokenizer,
-                 context: int) -> tuple[MuseNetWindows, MuseNetWindows]:
-    """Encode `args.data` (cached in `<output>/data-cache`), print its report, cut (train, validation) windows.
+                 context: int) -> tuple[MuseNetWindows, MuseNetWindows, dict]:
+    """Encode `args.data` (cached in `<output>/data-cache`), print its report, cut (train, validation)
+    windows; also what the training pieces cover (`training_coverage`, with `fine_tuned_from`: the
+    absolute `--checkpoint`), for the saved config.
 
     Training windows are random crops with augmentation (:func:`augmentation_from_args`); validation
     takes at most two fixed windows a piece. A small folder may put no file in validation: then it
@@ -62,13 +68,15 @@ def load_windows(args: argparse.Namespace, tokenizer: MuseNetTokenizer,
     enc = load_midi_folder(args.data, tokenizer, validation_fraction=args.validation_fraction,
                            num_proc=args.num_proc, cache_dir=Path(args.output) / "data-cache")
     print(enc.report(show_failed=5))
-    train = MuseNetWindows(enc.dataset["train"], tokenizer, context, train=True,
-                           augmentation=augmentation_from_args(args))
+    augmentation = augmentation_from_args(args)
+    train = MuseNetWindows(enc.dataset["train"], tokenizer, context, train=True, augmentation=augmentation)
     val = MuseNetWindows(enc.dataset["validation"], tokenizer, context, train=False, max_windows_per_piece=2)
     if len(val) == 0:
         print("no file fell in the validation split (raise --validation-fraction): evaluating on training pieces")
         val = MuseNetWindows(enc.dataset["train"], tokenizer, context, train=False, max_windows_per_piece=1)
-    return train, val
+    coverage = training_coverage(enc.dataset["train"], augmentation)
+    coverage["fine_tuned_from"] = str(Path(args.checkpoint).expanduser().resolve())
+    return train, val, coverage
 
 
 def main() -> int:
@@ -83,7 +91,9 @@ def main() -> int:
     tokenizer = MuseNetTokenizer.from_pretrained(args.checkpoint)
     model = AutoModelForCausalLM.from_pretrained(args.checkpoint)
     context = min(args.context_length, model.config.max_position_embeddings)
-    train, val = load_windows(args, tokenizer, context)
+    train, val, coverage = load_windows(args, tokenizer, context)
+    if hasattr(model.config, "training_coverage"):  # what it learns now, not the base model's data
+        model.config.training_coverage = coverage
 
     out = Path(args.output)
     training_args = TrainingArguments(

@@ -410,6 +410,12 @@ def test_finetune_lora_example_records_an_absolute_base(tmp_path, tok):
     assert done.returncode == 0, done.stderr[-2000:]
     recorded = json.loads((out / "adapter" / "adapter_config.json").read_text())["base_model_name_or_path"]
     assert recorded == str((REPO / checkpoint).resolve())
+    # issue 34, item 7: the adapter says what it was fine-tuned on, and loading it takes that
+    from musenet_hf.pipeline_musenet import load_model
+
+    coverage = json.loads((out / "adapter" / "training_coverage.json").read_text())
+    assert set(coverage["labels"]) == {"bach"} and coverage["fine_tuned_from"] == recorded
+    assert load_model(out / "adapter").config.training_coverage == coverage
     done = subprocess.run([sys.executable, "-m", "musenet_hf.cli", "generate", "--model", str(out / "adapter"),
                            "--seconds", "1", "--seed", "0", "--min-note-rate", "0", "-o", str(tmp_path / "x.mid"),
                            "--no-progress"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
