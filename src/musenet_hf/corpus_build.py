@@ -199,7 +199,9 @@ def _list_all(recipe: CorpusRecipe, fetched: Path | None, work_dir: Path, num_pr
     for spec in recipe.sources:
         root, commit = materialize(spec, fetched, work_dir)
         listed = list_source_files(spec, root)
+        absent = root / ".absent"
         described[spec.name] = {"repo": spec.repo or "", "commit": commit, "folder": spec.folder,
+                                "absent_from_snapshot": int(absent.read_text()) if absent.is_file() else 0,
                                 "licence": spec.licence, "what": spec.what, "listed": len(listed),
                                 "realize_chords": spec.realize_chords}
         files += listed

@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import shutil
 import subprocess
 import unicodedata
 from dataclasses import dataclass, field
@@ -159,8 +160,10 @@ def snapshot_dir(fetched: Path, repo: str) -> Path:
 def materialize(spec: SourceSpec, fetched: Path | None, work_dir: Path) -> tuple[Path, str]:
     """The folder holding the source's files, and the commit read (``""`` for a local folder).
 
-    A bare snapshot is exported once with ``git archive`` into ``work_dir/sources/<name>``
-    (only ``spec.folder``); a later call with the same commit reuses it.
+    A snapshot's files of the source's formats under ``spec.folder`` are written once into
+    ``work_dir/sources/<name>`` (``git cat-file --batch``); a later call with the same commit
+    reuses them. A snapshot may lack large files (the fetch leaves out files of 4 MB and more):
+    those are skipped and their number is written to ``.absent`` beside the files.
     """
     if spec.repo is None:
         folder = Path(spec.folder)
@@ -180,15 +183,39 @@ def materialize(spec: SourceSpec, fetched: Path | None, work_dir: Path) -> tuple
     stamp = out / ".commit"
     if not (stamp.is_file() and stamp.read_text().strip() == sha):
         if out.exists():
-            subprocess.run(["rm", "-rf", str(out)], check=True)
+            shutil.rmtree(out)
         out.mkdir(parents=True)
-        archive = subprocess.Popen([*git, "archive", sha, *([spec.folder] if spec.folder else [])],
-                                   stdout=subprocess.PIPE)
-        subprocess.run(["tar", "-x", "-C", str(out)], stdin=archive.stdout, check=True)
-        if archive.wait() != 0:
-            raise RuntimeError(f"source {spec.name!r}: git archive of {spec.repo} {sha} failed")
+        absent = _export_files(git, sha, spec, out)
+        (out / ".absent").write_text(f"{absent}\n")
         stamp.write_text(sha + "\n")
     return out, sha
+
+
+def _export_files(git: list[str], sha: str, spec: SourceSpec, out: Path) -> int:
+    """Write the blobs of ``spec``'s formats under its folder at commit ``sha`` into ``out``;
+    return how many the snapshot lacks."""
+    listing = subprocess.run([*git, "ls-tree", "-r", "-z", sha, "--", spec.folder or "."],
+                             capture_output=True, check=True).stdout.decode("utf-8", "surrogateescape")
+    wanted = []  # (blob id, path)
+    for entry in filter(None, listing.split("\0")):
+        meta, path = entry.split("\t", 1)
+        if meta.split()[1] == "blob" and _suffix(Path(path)) in spec.formats:
+            wanted.append((meta.split()[2], path))
+    batch = subprocess.run([*git, "cat-file", "--batch"], input="".join(f"{b}\n" for b, _ in wanted).encode(),
+                           capture_output=True, check=True).stdout
+    pos, absent = 0, 0
+    for _, path in wanted:
+        header_end = batch.index(b"\n", pos)
+        header = batch[pos:header_end].split()
+        if header[-1] == b"missing":
+            absent, pos = absent + 1, header_end + 1
+            continue
+        size = int(header[2])
+        target = out / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(batch[header_end + 1: header_end + 1 + size])
+        pos = header_end + 1 + size + 1  # the blob, then a newline
+    return absent
 
 
 def list_source_files(spec: SourceSpec, root: Path) -> list[SourceFile]:
