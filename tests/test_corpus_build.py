@@ -245,3 +245,15 @@ def test_humdrum_with_a_harm_spine_music21_cannot_read(tmp_path):
     (tmp_path / "song.hum").write_text(text)
     convert_notation(tmp_path / "song.hum", tmp_path / "song.mid", source="test")
     assert read_midi_arrays(tmp_path / "song.mid").pitch.tolist() == [60, 62, 64, 65]
+
+
+def test_data_card_tables_state_what_the_build_measured(built):
+    from musenet_hf.corpus_card import demo_style_coverage, render_tables
+
+    _, out, report = built
+    text = render_tables(out)
+    assert "| chopin | 2 | 0 | 0 |" in text  # label, train / validation / evaluation pieces
+    assert "0 with at least 50 training pieces" in text
+    coverage = demo_style_coverage(report)
+    assert coverage["chopin"] == 2 and coverage["jazz"] == 2 and coverage["video"] == 0 and len(coverage) == 16
+    assert "1 ValueError" in text or "MidiReadError" in text  # the broken file's reason is in the sources table
