@@ -245,8 +245,8 @@ def run_generate(args: argparse.Namespace) -> int:
         pipe = pipeline(TASK, model=model, tokenizer=tokenizer, device=torch.device(device))
         composer = args.composer.split("+") if args.composer and "+" in args.composer else args.composer
         problem = _announce(args, pipe, composer)
-    except (FileNotFoundError, ImportError, ValueError) as err:
-        return _error(str(err))
+    except (FileNotFoundError, ImportError, KeyError, ValueError) as err:  # KeyError: an unknown label to guide against
+        return _error(str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err))
     if problem:
         return _error(problem)
     steering = args.steering or "auto"  # the pipeline's: soft toward the named or the usual instruments
