@@ -257,3 +257,33 @@ def test_data_card_tables_state_what_the_build_measured(built):
     coverage = demo_style_coverage(report)
     assert coverage["chopin"] == 2 and coverage["jazz"] == 2 and coverage["video"] == 0 and len(coverage) == 16
     assert "1 ValueError" in text or "MidiReadError" in text  # the broken file's reason is in the sources table
+
+
+def test_badly_formed_repeats_are_written_once_through(tmp_path):
+    """A volta bracket with no repeat to close (as in many hand-made lead sheets and kern files):
+    music21 cannot unfold it; the piece is written as notated instead of being rejected."""
+    from music21 import bar, meter, note, spanner, stream
+
+    from musenet_hf.corpus_convert import convert_notation, remove_repeat_marks
+
+    def score():
+        part = stream.Part()
+        for i in range(4):
+            m = stream.Measure(number=i + 1)
+            m.append(note.Note(60 + i, quarterLength=4))
+            part.append(m)
+        part.measure(1).insert(0, meter.TimeSignature("4/4"))
+        part.measure(1).leftBarline = bar.Repeat(direction="start")
+        part.measure(2).rightBarline = bar.Repeat(direction="end")
+        part.measure(3).leftBarline = bar.Repeat(direction="start")
+        part.measure(3).rightBarline = bar.Repeat(direction="end")
+        part.insert(0, spanner.RepeatBracket(part.measure(4), number=2))
+        s = stream.Score()
+        s.insert(0, part)
+        return s
+
+    assert remove_repeat_marks(score()) == 5
+    score().write("musicxml", fp=tmp_path / "volta.musicxml")
+    done = convert_notation(tmp_path / "volta.musicxml", tmp_path / "volta.mid", source="test")
+    assert done["repeats_removed"]
+    assert read_midi_arrays(tmp_path / "volta.mid").pitch.tolist() == [60, 61, 62, 63]

@@ -43,8 +43,10 @@ from .corpus import prepare_corpus, read_records
 from .corpus_sources import SourceFile, SourceSpec, list_source_files, materialize, spec_names
 from .worker_pool import map_with_timeout
 
-# Bump when reading or converting changes its results: cached records are then redone.
+# Bump when reading changes its results: every cached record is then redone.
 READER_VERSION = 1
+# Bump when converting notation changes (its failures are then retried; a converted file is reused).
+CONVERTER_VERSION = 2
 SPLITS = ("train", "validation", "evaluation")
 UNLABELLED = "_unlabelled"  # the folder of pieces without a style token
 STATS_SECONDS = 30.0  # the evaluation statistics describe a piece's first 30 s (what a model is asked for)
@@ -247,7 +249,8 @@ def _read_all(files: list[SourceFile], work_dir: Path, realize: frozenset[str], 
 
     def key(f: SourceFile) -> str:
         st = f.path.stat()
-        return f"{READER_VERSION}|{f.source}|{f.rel}|{st.st_size}|{st.st_mtime_ns}|{int(f.source in realize)}"
+        version = f"{READER_VERSION}.{CONVERTER_VERSION}" if f.is_score else str(READER_VERSION)
+        return f"{version}|{f.source}|{f.rel}|{st.st_size}|{st.st_mtime_ns}|{int(f.source in realize)}"
 
     keys = {id(f): key(f) for f in files}
     todo = [f for f in files if keys[id(f)] not in cache]
@@ -331,7 +334,7 @@ def _reason(rec: dict[str, Any]) -> str:
     """A short reason class for the report: ``timeout``, ``crashed``, or the error's type and message head."""
     if rec["status"] in ("timeout", "crashed"):
         return rec["status"]
-    reason = rec.get("reason", "")
+    reason = rec.get("reason", "").split(" (starts with")[0]  # the bytes would make every reason unique
     kind, _, msg = reason.partition(":")
     msg = msg.strip()
     # File-specific detail (the path a reader names) would make every reason unique.

@@ -148,5 +148,33 @@ def convert_notation(path: Path, out_path: Path, *, source: str, realize_chords:
     programs = assign_programs(score, source, voice_program)
     chords = realize_chord_symbols(score) if realize_chords else 0
     _remove_chord_symbols(score)  # music21 would also write them, as chords of its own voicing
-    write_score_midi(score, out_path)
-    return {"programs": programs, "chords": chords}
+    from music21.repeat import ExpanderException
+
+    try:
+        write_score_midi(score, out_path)
+        unrepeated = False
+    except ExpanderException:
+        # Repeat marks music21 cannot unfold (a missing start bar, an ending without its repeat,
+        # common in hand-made lead sheets): the piece is written as notated, played once through.
+        remove_repeat_marks(score)
+        write_score_midi(score, out_path)
+        unrepeated = True
+    return {"programs": programs, "chords": chords, "repeats_removed": unrepeated}
+
+
+def remove_repeat_marks(score: Any) -> int:
+    """Turn repeat barlines into plain ones and drop repeat expressions (D.C., segno, coda) and
+    volta brackets, in place; return how many marks went. The music then plays once, endings in
+    the order they are written."""
+    from music21 import bar, repeat, spanner
+
+    removed = 0
+    for m in score.recurse().getElementsByClass("Measure"):
+        for side in ("leftBarline", "rightBarline"):
+            if isinstance(getattr(m, side), bar.Repeat):
+                setattr(m, side, bar.Barline("regular") if side == "rightBarline" else None)
+                removed += 1
+    for el in list(score.recurse().getElementsByClass((repeat.RepeatExpression, spanner.RepeatBracket))):
+        el.activeSite.remove(el)
+        removed += 1
+    return removed
