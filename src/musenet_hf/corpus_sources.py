@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-# Collections reserved for evaluation: never trained on (DESIGN.md §4). A source whose
+# Collections reserved for evaluation: never trained on (docs/data.md). A source whose
 # repository or folder names one of them is refused.
 RESERVED_SOURCES = ("pop909", "nottingham", "drywetmidi", "piano-e-competition", "maestro",
                     "asap-dataset", "e-competition")
