@@ -287,3 +287,16 @@ def test_badly_formed_repeats_are_written_once_through(tmp_path):
     done = convert_notation(tmp_path / "volta.musicxml", tmp_path / "volta.mid", source="test")
     assert done["repeats_removed"]
     assert read_midi_arrays(tmp_path / "volta.mid").pitch.tolist() == [60, 61, 62, 63]
+
+
+def test_encoding_in_chunks_gives_the_same_dataset(built, monkeypatch):
+    import musenet_hf.data as data
+
+    _, out, _ = built
+    tok = MuseNetTokenizer.from_preset("extended")
+    whole = load_midi_folder(out, tok, progress=False).dataset
+    monkeypatch.setattr(data, "_ROWS_PER_TABLE", 1)  # a table per piece, concatenated
+    chunked = load_midi_folder(out, tok, progress=False).dataset
+    for split in whole:
+        assert whole[split].to_dict() == chunked[split].to_dict()
+    assert len(whole["train"]) == 4
