@@ -50,3 +50,22 @@ def test_build_model_warm_starts_onto_a_longer_sparse_context(tmp_path):
     # within the first stride block the strided layout sees what full attention saw
     n = 16
     assert torch.allclose(a[:, :n], b[:, :n], atol=1e-5)
+
+
+def test_warm_start_with_new_labels_grows_the_vocabulary_tables(tmp_path):
+    """New labels of a corpus (unknown_labels: add) append token rows; the tables the embeddings
+    derive from the vocabulary grow with them, so a prompt with a new label runs."""
+    old = _tiny(64)
+    old.save_pretrained(tmp_path / "ckpt")
+    tok = MuseNetTokenizer.from_preset("extended")
+    n_old = len(tok.vocabulary)
+    tok.vocabulary.add_composers(["scarlatti", "pop"])
+    cfg = TrainConfig(init_from=str(tmp_path / "ckpt"), context_length=64, tokenizer_preset="extended")
+    model = build_model(cfg, tok).eval()
+    assert model.config.vocab_size == n_old + 2
+    emb = model.model.embeddings
+    assert emb.wait_units.shape == (n_old + 2,) and emb.composer_slot.shape == (n_old + 2,)
+    ids = torch.tensor([tok.vocabulary.prefix_ids("pop", "piano") + list(range(100, 120))])
+    with torch.no_grad():
+        logits = model(ids).logits
+    assert logits.shape == (1, ids.shape[1], n_old + 2) and torch.isfinite(logits).all()

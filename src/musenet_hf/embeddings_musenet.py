@@ -103,6 +103,16 @@ class MuseNetEmbeddings(nn.Module):
         self.register_buffer("off_id", off_id, persistent=False)
         self.register_buffer("composer_slot", composer_slot_table(config), persistent=False)
 
+    def refill_vocabulary_tables(self, config: MuseNetConfig) -> None:
+        """Rebuild the buffers derived from the vocabulary for ``config`` (after the vocabulary
+        grew: ``resize_token_embeddings`` adds token rows, these tables must grow with them)."""
+        device = self.wait_units.device
+        key, on, off_id = note_key_tables(config)
+        for name, table in (("wait_units", wait_units_table(config)), ("is_note", is_note_table(config)),
+                            ("note_key", key), ("note_on", on), ("off_id", off_id),
+                            ("composer_slot", composer_slot_table(config))):
+            setattr(self, name, table.to(device))
+
     def needs_history(self, given: dict, piece_seconds) -> bool:
         """Whether some enabled index would have to be derived from earlier tokens."""
         c = self.config

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -201,6 +202,15 @@ class MuseNetPreTrainedModel(PreTrainedModel):
         return resolve_backend(self.requested_attention_backend, self.config.attention_layout, device, dtype)
 
     @torch.no_grad()
+    def resize_token_embeddings(self, *args: Any, **kwargs: Any) -> nn.Embedding:
+        """Transformers' resize (token rows, the tied head, ``config.vocab_size``), then the
+        embeddings' vocabulary tables refilled for the new size: new labels of a warm start."""
+        out = super().resize_token_embeddings(*args, **kwargs)
+        for module in self.modules():
+            if isinstance(module, MuseNetEmbeddings):
+                module.refill_vocabulary_tables(self.config)
+        return out
+
     def _init_weights(self, module: nn.Module) -> None:
         # Transformers 5 calls this only for modules that hold parameters or buffers themselves,
         # so the residual projections are recognised on the Linear layer, not on its parent block.
