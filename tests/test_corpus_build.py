@@ -300,3 +300,16 @@ def test_encoding_in_chunks_gives_the_same_dataset(built, monkeypatch):
     for split in whole:
         assert whole[split].to_dict() == chunked[split].to_dict()
     assert len(whole["train"]) == 4
+
+
+def test_pieces_with_the_notes_of_reserved_files_are_left_out(tmp_path):
+    root = _user_folder(tmp_path / "music")
+    reserved = tmp_path / "reserved"
+    reserved.mkdir()
+    _piece(2, transpose=-3).save(reserved / "evaluation_piece.mid")  # chopin/b.mid, in another key
+    recipe = CorpusRecipe(sources=[user_folder_spec(root)], min_pieces_new_label=1, exclude_content_of=[reserved])
+    report = build_corpus(recipe, tmp_path / "out", num_proc=1, progress=False)
+    src = next(iter(report["sources"].values()))
+    assert src["reserved"] == 1 and src["kept"] == 3
+    rows = list(csv.DictReader(open(tmp_path / "out" / "metadata.csv", encoding="utf-8")))
+    assert not any(r["source_path"] == "chopin/b.mid" for r in rows)

@@ -12,7 +12,8 @@
    its reason; nothing else is lost. Results are cached in ``<out>/.work/pieces.jsonl``.
 3. **Deduplicate** by content (:func:`note_fingerprint`: the chords' pitch sets in order,
    transposed to start from 0, timing and instruments ignored): the first copy in recipe order
-   is kept; every source's duplicates are counted.
+   is kept; every source's duplicates are counted. A piece whose notes are those of a file under
+   the recipe's ``exclude_content_of`` folders (files reserved for evaluation) is left out.
 4. **Labels**: a label outside the extended vocabulary's own list gets a token of its own only
    with at least ``min_pieces_new_label`` pieces; below that its pieces are kept unlabelled.
 5. **Split** by piece into train / validation / evaluation, per label, by a seeded hash of the
@@ -69,6 +70,7 @@ class CorpusRecipe:
     evaluation: float = 0.05
     min_pieces_new_label: int = 50
     timeout_s: float = 120.0
+    exclude_content_of: list[Path] = field(default_factory=list)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "CorpusRecipe":
@@ -84,7 +86,8 @@ class CorpusRecipe:
                      seed=int(data.get("seed", 0)), validation=float(data.get("validation", 0.05)),
                      evaluation=float(data.get("evaluation", 0.05)),
                      min_pieces_new_label=int(data.get("min_pieces_new_label", 50)),
-                     timeout_s=float(data.get("timeout_s", 120.0)))
+                     timeout_s=float(data.get("timeout_s", 120.0)),
+                     exclude_content_of=[(path.parent / p).resolve() for p in data.get("exclude_content_of") or ()])
         spec_names(recipe.sources)
         return recipe
 
@@ -290,7 +293,7 @@ def build_corpus(recipe: CorpusRecipe, out_dir: str | Path, *, fetched: str | Pa
     files, described = _list_all(recipe, Path(fetched) if fetched else None, work_dir, num_proc, progress)
     realize = frozenset(s.name for s in recipe.sources if s.realize_chords)
     records = _read_all(files, work_dir, realize, num_proc, recipe.timeout_s, progress)
-    pieces, per_source = _deduplicate(files, records)
+    pieces, per_source = _deduplicate(files, records, reserved_fingerprints(recipe.exclude_content_of))
     _apply_label_threshold(pieces, recipe.min_pieces_new_label)
     for p, split in zip(pieces, assign_splits(pieces, recipe.seed, recipe.validation, recipe.evaluation)):
         p["split"] = split
@@ -303,10 +306,33 @@ def build_corpus(recipe: CorpusRecipe, out_dir: str | Path, *, fetched: str | Pa
     return report
 
 
-def _deduplicate(files: list[SourceFile], records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict]:
-    """The readable files, first copy of each fingerprint only; per source: read, rejected by
-    reason, duplicates (of an earlier file of the same source / of another source), kept."""
-    per_source: dict[str, dict[str, Any]] = defaultdict(lambda: {"read": 0, "rejected": Counter(),
+def reserved_fingerprints(folders: Sequence[Path]) -> set[str]:
+    """Fingerprints of the MIDI files under ``folders`` (files reserved for evaluation or tests;
+    unreadable ones and missing folders are passed over)."""
+    from .errors import MidiReadError
+    from .midi_io import read_midi_arrays
+    from .tokenization_musenet import list_midi_files
+
+    found: set[str] = set()
+    for folder in folders:
+        for path in list_midi_files(folder) if Path(folder).is_dir() else ():
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    arrays = read_midi_arrays(path)
+            except MidiReadError:
+                continue
+            if len(arrays):
+                found.add(arrays_fingerprint(arrays))
+    return found
+
+
+def _deduplicate(files: list[SourceFile], records: list[dict[str, Any]], reserved: set[str]
+                 ) -> tuple[list[dict[str, Any]], dict]:
+    """The readable files, first copy of each fingerprint only, none of ``reserved``; per source:
+    read, rejected by reason, reserved, duplicates (of an earlier file of the same source / of
+    another source), kept."""
+    per_source: dict[str, dict[str, Any]] = defaultdict(lambda: {"read": 0, "rejected": Counter(), "reserved": 0,
                                                                  "duplicates_within": 0, "duplicates_across": 0,
                                                                  "kept": 0})
     first: dict[str, str] = {}  # fingerprint -> the source that kept it
@@ -318,6 +344,9 @@ def _deduplicate(files: list[SourceFile], records: list[dict[str, Any]]) -> tupl
             continue
         counts["read"] += 1
         fp = rec["fingerprint"]
+        if fp in reserved:
+            counts["reserved"] += 1
+            continue
         if fp in first:
             counts["duplicates_within" if first[fp] == f.source else "duplicates_across"] += 1
             continue

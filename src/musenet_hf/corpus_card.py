@@ -18,16 +18,19 @@ from .vocabulary import DEMO_STYLES
 
 
 def _sources_table(report: dict[str, Any]) -> list[str]:
-    lines = ["| source | repository @ commit | licence as stated | listed | read | rejected (why) | duplicates (same source / earlier source) | kept |",
-             "|---|---|---|---:|---:|---|---:|---:|"]
+    lines = ["| source | repository @ commit | licence as stated | listed | read | rejected (why) | reserved | duplicates (same source / earlier source) | kept |",
+             "|---|---|---|---:|---:|---|---:|---:|---:|"]
     for name, s in report["sources"].items():
-        where = f"{s['repo']} @ `{s['commit'][:10]}`" if s.get("repo") and s.get("commit") else (s.get("repo") or "a local folder")
+        commit = s.get("commit") or ""
+        commit = commit[:10] if len(commit) == 40 else commit
+        where = f"{s['repo']} @ `{commit}`" if s.get("repo") and commit else (s.get("repo") or "a local folder")
         rejected = dict(s.get("rejected") or {})
         if s.get("conversion_failures"):
             rejected["music21 could not convert"] = s["conversion_failures"]
         why = "; ".join(f"{n} {r}" for r, n in sorted(rejected.items(), key=lambda kv: -kv[1])) or "0"
         lines.append(f"| {name} | {where} | {s.get('licence', '')} | {s.get('listed', 0)} | {s.get('read', 0)} | "
-                     f"{why} | {s.get('duplicates_within', 0)} / {s.get('duplicates_across', 0)} | {s.get('kept', 0)} |")
+                     f"{why} | {s.get('reserved', 0)} | {s.get('duplicates_within', 0)} / {s.get('duplicates_across', 0)} | "
+                     f"{s.get('kept', 0)} |")
     return lines
 
 
@@ -71,7 +74,7 @@ def render_tables(folder: str | Path) -> str:
     parts = [
         f"Corpus: {report['pieces']:,} pieces, {report['minutes']:,.0f} minutes, {report['tokens']:,} tokens "
         f"(extended vocabulary); split seed {report['seed']}, validation {report['fractions']['validation']:.0%}, "
-        f"evaluation {report['fractions']['evaluation']:.0%} of each label; built in {report['wall_time_s'] / 60:.1f} min.",
+        f"evaluation {report['fractions']['evaluation']:.0%} of each label.",
         "", "### Sources", "", *_sources_table(report),
         "", "### Pieces and tokens per label and split", "",
         f"`{UNLABELLED}`: pieces kept for their music without a style token.", "", *_labels_table(report),
