@@ -313,3 +313,15 @@ def test_pieces_with_the_notes_of_reserved_files_are_left_out(tmp_path):
     assert src["reserved"] == 1 and src["kept"] == 3
     rows = list(csv.DictReader(open(tmp_path / "out" / "metadata.csv", encoding="utf-8")))
     assert not any(r["source_path"] == "chopin/b.mid" for r in rows)
+
+
+def test_pieces_longer_than_the_limit_are_rejected_as_damaged(tmp_path, monkeypatch):
+    import musenet_hf.corpus_build as cb
+
+    root = _user_folder(tmp_path / "music")
+    monkeypatch.setattr(cb, "MAX_PIECE_SECONDS", 7)  # the made pieces last 8 s (four bars at 120 bpm)
+    report = build_corpus(CorpusRecipe(sources=[user_folder_spec(root)], min_pieces_new_label=1), tmp_path / "out",
+                          num_proc=1, progress=False)
+    src = next(iter(report["sources"].values()))
+    assert src["kept"] == 1  # the lead sheet (three bars, 6 s) is the only one left
+    assert sum(n for r, n in src["rejected"].items() if "damaged time values" in r) == 3

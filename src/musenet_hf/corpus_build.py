@@ -50,6 +50,7 @@ READER_VERSION = 1
 CONVERTER_VERSION = 2
 SPLITS = ("train", "validation", "evaluation")
 UNLABELLED = "_unlabelled"  # the folder of pieces without a style token
+MAX_PIECE_SECONDS = 3 * 3600  # longer "pieces" are damaged time values (a stray note hours later)
 STATS_SECONDS = 30.0  # the evaluation statistics describe a piece's first 30 s (what a model is asked for)
 STAT_KEYS = ("note_length_median", "notes_per_second", "polyphony_mean", "pitch_class_entropy")
 METADATA_COLUMNS = ("path", "label", "split", "source", "source_path", "title", "seconds", "notes", "tokens",
@@ -343,6 +344,9 @@ def _deduplicate(files: list[SourceFile], records: list[dict[str, Any]], reserve
             counts["rejected"][_reason(rec)] += 1
             continue
         counts["read"] += 1
+        if rec["seconds"] > MAX_PIECE_SECONDS:
+            counts["rejected"][f"longer than {MAX_PIECE_SECONDS // 3600} hours (damaged time values)"] += 1
+            continue
         fp = rec["fingerprint"]
         if fp in reserved:
             counts["reserved"] += 1
