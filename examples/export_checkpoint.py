@@ -26,7 +26,7 @@ from transformers import AutoModelForCausalLM
 
 import musenet_hf  # noqa: F401  (registers the musenet model type)
 from musenet_hf.pipeline_musenet import tokenizer_for_model
-from musenet_hf.training import COVERAGE_FILE
+from musenet_hf.training import COVERAGE_FILE, TOKENIZER_DIR
 
 
 def load_training_checkpoint(path: Path, config: Path, overrides: dict) -> tuple[torch.nn.Module, object]:
@@ -36,7 +36,13 @@ def load_training_checkpoint(path: Path, config: Path, overrides: dict) -> tuple
     from musenet_hf.training_config import TrainConfig, build_model, build_tokenizer
 
     cfg = TrainConfig.from_yaml(config, overrides)
-    tokenizer = build_tokenizer(cfg)
+    run_tokenizer = path.parent.parent / TOKENIZER_DIR  # runs/x/checkpoints/step-N -> runs/x/tokenizer
+    if run_tokenizer.is_dir():  # the run's vocabulary: new labels of its data were appended to it
+        from musenet_hf.tokenization_musenet import MuseNetTokenizer
+
+        tokenizer = MuseNetTokenizer.from_pretrained(run_tokenizer)
+    else:
+        tokenizer = build_tokenizer(cfg)
     model = build_model(cfg, tokenizer)
     missing, unexpected = model.load_state_dict(load_file(str(path / "model.safetensors")), strict=False)
     tied = {"lm_head.weight"}  # stored once, as the input embedding

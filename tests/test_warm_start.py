@@ -69,3 +69,30 @@ def test_warm_start_with_new_labels_grows_the_vocabulary_tables(tmp_path):
     with torch.no_grad():
         logits = model(ids).logits
     assert logits.shape == (1, ids.shape[1], n_old + 2) and torch.isfinite(logits).all()
+
+
+def test_a_step_checkpoint_of_a_run_that_added_labels_exports(made_midi, tmp_path):
+    """The run saves its vocabulary (with the labels its data appended); the export of a loop
+    checkpoint rebuilds the network with it, so the grown token rows fit."""
+    import importlib.util
+    import shutil
+
+    from musenet_hf.training import TOKENIZER_DIR, train
+
+    root = tmp_path / "labelled" / "scarlatti"  # not a composer of the extended vocabulary
+    root.mkdir(parents=True)
+    for f in made_midi.song_files[:4]:
+        shutil.copy(f, root / f.name)
+    tiny = REPO / "configs" / "train" / "tiny.yaml"
+    more = {"data_dir": str(root.parent), "data_cache_dir": str(tmp_path / "cache"), "output_dir": str(tmp_path / "run"),
+            "num_proc": 1, "validation_fraction": 0.0, "context_length": 128, "per_device_batch_size": 2,
+            "max_steps": 2, "warmup_steps": 1, "eval_every": 1000, "checkpoint_every": 2, "critic_every": 0,
+            "torch_threads": 1, "unknown_labels": "add"}
+    train(TrainConfig.from_yaml(tiny, more), resume="never", progress=False)
+    saved = MuseNetTokenizer.from_pretrained(tmp_path / "run" / TOKENIZER_DIR)
+    assert saved.vocabulary.config.added_composers == ["scarlatti"]
+    spec = importlib.util.spec_from_file_location("export_checkpoint", REPO / "examples" / "export_checkpoint.py")
+    export = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(export)
+    model, tok = export.load_training_checkpoint(tmp_path / "run" / "checkpoints" / "step-0000002", tiny, more)
+    assert model.config.vocab_size == len(tok.vocabulary) == len(saved.vocabulary)

@@ -74,6 +74,7 @@ def make_accelerator(cfg: TrainConfig) -> Accelerator:
 
 
 COVERAGE_FILE = "training_coverage.json"  # in output_dir: what the run trains on (the model config's copy)
+TOKENIZER_DIR = "tokenizer"  # in output_dir: the run's vocabulary (with the labels its data added)
 
 
 @dataclasses.dataclass
@@ -155,6 +156,7 @@ def prepare_run(cfg: TrainConfig, resume: str = "auto") -> tuple[Run, int]:
     if accelerator.is_main_process:  # for exports of the loop's step checkpoints, which hold weights only
         Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
         (Path(cfg.output_dir) / COVERAGE_FILE).write_text(json.dumps(coverage, indent=1) + "\n", "utf-8")
+        tokenizer.save_pretrained(Path(cfg.output_dir) / TOKENIZER_DIR)
     set_seed(cfg.seed, device_specific=True)  # same weights everywhere, but each process its own dropout
     if cfg.activation_checkpointing:
         enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
@@ -305,6 +307,6 @@ def param_digest(model: torch.nn.Module) -> str:
 
 
 __all__ = [
-    "COVERAGE_FILE", "Run", "evaluate_run", "finish_run", "make_accelerator", "param_digest", "prepare_run", "run_windows", "train",
+    "COVERAGE_FILE", "TOKENIZER_DIR", "Run", "evaluate_run", "finish_run", "make_accelerator", "param_digest", "prepare_run", "run_windows", "train",
     "train_step",
 ]
