@@ -13,13 +13,9 @@ from __future__ import annotations
 
 import argparse
 import csv
-import warnings
 from pathlib import Path
 
-from musenet_hf.corpus_build import arrays_fingerprint
-from musenet_hf.errors import MidiReadError
-from musenet_hf.midi_io import read_midi_arrays
-from musenet_hf.tokenization_musenet import list_midi_files
+from musenet_hf.corpus_build import folder_fingerprints
 
 
 def main() -> None:
@@ -29,22 +25,10 @@ def main() -> None:
     args = parser.parse_args()
     with open(Path(args.corpus) / "metadata.csv", newline="", encoding="utf-8") as f:
         corpus = {r["fingerprint"]: r["path"] for r in csv.DictReader(f)}
-    checked, found = 0, []
-    for folder in args.reserved:
-        for path in list_midi_files(folder):
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    arrays = read_midi_arrays(path)
-            except MidiReadError:
-                continue
-            if len(arrays) == 0:
-                continue
-            checked += 1
-            fp = arrays_fingerprint(arrays)
-            if fp in corpus:
-                found.append((path, corpus[fp]))
-    print(f"{checked} reserved files checked against {len(corpus)} corpus pieces: {len(found)} found in the corpus")
+    reserved = folder_fingerprints([Path(f) for f in args.reserved])
+    found = [(path, corpus[fp]) for fp, path in reserved.items() if fp in corpus]
+    checked = len(reserved)
+    print(f"{checked} reserved pieces (readable files, copies once) checked against {len(corpus)} corpus pieces: {len(found)} found in the corpus")
     for path, piece in found:
         print(f"  {path} == {piece}")
 

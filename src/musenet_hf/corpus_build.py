@@ -294,7 +294,7 @@ def build_corpus(recipe: CorpusRecipe, out_dir: str | Path, *, fetched: str | Pa
     files, described = _list_all(recipe, Path(fetched) if fetched else None, work_dir, num_proc, progress)
     realize = frozenset(s.name for s in recipe.sources if s.realize_chords)
     records = _read_all(files, work_dir, realize, num_proc, recipe.timeout_s, progress)
-    pieces, per_source = _deduplicate(files, records, reserved_fingerprints(recipe.exclude_content_of))
+    pieces, per_source = _deduplicate(files, records, set(folder_fingerprints(recipe.exclude_content_of)))
     _apply_label_threshold(pieces, recipe.min_pieces_new_label)
     for p, split in zip(pieces, assign_splits(pieces, recipe.seed, recipe.validation, recipe.evaluation)):
         p["split"] = split
@@ -307,14 +307,14 @@ def build_corpus(recipe: CorpusRecipe, out_dir: str | Path, *, fetched: str | Pa
     return report
 
 
-def reserved_fingerprints(folders: Sequence[Path]) -> set[str]:
-    """Fingerprints of the MIDI files under ``folders`` (files reserved for evaluation or tests;
-    unreadable ones and missing folders are passed over)."""
+def folder_fingerprints(folders: Sequence[Path]) -> dict[str, Path]:
+    """Fingerprint -> file of the MIDI files under ``folders`` (files reserved for evaluation or
+    tests); unreadable files and missing folders are passed over."""
     from .errors import MidiReadError
     from .midi_io import read_midi_arrays
     from .tokenization_musenet import list_midi_files
 
-    found: set[str] = set()
+    found: dict[str, Path] = {}
     for folder in folders:
         for path in list_midi_files(folder) if Path(folder).is_dir() else ():
             try:
@@ -324,7 +324,7 @@ def reserved_fingerprints(folders: Sequence[Path]) -> set[str]:
             except MidiReadError:
                 continue
             if len(arrays):
-                found.add(arrays_fingerprint(arrays))
+                found.setdefault(arrays_fingerprint(arrays), path)
     return found
 
 
