@@ -3,7 +3,7 @@ peak memory, at 512 to 4,096 tokens with full and sparse attention (issue 32, bu
 
 Cases: 512 full, 2,048 full, 2,048 strided, 2,048 fixed, 4,096 strided, 4,096 fixed. Each is the
 model `configs/train/small-cpu.yaml` trains (musenet-small: 8 layers, 384 wide, 6 heads, with the
-extended vocabulary, built by `musenet_hf.training_config.build_model` with that YAML's overrides),
+extended vocabulary, built by `musenet_hf.training.training_config.build_model` with that YAML's overrides),
 with `max_position_embeddings` and `attention_layout` set to the case's, and the layout parameters
 of `configs/musenet-small.json` (block 64, stride 256, `c` 64, patterns split across heads).
 
@@ -59,7 +59,7 @@ SHORT_PROMPT = 16
 
 def build_case_model(context: int, layout: str, step_tokens: int):
     """The small-cpu.yaml model at `context` tokens with `layout`, and its config (batch: step_tokens / context)."""
-    from musenet_hf.training_config import TrainConfig, build_model, build_tokenizer
+    from musenet_hf.training.training_config import TrainConfig, build_model, build_tokenizer
 
     cfg = TrainConfig.from_yaml(SMALL_CPU)
     overrides = {**cfg.model_overrides, "max_position_embeddings": context, "attention_layout": layout}
@@ -75,7 +75,7 @@ def count_attention_paths(counts: dict):
     path that skips empty blocks), `causal` (is_causal sdpa), `no mask` (one query over every key) and
     `dense mask` (sdpa with a boolean mask over all keys). `F` is torch.nn.functional itself, so the
     patch is process-wide and undone after the block."""
-    from musenet_hf import attention
+    from musenet_hf.model import attention
 
     structured, sdpa = attention.structured_attention, attention.F.scaled_dot_product_attention
 
@@ -122,7 +122,7 @@ def train_inputs(model, batch: int, length: int) -> dict:
 
 def train_case(context: int, layout: str, step_tokens: int, warmup: int, steps: int) -> dict:
     """One training case (its own process): attention path, tokens/s, peak memory, loss."""
-    from musenet_hf.training_config import parameter_groups
+    from musenet_hf.training.training_config import parameter_groups
 
     model, cfg = build_case_model(context, layout, step_tokens)
     device = torch.device("cpu")
@@ -235,8 +235,8 @@ def run_child(part: str, context: int, layout: str, args) -> dict:
 
 def densities(heads: int) -> dict:
     """Share of the causal (query, key) pairs each case attends to (every layer alike with split_heads)."""
-    from musenet_hf.attention import SparseLayout, layout_density
-    from musenet_hf.configuration_musenet import MuseNetConfig
+    from musenet_hf.model.attention import SparseLayout, layout_density
+    from musenet_hf.model.configuration_musenet import MuseNetConfig
 
     small = MuseNetConfig.from_json_file(REPO / "configs" / "musenet-small.json")
     out = {}

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import torch
 
-from musenet_hf.augmentation import AugmentationConfig
-from musenet_hf.batching import MuseNetCollator, TrainBatches
-from musenet_hf.data import MuseNetWindows, load_midi_folder
-from musenet_hf.training_config import TrainConfig, build_model, build_tokenizer
+from musenet_hf.training.augmentation import AugmentationConfig
+from musenet_hf.training.batching import MuseNetCollator, TrainBatches
+from musenet_hf.training.data import MuseNetWindows, load_midi_folder
+from musenet_hf.training.training_config import TrainConfig, build_model, build_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 

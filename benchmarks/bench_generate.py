@@ -34,10 +34,10 @@ from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from musenet_hf.configuration_musenet import MuseNetConfig  # noqa: E402
-from musenet_hf.generation import default_logits_processors  # noqa: E402
-from musenet_hf.modeling_musenet import MuseNetForCausalLM  # noqa: E402
-from musenet_hf.vocabulary import MuseNetVocabulary  # noqa: E402
+from musenet_hf.generation.generate import default_logits_processors  # noqa: E402
+from musenet_hf.model.configuration_musenet import MuseNetConfig  # noqa: E402
+from musenet_hf.model.modeling_musenet import MuseNetForCausalLM  # noqa: E402
+from musenet_hf.tokenizer.vocabulary import MuseNetVocabulary  # noqa: E402
 
 
 def build_model(config_path: Path, vocab: MuseNetVocabulary) -> MuseNetForCausalLM:

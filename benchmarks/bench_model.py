@@ -16,7 +16,7 @@ Four measurements, one run:
 4. float32 against bfloat16 autocast (`torch.autocast(device, dtype=torch.bfloat16)`, what
    `accelerate` does with `mixed_precision="bf16"`): training tokens/s of the model
    `configs/train/small-cpu.yaml` trains (musenet-small with the extended vocabulary, 512-token
-   context, full attention, batch 8), built by `musenet_hf.training_config.build_model` from that YAML,
+   context, full attention, batch 8), built by `musenet_hf.training.training_config.build_model` from that YAML,
    one training step as the trainer takes it (forward and backward under autocast, gradient
    clipping, AdamW with the YAML's settings). The two precisions take turns (fp32, bf16, bf16,
    fp32, ...; `--steps` steps a turn, `--dtype-rounds` turns each, after `--warmup` steps each), so
@@ -74,9 +74,9 @@ def timed(fn, device: torch.device) -> tuple[float, float]:
 def build_models(device: torch.device):
     from transformers import GPT2LMHeadModel
 
-    from musenet_hf.baseline import gpt2_config_for
-    from musenet_hf.configuration_musenet import MuseNetConfig
-    from musenet_hf.modeling_musenet import MuseNetForCausalLM
+    from musenet_hf.model.baseline import gpt2_config_for
+    from musenet_hf.model.configuration_musenet import MuseNetConfig
+    from musenet_hf.model.modeling_musenet import MuseNetForCausalLM
 
     sparse = MuseNetConfig.from_json_file(SMALL)
     full = MuseNetConfig.from_json_file(SMALL)
@@ -184,7 +184,7 @@ def reset_peak_rss() -> int:
 def attention_case(layout_name: str, backend: str, tokens: int, device: torch.device, repeats: int,
                    dtype: torch.dtype = torch.float32) -> dict:
     """One attention measurement (run in its own process): time and added peak memory."""
-    from musenet_hf.attention import AttentionPlan, SparseLayout, layout_density
+    from musenet_hf.model.attention import AttentionPlan, SparseLayout, layout_density
 
     layout = SparseLayout(**LAYOUTS_4096[layout_name])
     heads, dim = 8, 64
@@ -226,7 +226,7 @@ def attention_case(layout_name: str, backend: str, tokens: int, device: torch.de
 
 
 def bench_attention(tokens: int, device: torch.device, threads: int, repeats: int, dtype_name: str) -> list[dict]:
-    from musenet_hf.attention import flex_available, xformers_available
+    from musenet_hf.model.attention import flex_available, xformers_available
 
     backends = ["sdpa"]
     if flex_available(device.type):
@@ -314,7 +314,7 @@ def load_average() -> str:
 
 def build_train_model(device: torch.device):
     """The model `configs/train/small-cpu.yaml` trains, built the way `musenet train` builds it."""
-    from musenet_hf.training_config import TrainConfig, build_model, build_tokenizer
+    from musenet_hf.training.training_config import TrainConfig, build_model, build_tokenizer
 
     cfg = TrainConfig.from_yaml(SMALL_CPU)
     torch.manual_seed(cfg.seed)

@@ -46,8 +46,8 @@ def main() -> None:
 
     from miditok import MIDILike, TokenizerConfig
 
-    from musenet_hf.midi_io import read_midi
-    from musenet_hf.tokenization_musenet import MuseNetTokenizer
+    from musenet_hf.midi.midi_io import read_midi
+    from musenet_hf.tokenizer.tokenization_musenet import MuseNetTokenizer
 
     miditok = MIDILike(TokenizerConfig(use_programs=True, one_token_stream_for_programs=True))
     ours = MuseNetTokenizer.from_preset("musenet")

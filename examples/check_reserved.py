@@ -3,7 +3,7 @@
 The corpus recipe refuses sources named after the reserved collections (POP909, the Nottingham
 dataset, DryWetMIDI's test files, the Piano-e-Competition, MAESTRO) and files named the way they
 name theirs. This script checks the content too: it fingerprints every MIDI file under the given
-folders (notes in order, any key or tempo: ``musenet_hf.corpus_build.note_fingerprint``) and looks
+folders (notes in order, any key or tempo: ``musenet_hf.corpus.corpus_build.note_fingerprint``) and looks
 for them among the corpus's pieces (``metadata.csv``'s fingerprint column).
 
     python examples/check_reserved.py corpus/broad ../shared/midi/valid/drywetmidi ../shared/midi/valid/miditok
@@ -15,7 +15,7 @@ import argparse
 import csv
 from pathlib import Path
 
-from musenet_hf.corpus_build import folder_fingerprints
+from musenet_hf.corpus.corpus_build import folder_fingerprints
 
 
 def main() -> None:

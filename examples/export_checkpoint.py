@@ -25,20 +25,20 @@ import torch
 from transformers import AutoModelForCausalLM
 
 import musenet_hf  # noqa: F401  (registers the musenet model type)
-from musenet_hf.pipeline_musenet import tokenizer_for_model
-from musenet_hf.training import COVERAGE_FILE, TOKENIZER_DIR
+from musenet_hf.loading import tokenizer_for_model
+from musenet_hf.training.loop import COVERAGE_FILE, TOKENIZER_DIR
 
 
 def load_training_checkpoint(path: Path, config: Path, overrides: dict) -> tuple[torch.nn.Module, object]:
     """The model of a training-loop checkpoint (accelerate's ``model.safetensors``) and its tokenizer."""
     from safetensors.torch import load_file
 
-    from musenet_hf.training_config import TrainConfig, build_model, build_tokenizer
+    from musenet_hf.training.training_config import TrainConfig, build_model, build_tokenizer
 
     cfg = TrainConfig.from_yaml(config, overrides)
     run_tokenizer = path.parent.parent / TOKENIZER_DIR  # runs/x/checkpoints/step-N -> runs/x/tokenizer
     if run_tokenizer.is_dir():  # the run's vocabulary: new labels of its data were appended to it
-        from musenet_hf.tokenization_musenet import MuseNetTokenizer
+        from musenet_hf.tokenizer.tokenization_musenet import MuseNetTokenizer
 
         tokenizer = MuseNetTokenizer.from_pretrained(run_tokenizer)
     else:

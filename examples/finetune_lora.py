@@ -7,7 +7,7 @@ Only the low-rank adapters on the attention and MLP projections (`c_attn`, `c_pr
 train; the base weights stay frozen. The adapter (a few hundred kB) is saved to
 `<output>/adapter` and records the base checkpoint's **absolute** path, so it loads from any
 working directory and never looks for it on the Hugging Face Hub: `musenet generate --model
-<output>/adapter`, `musenet_hf.pipeline_musenet.load_model("<output>/adapter")` (both merge it into
+<output>/adapter`, `musenet_hf.loading.load_model("<output>/adapter")` (both merge it into
 the base model, and say clearly when the base folder has moved), or
 `PeftModel.from_pretrained(base_model, "<output>/adapter")`. Beside the adapter,
 `training_coverage.json` says what it was fine-tuned on; `load_model` and `musenet list --model
@@ -24,11 +24,11 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, TrainingArguments
 
-from musenet_hf.batching import MuseNetCollator
-from musenet_hf.modeling_musenet import register_auto_classes
-from musenet_hf.pipeline_musenet import ADAPTER_COVERAGE_FILE
-from musenet_hf.tokenization_musenet import MuseNetTokenizer
-from musenet_hf.trainer_musenet import MuseNetTrainer
+from musenet_hf.training.batching import MuseNetCollator
+from musenet_hf.model.modeling_musenet import register_auto_classes
+from musenet_hf.loading import ADAPTER_COVERAGE_FILE
+from musenet_hf.tokenizer.tokenization_musenet import MuseNetTokenizer
+from musenet_hf.training.trainer_musenet import MuseNetTrainer
 
 from finetune_trainer import add_finetune_arguments, load_windows  # the sibling example in this folder
 

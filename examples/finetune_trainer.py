@@ -19,13 +19,13 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, TrainingArguments
 
-from musenet_hf.augmentation import AugmentationConfig
-from musenet_hf.batching import MuseNetCollator
-from musenet_hf.data import MuseNetWindows, load_midi_folder
-from musenet_hf.modeling_musenet import register_auto_classes
-from musenet_hf.tokenization_musenet import MuseNetTokenizer
-from musenet_hf.trainer_musenet import MuseNetTrainer
-from musenet_hf.training_config import training_coverage
+from musenet_hf.model.modeling_musenet import register_auto_classes
+from musenet_hf.tokenizer.tokenization_musenet import MuseNetTokenizer
+from musenet_hf.training.augmentation import AugmentationConfig
+from musenet_hf.training.batching import MuseNetCollator
+from musenet_hf.training.data import MuseNetWindows, load_midi_folder
+from musenet_hf.training.trainer_musenet import MuseNetTrainer
+from musenet_hf.training.training_config import training_coverage
 
 
 def add_finetune_arguments(p: argparse.ArgumentParser, learning_rate: float) -> None:

@@ -1,6 +1,6 @@
 """Should lead sheets train as melody alone, or with their chord symbols played? A measurement.
 
-Converts lead sheets both ways (``musenet_hf.corpus_convert.convert_notation`` with and without
+Converts lead sheets both ways (``musenet_hf.corpus.corpus_convert.convert_notation`` with and without
 ``realize_chords``) and compares the texture of their first 30 s (notes at once, notes per second,
 median note length) with real multi-instrument pop and jazz MIDI files (a folder of your choice,
 e.g. the Lakh-style songs under ``../shared/midi/valid/musicautobot``). The corpus recipe plays the
@@ -17,9 +17,9 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from musenet_hf.corpus_convert import convert_notation
-from musenet_hf.midi_io import read_midi_arrays
-from musenet_hf.musical_statistics import clip_notes, piece_statistics
+from musenet_hf.corpus.corpus_convert import convert_notation
+from musenet_hf.evaluation.musical_statistics import clip_notes, piece_statistics
+from musenet_hf.midi.midi_io import read_midi_arrays
 
 KEYS = ("polyphony_mean", "notes_per_second", "note_length_median")
 

@@ -41,11 +41,11 @@ from typing import Any
 import torch
 
 import musenet_hf  # noqa: F401  (registers the musenet classes)
-from musenet_hf.cli_evaluate import usual_instruments
-from musenet_hf.cli_generate import add_generate_arguments
-from musenet_hf.musical_statistics import clip_notes, parse_probe_request, piece_statistics, summarize
-from musenet_hf.render import render_pianoroll
-from musenet_hf.vocabulary import MUSENET_INSTRUMENT_NAMES
+from musenet_hf.cli.cli_evaluate import usual_instruments
+from musenet_hf.cli.cli_generate import add_generate_arguments
+from musenet_hf.evaluation.musical_statistics import clip_notes, parse_probe_request, piece_statistics, summarize
+from musenet_hf.midi.render import render_pianoroll
+from musenet_hf.tokenizer.vocabulary import MUSENET_INSTRUMENT_NAMES
 
 COLUMNS = ("notes", "long_note_share", "polyphony_mean", "note_length_median", "notes_per_second")
 
@@ -150,7 +150,7 @@ def check_steering(pipe, tokenizer, defaults, out: Path, label="irish", seconds=
 
 def check_openings(model, tokenizer, requests, usual, samples: int, seed: int = 0) -> list[dict]:
     """Notes struck before the first wait, over ``samples`` openings of each request."""
-    from musenet_hf.generation import build_prompt
+    from musenet_hf.generation.generate import build_prompt
 
     v = tokenizer.vocabulary
     rows = []
@@ -205,8 +205,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from transformers import AutoModelForCausalLM, pipeline
 
-    from musenet_hf.pipeline_musenet import TASK, register_pipeline, tokenizer_for_model
-    from musenet_hf.training_config import TrainConfig, load_data
+    from musenet_hf.generation.pipeline_musenet import TASK, register_pipeline
+    from musenet_hf.loading import tokenizer_for_model
+    from musenet_hf.training.training_config import TrainConfig, load_data
 
     register_pipeline()
     cfg = TrainConfig.from_yaml(args.config, {"data_dir": args.data_dir} if args.data_dir else None)

@@ -19,8 +19,8 @@ import argparse
 import torch
 
 import musenet_hf  # noqa: F401  (registers the musenet classes)
-from musenet_hf.evaluation import markdown_report, probe_table
-from musenet_hf.musical_statistics import parse_probe_request
+from musenet_hf.evaluation.measurements import markdown_report, probe_table
+from musenet_hf.evaluation.musical_statistics import parse_probe_request
 
 
 def main() -> None:
@@ -36,7 +36,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from transformers import AutoModelForCausalLM
 
-    from musenet_hf.pipeline_musenet import tokenizer_for_model
+    from musenet_hf.loading import tokenizer_for_model
 
     model = AutoModelForCausalLM.from_pretrained(args.model).eval()
     tokenizer = tokenizer_for_model(model)

@@ -18,7 +18,7 @@ tokenizer, loadable with `from_pretrained`) into output_dir.
 import argparse
 import sys
 
-from musenet_hf.cli_train import add_train_arguments, run_train
+from musenet_hf.cli.cli_train import add_train_arguments, run_train
 
 
 def main() -> int:

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from musenet_hf.configuration_musenet import MuseNetConfig
-from musenet_hf.modeling_musenet import MuseNetForCausalLM
-from musenet_hf.tokenization_musenet import MuseNetTokenizer
-from musenet_hf.vocabulary import MuseNetVocabulary
+from musenet_hf.model.configuration_musenet import MuseNetConfig
+from musenet_hf.model.modeling_musenet import MuseNetForCausalLM
+from musenet_hf.tokenizer.tokenization_musenet import MuseNetTokenizer
+from musenet_hf.tokenizer.vocabulary import MuseNetVocabulary
 
 from midi_fixtures import MadeMidi, write_made_midi  # tests/midi_fixtures.py
 

@@ -24,8 +24,8 @@ def free_port() -> int:
 
 def launch(model_dir: Path, workdir: Path):
     """(demo, url): the app on a free local port, serving in a thread until ``demo.close()``."""
-    from musenet_hf.demo import build_demo, launch_demo
-    from musenet_hf.demo_backend import Studio
+    from musenet_hf.demo.app import build_demo, launch_demo
+    from musenet_hf.demo.demo_backend import Studio
 
     studio = Studio(model_dir, threads=1, workdir=workdir)
     demo = build_demo(studio)
@@ -57,9 +57,9 @@ def tiny_extended():
 
     import torch
 
-    from musenet_hf.configuration_musenet import MuseNetConfig
-    from musenet_hf.modeling_musenet import MuseNetForCausalLM
-    from musenet_hf.tokenization_musenet import MuseNetTokenizer
+    from musenet_hf.model.configuration_musenet import MuseNetConfig
+    from musenet_hf.model.modeling_musenet import MuseNetForCausalLM
+    from musenet_hf.tokenizer.tokenization_musenet import MuseNetTokenizer
 
     tok = MuseNetTokenizer.from_preset("extended")
     cfg = json.loads((Path(__file__).resolve().parents[1] / "configs" / "musenet-tiny.json").read_text())

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from musenet_hf import attention_xformers
-from musenet_hf.attention import (
+from musenet_hf.model import attention_xformers
+from musenet_hf.model.attention import (
     AttentionPlan,
     SparseLayout,
     block_layout,
@@ -20,7 +20,7 @@ from musenet_hf.attention import (
     resolve_backend,
     xformers_pattern_plan,
 )
-from musenet_hf.attention_xformers import packed_attention
+from musenet_hf.model.attention_xformers import packed_attention
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
@@ -55,7 +55,7 @@ def brute_force_allowed(kind: str, pattern: str, i: int, j: int, block: int, str
 def test_dense_masks_follow_the_paper_definitions(kind, pattern):
     layout = SparseLayout(kind, block_size=4, stride=12, c=8, combine="union")
     T = 50
-    from musenet_hf.attention import pattern_mask
+    from musenet_hf.model.attention import pattern_mask
 
     mask = pattern_mask(layout, pattern, torch.arange(T), T)
     expected = torch.tensor(
@@ -148,7 +148,7 @@ def test_sdpa_matches_reference_forward_and_gradients(layout, padded):
 def test_block_structured_patterns_match_reference_at_every_length(kind):
     """The sdpa backend computes patterns A and B on their blocks only; shapes that do not divide
     into blocks or strides are padded inside, which must never change a real row."""
-    from musenet_hf.attention import pattern_mask, structured_attention
+    from musenet_hf.model.attention import pattern_mask, structured_attention
 
     layout = SparseLayout(kind, block_size=4, stride=12, c=8)
     for T in (1, 3, 4, 11, 12, 13, 25, 48, 50):
@@ -246,13 +246,13 @@ def test_xformers_is_lazy_and_silent():
     """Resolving and running attention never imports xformers on the CPU; importing it prints nothing."""
     script = (
         "import sys, torch\n"
-        "from musenet_hf.attention import AttentionPlan, SparseLayout, resolve_backend\n"
+        "from musenet_hf.model.attention import AttentionPlan, SparseLayout, resolve_backend\n"
         "for requested in ('auto', 'xformers'):\n"
         "    backend = resolve_backend(requested, 'fixed', torch.device('cpu'), torch.float32)\n"
         "    q = torch.randn(1, 2, 20, 8)\n"
         "    AttentionPlan(SparseLayout('fixed', 4, 8, 4), backend, 20, 20, None, 'cpu').attend(q, q, q, 0)\n"
         "assert 'xformers' not in sys.modules, 'xformers imported eagerly'\n"
-        "from musenet_hf.attention_xformers import import_xformers_ops\n"
+        "from musenet_hf.model.attention_xformers import import_xformers_ops\n"
         "try:\n"
         "    import_xformers_ops()\n"
         "except ImportError:\n"
@@ -378,7 +378,7 @@ def test_gpu_backends_match_reference(backend):
 
 
 def _check_gpu_backend(layout, padded, backend):
-    from musenet_hf.attention import xformers_available
+    from musenet_hf.model.attention import xformers_available
 
     dtype = torch.float32
     if backend == "xformers":
@@ -409,7 +409,7 @@ def _check_gpu_backend(layout, padded, backend):
 def test_xformers_kernel_runs_the_packed_patterns_on_cuda(kind):
     """xformers' own kernel on the packed patterns against the float32 reference, at a length that
     is not a multiple of the block or the stride."""
-    from musenet_hf.attention import xformers_available
+    from musenet_hf.model.attention import xformers_available
 
     dtype = torch.bfloat16
     if not xformers_available("cuda", dtype):

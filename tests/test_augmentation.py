@@ -5,10 +5,10 @@ comes in)."""
 import numpy as np
 import pytest
 
-from musenet_hf.augmentation import AugmentationConfig, augment, hold_back_entries, transpose, trim_solo_opening
-from musenet_hf.midi_io import read_midi_arrays
-from musenet_hf.midi_notes import NOTE_COLUMNS, NoteArrays
-from musenet_hf.vocabulary import MuseNetVocabulary
+from musenet_hf.training.augmentation import AugmentationConfig, augment, hold_back_entries, transpose, trim_solo_opening
+from musenet_hf.midi.midi_io import read_midi_arrays
+from musenet_hf.midi.midi_notes import NOTE_COLUMNS, NoteArrays
+from musenet_hf.tokenizer.vocabulary import MuseNetVocabulary
 
 from midi_fixtures import shared_midi
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 from transformers import GPT2LMHeadModel
 
-from musenet_hf.baseline import GPT2Baseline, gpt2_config_for
-from musenet_hf.configuration_musenet import MuseNetConfig
-from musenet_hf.modeling_musenet import MuseNetForCausalLM
+from musenet_hf.model.baseline import GPT2Baseline, gpt2_config_for
+from musenet_hf.model.configuration_musenet import MuseNetConfig
+from musenet_hf.model.modeling_musenet import MuseNetForCausalLM
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

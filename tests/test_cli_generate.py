@@ -9,7 +9,9 @@ from pathlib import Path
 import mido
 import pytest
 
-from musenet_hf import cli, cli_generate
+from musenet_hf import cli
+
+from musenet_hf.cli import cli_generate
 
 from midi_fixtures import SOURCES, primer_piece
 
@@ -153,8 +155,8 @@ def open_notes(path: Path) -> int:
 def test_silent_pieces_fail_and_say_what_to_try(model_dir, tmp_path, monkeypatch, capsys):
     """Issue 12, item 1: a piece with (almost) no notes on the requested instruments is written
     but reported, naming them and what to try, with exit status 3 (before: 'flute.mid: 15.1 s', 0)."""
-    from musenet_hf import pipeline_musenet
-    from musenet_hf.generation import LongFormOutput, split_prompt
+    from musenet_hf.generation import pipeline_musenet
+    from musenet_hf.generation.generate import LongFormOutput, split_prompt
 
     def one_piano_note(model, tokenizer, prompt_ids, seconds, num_samples=1, **kwargs):
         v = tokenizer.vocabulary
@@ -202,8 +204,8 @@ def test_primer_seconds_are_the_new_music_and_reported(model_dir, tmp_path, caps
 
 def test_default_steering_is_soft_and_none_switches_it_off(model_dir, tmp_path, monkeypatch):
     """Issue 12, item 3: named instruments get soft steering unless `--steering none`."""
-    from musenet_hf import pipeline_musenet
-    from musenet_hf.logits_processors import DEFAULT_STEERING_STRENGTH
+    from musenet_hf.generation import pipeline_musenet
+    from musenet_hf.generation.logits_processors import DEFAULT_STEERING_STRENGTH
 
     seen = []
     real = pipeline_musenet.default_logits_processors
@@ -228,7 +230,7 @@ def test_threads_option_and_default(model_dir, tmp_path, monkeypatch):
 
     import torch
 
-    from musenet_hf.modeling_musenet import MuseNetForCausalLM
+    from musenet_hf.model.modeling_musenet import MuseNetForCausalLM
 
     seen = []
     forward = MuseNetForCausalLM.forward
@@ -262,7 +264,7 @@ def test_ctrl_c_writes_the_music_so_far(model_dir, tmp_path, monkeypatch, capsys
     exits 130 (before: a KeyboardInterrupt traceback and no file)."""
     import functools
 
-    from musenet_hf.modeling_musenet import MuseNetForCausalLM
+    from musenet_hf.model.modeling_musenet import MuseNetForCausalLM
 
     calls = {"n": 0}
     forward = MuseNetForCausalLM.forward
@@ -292,7 +294,7 @@ def test_ctrl_c_writes_the_music_so_far(model_dir, tmp_path, monkeypatch, capsys
 def test_long_and_impossible_lengths_are_refused(model_dir, tmp_path, monkeypatch, capsys):
     """Issue 12, items 5 and 7: --seconds above 600 needs --allow-long (and says how long it
     would take); NaN, inf and negative numbers are errors, before anything is generated."""
-    from musenet_hf import pipeline_musenet
+    from musenet_hf.generation import pipeline_musenet
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("generation started")
@@ -411,7 +413,7 @@ def test_finetune_lora_example_records_an_absolute_base(tmp_path, tok):
     recorded = json.loads((out / "adapter" / "adapter_config.json").read_text())["base_model_name_or_path"]
     assert recorded == str((REPO / checkpoint).resolve())
     # issue 34, item 7: the adapter says what it was fine-tuned on, and loading it takes that
-    from musenet_hf.pipeline_musenet import load_model
+    from musenet_hf.loading import load_model
 
     coverage = json.loads((out / "adapter" / "training_coverage.json").read_text())
     assert set(coverage["labels"]) == {"bach"} and coverage["fine_tuned_from"] == recorded

@@ -12,9 +12,9 @@ import pytest
 
 pytest.importorskip("music21")
 
-from musenet_hf import cli_corpus
-from musenet_hf import corpus as mc
-from musenet_hf import corpus_works as cw
+from musenet_hf.cli import cli_corpus
+from musenet_hf.corpus import corpus_works as cw
+from musenet_hf.corpus import music21_corpus as mc
 
 # One string quartet movement, a chorale with a horn, three Essen songs (#101 is one whose
 # time signature music21's ABC reader shares between two measures, which its MIDI export

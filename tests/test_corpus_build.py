@@ -14,12 +14,12 @@ import pytest
 
 from midi_fixtures import Part, compose
 from musenet_hf.cli import main
-from musenet_hf.corpus_build import CorpusRecipe, assign_splits, build_corpus, note_fingerprint
-from musenet_hf.corpus_sources import (SourceSpec, filename_label, leadsheet_label, list_source_files,
+from musenet_hf.corpus.corpus_build import CorpusRecipe, assign_splits, build_corpus, note_fingerprint
+from musenet_hf.corpus.corpus_sources import (SourceSpec, filename_label, leadsheet_label, list_source_files,
                                        load_leadsheet_rules, user_folder_spec)
-from musenet_hf.data import load_midi_folder, read_saved_splits
-from musenet_hf.midi_io import read_midi_arrays
-from musenet_hf.tokenization_musenet import MuseNetTokenizer
+from musenet_hf.training.data import load_midi_folder, read_saved_splits
+from musenet_hf.midi.midi_io import read_midi_arrays
+from musenet_hf.tokenizer.tokenization_musenet import MuseNetTokenizer
 
 LEAD_SHEET = """X:1
 T:Two Chords
@@ -238,7 +238,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 
 def test_humdrum_with_a_harm_spine_music21_cannot_read(tmp_path):
-    from musenet_hf.corpus_convert import blank_harm_spines, convert_notation
+    from musenet_hf.corpus.corpus_convert import blank_harm_spines, convert_notation
 
     text = "**kern\t**harm\n*M4/4\t*\n=1\t=1\n4c\t4I\n4d\t.\n4e\t4V\n4f\t.\n==\t==\n*-\t*-\n"
     assert blank_harm_spines(text).split("\n")[3] == "4c\t."
@@ -248,7 +248,7 @@ def test_humdrum_with_a_harm_spine_music21_cannot_read(tmp_path):
 
 
 def test_data_card_tables_state_what_the_build_measured(built):
-    from musenet_hf.corpus_card import demo_style_coverage, render_tables
+    from musenet_hf.corpus.corpus_card import demo_style_coverage, render_tables
 
     _, out, report = built
     text = render_tables(out)
@@ -264,7 +264,7 @@ def test_badly_formed_repeats_are_written_once_through(tmp_path):
     music21 cannot unfold it; the piece is written as notated instead of being rejected."""
     from music21 import bar, meter, note, spanner, stream
 
-    from musenet_hf.corpus_convert import convert_notation, remove_repeat_marks
+    from musenet_hf.corpus.corpus_convert import convert_notation, remove_repeat_marks
 
     def score():
         part = stream.Part()
@@ -290,7 +290,7 @@ def test_badly_formed_repeats_are_written_once_through(tmp_path):
 
 
 def test_encoding_in_chunks_gives_the_same_dataset(built, monkeypatch):
-    import musenet_hf.data as data
+    import musenet_hf.training.data as data
 
     _, out, _ = built
     tok = MuseNetTokenizer.from_preset("extended")
@@ -316,7 +316,7 @@ def test_pieces_with_the_notes_of_reserved_files_are_left_out(tmp_path):
 
 
 def test_pieces_longer_than_the_limit_are_rejected_as_damaged(tmp_path, monkeypatch):
-    import musenet_hf.corpus_build as cb
+    import musenet_hf.corpus.corpus_build as cb
 
     root = _user_folder(tmp_path / "music")
     monkeypatch.setattr(cb, "MAX_PIECE_SECONDS", 7)  # the made pieces last 8 s (four bars at 120 bpm)

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from musenet_hf.augmentation import INSTRUMENT_RANGES, AugmentationConfig, allowed_transpositions, augment
-from musenet_hf.batching import MuseNetCollator, TrainBatches, label_balanced_weights, window_seconds
-from musenet_hf.data import (
+from musenet_hf.training.augmentation import INSTRUMENT_RANGES, AugmentationConfig, allowed_transpositions, augment
+from musenet_hf.training.batching import MuseNetCollator, TrainBatches, label_balanced_weights, window_seconds
+from musenet_hf.training.data import (
     MuseNetWindows, continuation_ids, load_midi_folder, resolve_labels, sounding_note_ons, split_of,
 )
-from musenet_hf.midi_io import read_midi_arrays
-from musenet_hf.midi_notes import NOTE_COLUMNS, NoteArrays
-from musenet_hf.tokenization_musenet import MuseNetTokenizer
+from musenet_hf.midi.midi_io import read_midi_arrays
+from musenet_hf.midi.midi_notes import NOTE_COLUMNS, NoteArrays
+from musenet_hf.tokenizer.tokenization_musenet import MuseNetTokenizer
 
 from midi_fixtures import SOURCES, needs_shared_midi, shared_midi
 
@@ -202,8 +202,8 @@ def orphan_note_offs(vocabulary, ids) -> int:
 
 
 def test_validation_windows_carry_prefix_and_whole_piece_positions(encoded, tok, case):
-    from musenet_hf.configuration_musenet import MuseNetConfig
-    from musenet_hf.modeling_musenet import MuseNetForCausalLM
+    from musenet_hf.model.configuration_musenet import MuseNetConfig
+    from musenet_hf.model.modeling_musenet import MuseNetForCausalLM
 
     ds = encoded.dataset["train"]
     band = list(ds["file"]).index(case["band"])
@@ -320,7 +320,7 @@ def test_windows_of_every_valid_file_have_no_orphan_note_off(tok, source, made_m
     """Every window (tiled, as validation cuts them) of every valid file (the 21 made ones in
     128-token windows, or the 443 shared ones in 512-token windows): no orphan note-off, and
     (every fourth window) a MIDI file mido reads back with all its notes."""
-    from musenet_hf.generation import split_prompt
+    from musenet_hf.generation.generate import split_prompt
 
     if source == "made":  # short pieces: shorter windows, to cut them about as often
         files, length = made_midi.valid_files + made_midi.song_files, 128
@@ -558,7 +558,7 @@ def test_training_windows_know_their_labels(encoded, tok, case):
 
 
 def test_revoicing_moves_parts_onto_instruments_that_hold_them(tok):
-    from musenet_hf.augmentation import INSTRUMENT_RANGES, REVOICE_PROGRAMS, revoice
+    from musenet_hf.training.augmentation import INSTRUMENT_RANGES, REVOICE_PROGRAMS, revoice
 
     v = tok.vocabulary
     # a four-voice chorale read as one piano part (C3..A4), plus a drum hit that must not move
@@ -591,7 +591,7 @@ def test_revoicing_onto_one_instrument_keeps_every_voice(tok):
     """one_instrument=1: a four-voice chorale (one piano part) moves onto a single instrument that
     holds every voice, the lower half moved up an octave where the instrument needs it (four voices
     on clarinet); its notes, timing and rhythm stay."""
-    from musenet_hf.augmentation import INSTRUMENT_RANGES, revoice
+    from musenet_hf.training.augmentation import INSTRUMENT_RANGES, revoice
 
     v = tok.vocabulary
     chorale = np.array([[0, 0, p, 80, t, t + 0.5, 2 * t, 2 * t + 1] for t in (0.0, 0.5, 1.0)

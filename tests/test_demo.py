@@ -14,9 +14,9 @@ gradio_client = pytest.importorskip("gradio_client")
 
 import demo_app  # noqa: E402  (tests/demo_app.py)
 
-from musenet_hf.demo import OUTPUTS  # noqa: E402
-from musenet_hf.demo_backend import Request, Studio, audio_available  # noqa: E402
-from musenet_hf.midi_io import read_midi  # noqa: E402
+from musenet_hf.demo.app import OUTPUTS  # noqa: E402
+from musenet_hf.demo.demo_backend import Request, Studio, audio_available  # noqa: E402
+from musenet_hf.midi.midi_io import read_midi  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 DEFAULTS = dict(inst_text="", primer=None, primer_seconds=10, temperature=1.0, top_p=0.95, top_k=0, guidance=1.5,
@@ -163,7 +163,7 @@ def test_four_users_at_once_all_get_their_pieces(app):
 
 def test_studio_reads_broken_primers_and_bounds_lengths(tiny, tok, tmp_path):
     """The backend alone: errors are DemoErrors (ValueError) with the reason, before any generation."""
-    from musenet_hf.demo_backend import DemoError, check_request, read_primer
+    from musenet_hf.demo.demo_backend import DemoError, check_request, read_primer
 
     with pytest.raises(DemoError, match="damaged, and no notes survive"):
         read_primer(io.BytesIO(b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x01\xe0").getvalue())
@@ -179,7 +179,7 @@ def test_studio_reads_broken_primers_and_bounds_lengths(tiny, tok, tmp_path):
 def test_studio_passes_the_guidance_scale_on_and_continues_with_it(tiny, tok, tmp_path):
     """Guidance 1 (off) and 3 sample different pieces from one seed; the pipeline's own result for
     the same scale and seed is what the page gets, and Continue keeps the piece's scale."""
-    from musenet_hf.demo_backend import DemoError, check_request
+    from musenet_hf.demo.demo_backend import DemoError, check_request
 
     with pytest.raises(DemoError, match="Guidance must be at least 0"):
         check_request(Request(guidance=-1))

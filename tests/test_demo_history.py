@@ -1,10 +1,10 @@
-"""The demo's branching history (musenet_hf.demo_history): plain Python, no Gradio."""
+"""The demo's branching history (musenet_hf.demo.demo_history): plain Python, no Gradio."""
 
 import copy
 
 import pytest
 
-from musenet_hf.demo_history import ROOT, HistoryTree
+from musenet_hf.demo.demo_history import ROOT, HistoryTree
 
 
 def batch(tag: str, n: int = 4) -> list[dict]:

@@ -1,4 +1,4 @@
-"""The composer and instrument map (musenet_hf.embeddings_plot): labels, and points that follow the embeddings."""
+"""The composer and instrument map (musenet_hf.demo.embeddings_plot): labels, and points that follow the embeddings."""
 
 import numpy as np
 import pytest
@@ -10,7 +10,7 @@ pytest.importorskip("matplotlib")
 import demo_app  # noqa: E402  (tests/demo_app.py)
 
 from musenet_hf.cli import main  # noqa: E402
-from musenet_hf.embeddings_plot import CAPTION, embedding_points, plot_embeddings  # noqa: E402
+from musenet_hf.demo.embeddings_plot import CAPTION, embedding_points, plot_embeddings  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from musenet_hf.evaluation import (
+from musenet_hf.evaluation.measurements import (
     DURATION_EDGES, cut_notes, is_valid_piece, markdown_report, music_statistics, note_on_instruments, piece_features,
     probe_table,
 )
-from musenet_hf.midi_io import Note
-from musenet_hf.musical_statistics import piece_statistics
-from musenet_hf.tokenization_musenet import MuseNetTokenizer
+from musenet_hf.midi.midi_io import Note
+from musenet_hf.evaluation.musical_statistics import piece_statistics
+from musenet_hf.tokenizer.tokenization_musenet import MuseNetTokenizer
 
 from midi_fixtures import SHARED_MIDI, SOURCES
 
@@ -122,7 +122,7 @@ def test_music_statistics_generated_against_real():
 def test_probe_table_on_the_tiny_checkpoint():
     import torch
 
-    from musenet_hf.modeling_musenet import MuseNetForCausalLM
+    from musenet_hf.model.modeling_musenet import MuseNetForCausalLM
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -174,8 +174,8 @@ def test_evaluate_command_end_to_end(tmp_path, source, made_midi):
     checkpoint, a GPT-2 baseline: every section runs."""
     from transformers import GPT2LMHeadModel
 
-    from musenet_hf.baseline import gpt2_config_for
-    from musenet_hf.configuration_musenet import MuseNetConfig
+    from musenet_hf.model.baseline import gpt2_config_for
+    from musenet_hf.model.configuration_musenet import MuseNetConfig
 
     data = tmp_path / "data"
     if source == "made":

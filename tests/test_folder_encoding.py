@@ -7,8 +7,8 @@ import mido
 import numpy as np
 import pytest
 
-from musenet_hf.data import load_midi_folder
-from musenet_hf.tokenization_musenet import MuseNetTokenizer
+from musenet_hf.tokenizer.tokenization_musenet import MuseNetTokenizer
+from musenet_hf.training.data import load_midi_folder
 
 
 def write_piece(path: Path, program: int, pitches: list[int], beats_per_note: float = 0.5) -> None:
@@ -85,7 +85,7 @@ def test_encode_files_wants_one_composer_per_path(tok, folder):
 
 def test_stored_notes_come_back_as_the_notes_read(folder, tok):
     """The data pipeline stores NoteArrays.to_matrix() per piece and augments NoteArrays.from_matrix()."""
-    from musenet_hf.midi_notes import NOTE_COLUMNS, NoteArrays
+    from musenet_hf.midi.midi_notes import NOTE_COLUMNS, NoteArrays
 
     (_, piece, _), = tok.encode_files([folder / "mozart" / "c.mid"], progress=False)
     matrix = piece.notes.to_matrix()

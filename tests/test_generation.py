@@ -10,15 +10,15 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LogitsProcessorList
 
-from musenet_hf.critic import critic_scores, rerank
-from musenet_hf.generation import (
+from musenet_hf.training.critic import critic_scores, rerank
+from musenet_hf.generation.generate import (
     build_prompt,
     cut_primer,
     default_logits_processors,
     generate_long,
     split_prompt,
 )
-from musenet_hf.logits_processors import (
+from musenet_hf.generation.logits_processors import (
     InstrumentSteeringLogitsProcessor,
     MusicGrammarLogitsProcessor,
     NoteStateTracker,
@@ -124,7 +124,7 @@ def test_grammar_masks_exactly_the_invalid_tokens(vocab):
 @pytest.mark.parametrize("temperatures,per_temperature", [((0.5, 1.0, 1.5, 2.0), 50)])
 def test_grammar_acceptance_200_pieces(vocab, tiny, temperatures, per_temperature):
     """Every one of 200 sampled pieces is valid with the processor; without it most are not."""
-    from musenet_hf.tokenization_musenet import MuseNetTokenizer
+    from musenet_hf.tokenizer.tokenization_musenet import MuseNetTokenizer
 
     tok = MuseNetTokenizer(vocabulary=vocab)
     prompt = prompt_batch(vocab, per_temperature)
@@ -323,7 +323,7 @@ def test_critic_scores_and_rerank(vocab, tiny):
 
 # ------------------------------------------------------------------ prompts
 def test_prompt_prefix_and_blend(vocab):
-    from musenet_hf.tokenization_musenet import MuseNetTokenizer
+    from musenet_hf.tokenizer.tokenization_musenet import MuseNetTokenizer
 
     tok = MuseNetTokenizer(vocabulary=vocab)
     ids = build_prompt(tok, composer=("bach", "mozart"), instruments="piano,violin")
@@ -336,7 +336,7 @@ def test_prompt_prefix_and_blend(vocab):
 
 @pytest.mark.parametrize("source", SOURCES)
 def test_primer_cut_by_seconds_and_notes(vocab, source, made_midi):
-    from musenet_hf.tokenization_musenet import MuseNetTokenizer
+    from musenet_hf.tokenizer.tokenization_musenet import MuseNetTokenizer
 
     tok = MuseNetTokenizer(vocabulary=vocab)
     path = primer_piece(source, made_midi)
@@ -421,8 +421,8 @@ def test_generate_long_on_ctrl_c_keeps_the_music_so_far(vocab, tiny, monkeypatch
     window) raises GenerationInterrupted with every sample as far as it got, the interrupted
     call's tokens included, valid, and decodable with every note closed."""
     from conftest import interrupt_forward_at
-    from musenet_hf.generation import GenerationInterrupted
-    from musenet_hf.tokenization_musenet import MuseNetTokenizer
+    from musenet_hf.generation.generate import GenerationInterrupted
+    from musenet_hf.tokenizer.tokenization_musenet import MuseNetTokenizer
 
     interrupt_forward_at(monkeypatch, tiny, 150)
     torch.manual_seed(0)

@@ -1,4 +1,4 @@
-"""Classifier-free guidance on the composer token (musenet_hf.guidance).
+"""Classifier-free guidance on the composer token (musenet_hf.generation.guidance).
 
 The tiny random model (conftest.py) is enough: what is checked is the arithmetic and the
 bookkeeping (the unconditional side's cache follows generate() exactly), not the music.
@@ -10,9 +10,9 @@ import pytest
 import torch
 from transformers import LogitsProcessorList
 
-from musenet_hf.generation import build_prompt, default_logits_processors, generate_long
-from musenet_hf.guidance import ComposerGuidanceLogitsProcessor
-from musenet_hf.logits_processors import grammar_violations
+from musenet_hf.generation.generate import build_prompt, default_logits_processors, generate_long
+from musenet_hf.generation.guidance import ComposerGuidanceLogitsProcessor
+from musenet_hf.generation.logits_processors import grammar_violations
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -123,7 +123,7 @@ def test_guided_long_form_pieces_stay_valid_and_differ_from_unguided(vocab, tiny
 def test_pipeline_guidance_argument(tiny, tok):
     from transformers import pipeline
 
-    from musenet_hf.pipeline_musenet import TASK, register_pipeline
+    from musenet_hf.generation.pipeline_musenet import TASK, register_pipeline
 
     register_pipeline()
     pipe = pipeline(TASK, model=tiny, tokenizer=tok, device=torch.device("cpu"))
@@ -170,7 +170,7 @@ def test_pipeline_guidance_defaults_come_from_the_model_config(tiny, tok):
     arguments win, ``"none"`` guides against no label, and an unknown label is a KeyError."""
     from transformers import pipeline
 
-    from musenet_hf.pipeline_musenet import TASK, register_pipeline
+    from musenet_hf.generation.pipeline_musenet import TASK, register_pipeline
 
     register_pipeline()
     pipe = pipeline(TASK, model=tiny, tokenizer=tok, device=torch.device("cpu"))
@@ -200,7 +200,7 @@ def test_pipeline_sampling_by_label_overrides_the_model_default_for_that_label(t
     a call's own arguments still win."""
     from transformers import pipeline
 
-    from musenet_hf.pipeline_musenet import TASK, register_pipeline
+    from musenet_hf.generation.pipeline_musenet import TASK, register_pipeline
 
     register_pipeline()
     pipe = pipeline(TASK, model=tiny, tokenizer=tok, device=torch.device("cpu"))

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from musenet_hf import MidiReadError, MidiReadWarning
-from musenet_hf.midi_io import NoteArrays, read_midi, read_midi_arrays
+from musenet_hf.midi.midi_io import NoteArrays, read_midi, read_midi_arrays
 
 from midi_fixtures import HAVE_SHARED_MIDI, SHARED_MIDI, SOURCES, needs_shared_midi, shared_midi
 # Measured: 272 of the 312 shared invalid files give notes (symusic alone: about 61%); the 40

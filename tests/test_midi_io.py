@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from musenet_hf import MidiReadError, MidiReadWarning
-from musenet_hf import midi_io, midi_symusic
-from musenet_hf.midi_io import Note, NoteArrays, Score, read_midi, read_midi_arrays, read_midi_notes, write_midi
+from musenet_hf.midi import midi_io, midi_symusic
+from musenet_hf.midi.midi_io import Note, NoteArrays, Score, read_midi, read_midi_arrays, read_midi_notes, write_midi
 
 from midi_fixtures import HAVE_SHARED_MIDI, SOURCES, needs_shared_midi, shared_midi
 BACKENDS = ["python", "mido"] + (["symusic"] if midi_symusic.AVAILABLE else [])

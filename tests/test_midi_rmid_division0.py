@@ -20,14 +20,15 @@ import mido
 import numpy as np
 import pytest
 
-from musenet_hf import MidiReadError, MidiReadWarning, midi_symusic
-from musenet_hf.midi_io import NoteArrays, read_midi, read_midi_arrays
-from musenet_hf.tokenization_musenet import MuseNetTokenizer
+from musenet_hf import MidiReadError, MidiReadWarning
+from musenet_hf.midi import midi_symusic
+from musenet_hf.midi.midi_io import NoteArrays, read_midi, read_midi_arrays
+from musenet_hf.tokenizer.tokenization_musenet import MuseNetTokenizer
 
 from midi_fixtures import shared_midi
 
 BACKENDS = ["auto", "python", "mido"] + (["symusic"] if midi_symusic.AVAILABLE else [])
-ASSUMED_DIVISION = 96  # what a division of 0 is read as (musenet_hf._midi_repair)
+ASSUMED_DIVISION = 96  # what a division of 0 is read as (musenet_hf.midi._midi_repair)
 # Real files of ../shared/midi/valid: 480 ticks a beat with 49 tempo changes; a type-2 file
 # with drums and 14 programs at 480 ticks a beat.
 REAL = ["miditok/tests_MIDIs_one_track_6338816_Etude_No._4.mid", "drywetmidi/MultiSequence_Small_jabba2.mid"]

@@ -13,8 +13,8 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, LogitsProcessor, LogitsProcessorList
 from transformers.generation.streamers import BaseStreamer
 
-from musenet_hf.configuration_musenet import MuseNetConfig
-from musenet_hf.modeling_musenet import MuseNetForCausalLM, register_auto_classes
+from musenet_hf.model.configuration_musenet import MuseNetConfig
+from musenet_hf.model.modeling_musenet import MuseNetForCausalLM, register_auto_classes
 
 from midi_fixtures import HAVE_SHARED_MIDI, SHARED_MIDI, band
 
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def _musenet_note_layout() -> dict:
-    from musenet_hf.vocabulary import MuseNetVocabulary
+    from musenet_hf.tokenizer.vocabulary import MuseNetVocabulary
 
     kw = MuseNetVocabulary.from_preset("musenet").model_config_kwargs()
     return {"note_slots": kw["note_slots"], "drum_instrument": kw["drum_instrument"]}
@@ -374,7 +374,7 @@ def test_composer_embedding_adds_the_prefix_labels_at_every_token():
     """The composer table adds the vector of each composer/style token of the prefix at every token
     from it on (both tokens of a blend), nothing without one; at zero (a warm start) the model
     computes what it did, and cached generation sees the same sets a full forward does."""
-    from musenet_hf.vocabulary import MuseNetVocabulary
+    from musenet_hf.tokenizer.vocabulary import MuseNetVocabulary
 
     vocab = MuseNetVocabulary.from_preset("musenet")
     kw = vocab.model_config_kwargs()
@@ -511,7 +511,7 @@ def test_save_and_load_through_auto_classes_in_a_fresh_process(tmp_path):
         f"""
         import torch
         from transformers import AutoModelForCausalLM
-        from musenet_hf.modeling_musenet import register_auto_classes
+        from musenet_hf.model.modeling_musenet import register_auto_classes
         register_auto_classes()
         torch.set_num_threads({torch.get_num_threads()})  # same reduction order as this process
         model = AutoModelForCausalLM.from_pretrained({str(tmp_path / "model")!r}).eval()
@@ -659,7 +659,7 @@ def test_xformers_is_a_transformers_attention_name_for_other_models_too(monkeypa
 
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from musenet_hf import attention_xformers
+    from musenet_hf.model import attention_xformers
 
     calls = []
     monkeypatch.setattr(attention_xformers, "xformers_available", lambda *args: calls.append(args) or False)
@@ -683,7 +683,7 @@ def test_xformers_is_a_transformers_attention_name_for_other_models_too(monkeypa
 def test_sounding_notes_follow_every_note_of_real_music(song):
     """The sounding embedding's state against a plain loop over a real piece (musenet preset:
     slot 0 is the piano's note-off, 1-13 its volumes; then on/off pairs; drums never sound)."""
-    from musenet_hf.vocabulary import MuseNetVocabulary
+    from musenet_hf.tokenizer.vocabulary import MuseNetVocabulary
 
     v = MuseNetVocabulary.from_preset("musenet")
     model = tiny_model(**LAYOUTS["full+sounding"])
@@ -727,13 +727,13 @@ def test_silent_note_offs_have_zero_probability_also_in_cached_generation(song):
     """mask_silent_note_offs: after every token, exactly the note-offs of the notes not sounding
     are at the dtype's minimum; generate() with a cache masks what a full forward masks, and no
     sampled sequence ends a note it did not strike."""
-    from musenet_hf.vocabulary import MuseNetVocabulary
+    from musenet_hf.tokenizer.vocabulary import MuseNetVocabulary
 
     v = MuseNetVocabulary.from_preset("musenet")
     model = tiny_model(seed=2, attention_layout="full", mask_silent_note_offs=True, **_musenet_note_layout())
-    from musenet_hf.data import continuation_ids
+    from musenet_hf.training.data import continuation_ids
 
-    from musenet_hf.tokenization_musenet import MuseNetTokenizer
+    from musenet_hf.tokenizer.tokenization_musenet import MuseNetTokenizer
 
     tokens = MuseNetTokenizer.from_preset("musenet").encode_midi(song)[1:]  # from `start`
     length = float(v.wait_units[tokens].sum()) * 0.01
@@ -775,7 +775,7 @@ def test_silent_note_offs_have_zero_probability_also_in_cached_generation(song):
 
 
 def test_warm_start_begins_the_sounding_table_as_the_note_off_embeddings():
-    from musenet_hf.training_config import start_sounding_as_note_offs
+    from musenet_hf.training.training_config import start_sounding_as_note_offs
 
     model = tiny_model(seed=4, attention_layout="full", use_sounding_embedding=True, **_musenet_note_layout())
     e = model.model.embeddings
@@ -793,8 +793,8 @@ def test_end_has_zero_probability_while_a_note_sounds(song):
     """mask_end_while_sounding: `end` is at the dtype's minimum exactly after the tokens where a
     note sounds; a real piece's `end` (every note ended first) is never masked; with a cache the
     rule holds in generate(), so a sampled piece that ends has ended all its notes."""
-    from musenet_hf.tokenization_musenet import MuseNetTokenizer
-    from musenet_hf.vocabulary import MuseNetVocabulary
+    from musenet_hf.tokenizer.tokenization_musenet import MuseNetTokenizer
+    from musenet_hf.tokenizer.vocabulary import MuseNetVocabulary
 
     v = MuseNetVocabulary.from_preset("musenet")
     model = tiny_model(seed=3, attention_layout="full", mask_end_while_sounding=True, **_musenet_note_layout())

@@ -7,8 +7,8 @@ import mido
 import numpy as np
 import pytest
 
-from musenet_hf.midi_io import Note, read_midi
-from musenet_hf.musical_statistics import (
+from musenet_hf.midi.midi_io import Note, read_midi
+from musenet_hf.evaluation.musical_statistics import (
     NOTE_LENGTH_EDGES, POLYPHONY_LEVELS, clip_notes, count_note_events, histogram_overlap, key_signature_overlap,
     music_table_parts, note_closure_probe, parse_probe_request, piece_statistics, statistics_match, statistics_overlaps,
     summarize,
@@ -200,8 +200,8 @@ def test_parse_probe_request():
 
 @pytest.fixture(scope="module")
 def tiny_trained():
-    from musenet_hf.modeling_musenet import MuseNetForCausalLM
-    from musenet_hf.tokenization_musenet import MuseNetTokenizer
+    from musenet_hf.model.modeling_musenet import MuseNetForCausalLM
+    from musenet_hf.tokenizer.tokenization_musenet import MuseNetTokenizer
 
     return MuseNetForCausalLM.from_pretrained(TINY_CHECKPOINT).eval(), MuseNetTokenizer.from_pretrained(TINY_CHECKPOINT)
 

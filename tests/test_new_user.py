@@ -19,7 +19,9 @@ import pytest
 import demo_app  # tests/demo_app.py
 from midi_fixtures import HAVE_SHARED_MIDI, NO_SHARED_MIDI, SHARED_MIDI
 
-from musenet_hf import cli, cli_generate
+from musenet_hf import cli
+
+from musenet_hf.cli import cli_generate
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED = REPO / "checkpoints" / "musenet-small-music21"
@@ -51,8 +53,8 @@ def run_python(code: str, cwd: Path, timeout: int = 600) -> subprocess.Completed
 # ------------------------------------------------------------------ item 1: failed pieces are never silent
 def held_continuation(monkeypatch, held: bool) -> None:
     """Replace generation: after the prompt, 12 notes in 20 s, each held 5 s (``held``), or 40 short ones."""
-    from musenet_hf import pipeline_musenet
-    from musenet_hf.generation import LongFormOutput
+    from musenet_hf.generation import pipeline_musenet
+    from musenet_hf.generation.generate import LongFormOutput
 
     def fake(model, tokenizer, prompt_ids, seconds, num_samples=1, **kwargs):
         v = tokenizer.vocabulary
@@ -95,7 +97,7 @@ def test_the_pipeline_returns_the_check(covered_dir, tmp_path, monkeypatch):
     """Every result carries the check: notes per second, held notes, instruments, problems."""
     from transformers import pipeline
 
-    from musenet_hf.pipeline_musenet import TASK, register_pipeline
+    from musenet_hf.generation.pipeline_musenet import TASK, register_pipeline
 
     register_pipeline()
     pipe = pipeline(TASK, model=str(covered_dir))
@@ -160,7 +162,7 @@ def test_an_untrained_style_gets_one_clear_message(covered_dir, tmp_path, monkey
     assert "never trained on" in lines[0] and "nearest" in lines[0] and "bach" in lines[0]
     assert "chinese" not in lines[0]  # it has no token: --composer refuses it, so it is never offered
 
-    from musenet_hf import pipeline_musenet
+    from musenet_hf.generation import pipeline_musenet
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("generation started")
@@ -174,7 +176,7 @@ def test_the_pipeline_warns_at_the_callers_line(covered_dir):
     """The Python warning points at the user's call, not at transformers' pipelines/base.py."""
     from transformers import pipeline
 
-    from musenet_hf.pipeline_musenet import TASK, register_pipeline
+    from musenet_hf.generation.pipeline_musenet import TASK, register_pipeline
 
     register_pipeline()
     pipe = pipeline(TASK, model=str(covered_dir))
@@ -233,7 +235,7 @@ def test_the_readme_names_the_styles_the_bundled_model_trained_on():
 
 
 def test_the_demo_menu_marks_untrained_styles(covered_dir, tmp_path):
-    from musenet_hf.demo_backend import Studio
+    from musenet_hf.demo.demo_backend import Studio
 
     choices = dict((value, label) for label, value in Studio(covered_dir, workdir=tmp_path).composer_choices())
     assert choices["bach"] == "bach (trained on 40 pieces)" and choices["jazz"] == "jazz (untrained)"
@@ -311,7 +313,7 @@ def test_the_readme_and_the_demo_show_how_to_continue_a_song():
     readme = (REPO / "README.md").read_text()
     assert "musenet generate --primer song.mid" in readme
     assert any("primer=" in s and "pipeline(" in s for s in readme_python_snippets())
-    from musenet_hf.demo import CONTINUE_HELP
+    from musenet_hf.demo.app import CONTINUE_HELP
 
     assert "Advanced" in CONTINUE_HELP and "MIDI" in CONTINUE_HELP
 

@@ -59,7 +59,7 @@ def test_a_wheel_install_generates_offline_from_another_directory(wheel, tmp_pat
     work = tmp_path / "elsewhere"
     work.mkdir()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "MUSENET_THREADS": "1"}
-    where = subprocess.run([str(python), "-c", "from musenet_hf.cli_generate import bundled_checkpoint as b; print(b())"],
+    where = subprocess.run([str(python), "-c", "from musenet_hf.loading import bundled_checkpoint as b; print(b())"],
                            cwd=work, capture_output=True, text=True, env=env, timeout=300)
     assert where.returncode == 0, where.stderr[-2000:]
     assert Path(where.stdout.strip()) == target / BUNDLED.rstrip("/")  # the wheel's copy, not this checkout

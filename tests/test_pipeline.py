@@ -9,11 +9,11 @@ import mido
 import pytest
 from transformers import pipeline
 
-from musenet_hf.evaluation import note_on_instruments
-from musenet_hf.generation import split_prompt
-from musenet_hf.logits_processors import grammar_violations, resolve_instruments
-from musenet_hf.pipeline_musenet import TASK, register_pipeline
-from musenet_hf.render import render_pianoroll, render_wav
+from musenet_hf.evaluation.measurements import note_on_instruments
+from musenet_hf.generation.generate import split_prompt
+from musenet_hf.generation.logits_processors import grammar_violations, resolve_instruments
+from musenet_hf.generation.pipeline_musenet import TASK, register_pipeline
+from musenet_hf.midi.render import render_pianoroll, render_wav
 
 from midi_fixtures import SOURCES, primer_piece
 
@@ -133,7 +133,7 @@ def test_unknown_arguments_and_composers_fail_clearly(pipe):
 def test_requests_outside_the_training_coverage_warn_once(tiny, tok):
     import warnings
 
-    from musenet_hf.pipeline_musenet import coverage_warning
+    from musenet_hf.generation.pipeline_musenet import coverage_warning
 
     v = tok.vocabulary
     coverage = {"labels": {"bach": {"piano": 400, "piano_strings": 3}, "irish": {"piano": 300}},
@@ -195,7 +195,7 @@ def test_primer_default_length_and_seconds_of_new_music(pipe, tok, tmp_path):
 def test_named_instruments_are_soft_steered_by_default(pipe, tok):
     """Issue 12, item 3: instruments named without `steering` get soft steering at the default
     strength; steering=None (or "none") switches it off."""
-    from musenet_hf.logits_processors import DEFAULT_STEERING_STRENGTH
+    from musenet_hf.generation.logits_processors import DEFAULT_STEERING_STRENGTH
 
     kw = dict(composer="bach", instruments="violin", seconds=3.0, seed=5, num_samples=4, max_polyphony=8)
     default = pipe(**kw)
@@ -247,7 +247,7 @@ def test_ctrl_c_raises_with_the_pieces_so_far(pipe, tiny, monkeypatch):
     """Issue 12, item 5: Ctrl-C during the pipeline raises GenerationInterrupted (a
     KeyboardInterrupt) whose results are the usual dicts, MIDI with every note ended."""
     from conftest import interrupt_forward_at
-    from musenet_hf.generation import GenerationInterrupted
+    from musenet_hf.generation.generate import GenerationInterrupted
 
     interrupt_forward_at(monkeypatch, tiny, 40)
     with pytest.raises(GenerationInterrupted) as caught:
@@ -293,7 +293,7 @@ def test_clear_errors_greedy_and_names_in_any_case(pipe, tiny, tok):
 
 
 def test_no_instruments_take_the_labels_usual_instrumentation(tiny, tok):
-    from musenet_hf.pipeline_musenet import usual_instrumentation
+    from musenet_hf.generation.pipeline_musenet import usual_instrumentation
 
     v = tok.vocabulary
     coverage = {"labels": {"bach": {"piano": 400, "piano_strings": 3, "": 2}, "irish": {"piano": 300}},
@@ -345,9 +345,9 @@ def test_steering_onto_a_rarely_seen_instrument_keeps_the_notes_short():
     """The bundled model, asked for irish on violin (a pairing it barely saw): steering puts the
     notes on the violin and they end as in real irish tunes. A plain bias on the violin's
     note-ons (the rule before) made 56% of notes last over 4 s with 40 sounding at once."""
-    from musenet_hf.cli_generate import bundled_checkpoint
-    from musenet_hf.midi_io import read_midi_notes
-    from musenet_hf.musical_statistics import piece_statistics
+    from musenet_hf.loading import bundled_checkpoint
+    from musenet_hf.midi.midi_io import read_midi_notes
+    from musenet_hf.evaluation.musical_statistics import piece_statistics
 
     register_pipeline()
     pipe = pipeline(TASK, model=str(bundled_checkpoint()), device="cpu")

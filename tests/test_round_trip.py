@@ -4,7 +4,7 @@ The files made in midi_fixtures.py run in the default suite; the 443 real files 
 in a slow sweep.
 
 Both files are read by an independent reader written here on mido's merged-track iteration
-(not musenet_hf.midi_io). The expected notes are the original's, put through the changes the
+(not musenet_hf.midi.midi_io). The expected notes are the original's, put through the changes the
 encoding makes by design, each named and counted:
 
 - ``quantized``: onsets and offsets move to the clock grid (10 ms);
@@ -28,7 +28,7 @@ import mido
 import numpy as np
 import pytest
 
-from musenet_hf.tokenization_musenet import MuseNetTokenizer, quantize
+from musenet_hf.tokenizer.tokenization_musenet import MuseNetTokenizer, quantize
 
 from midi_fixtures import needs_shared_midi, shared_midi
 

@@ -1,4 +1,4 @@
-"""Texture rules (musenet_hf.texture): the voice floor and the note-length ceiling, the note onsets
+"""Texture rules (musenet_hf.generation.texture): the voice floor and the note-length ceiling, the note onsets
 they read from the tracker, and the pipeline's per-label defaults (config.sampling_by_label).
 
 The model is the tiny random MuseNetForCausalLM of conftest.py: it samples close to uniformly, so
@@ -9,10 +9,10 @@ import pytest
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList, pipeline
 
-from musenet_hf.generation import default_logits_processors
-from musenet_hf.logits_processors import NoteStateTracker, grammar_violations
-from musenet_hf.pipeline_musenet import TASK, is_revoiced, register_pipeline
-from musenet_hf.texture import MaxNoteLengthLogitsProcessor, MinVoicesLogitsProcessor
+from musenet_hf.generation.generate import default_logits_processors
+from musenet_hf.generation.logits_processors import NoteStateTracker, grammar_violations
+from musenet_hf.generation.pipeline_musenet import TASK, is_revoiced, register_pipeline
+from musenet_hf.generation.texture import MaxNoteLengthLogitsProcessor, MinVoicesLogitsProcessor
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

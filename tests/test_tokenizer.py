@@ -7,8 +7,8 @@ import sys
 import mido
 import pytest
 
-from musenet_hf.midi_io import Note, Score, read_midi
-from musenet_hf.tokenization_musenet import MuseNetTokenizer
+from musenet_hf.midi.midi_io import Note, Score, read_midi
+from musenet_hf.tokenizer.tokenization_musenet import MuseNetTokenizer
 
 from midi_fixtures import SHARED_MIDI, SOURCES
 

@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 import torch
 
-from musenet_hf.batching import MuseNetCollator
-from musenet_hf.data import MuseNetWindows, load_midi_folder
-from musenet_hf.critic import CriticPool, critic_batch, piece_opening, roc_auc
-from musenet_hf.trainer_musenet import MuseNetTrainer
-from musenet_hf.training import train
-from musenet_hf.training_config import (
+from musenet_hf.training.batching import MuseNetCollator
+from musenet_hf.training.data import MuseNetWindows, load_midi_folder
+from musenet_hf.training.critic import CriticPool, critic_batch, piece_opening, roc_auc
+from musenet_hf.training.trainer_musenet import MuseNetTrainer
+from musenet_hf.training.loop import train
+from musenet_hf.training.training_config import (
     TrainConfig, build_model, build_tokenizer, load_data, lr_lambda, parameter_groups, training_coverage,
 )
-from musenet_hf.training_losses import causal_lm_loss, evaluate, mixup_loss, summarize_eval
+from musenet_hf.training.training_losses import causal_lm_loss, evaluate, mixup_loss, summarize_eval
 
 from midi_fixtures import shared_midi
 
@@ -301,8 +301,8 @@ def test_finetune_trainer_example(checkpoint, songs, tmp_path):
     line = [x for x in done.stdout.splitlines() if x.startswith("validation loss")][0]
     before, after = (float(w) for w in line.replace(",", "").split() if w.replace(".", "").isdigit())
     assert after < before
-    from musenet_hf.modeling_musenet import MuseNetForCausalLM
-    from musenet_hf.tokenization_musenet import MuseNetTokenizer
+    from musenet_hf.model.modeling_musenet import MuseNetForCausalLM
+    from musenet_hf.tokenizer.tokenization_musenet import MuseNetTokenizer
 
     tuned = MuseNetForCausalLM.from_pretrained(tmp_path / "final")
     original = MuseNetForCausalLM.from_pretrained(checkpoint)
@@ -389,7 +389,7 @@ def test_train_configs_load():
 def test_gpt2_baseline_trains_on_the_same_windows_and_steps(songs, cache, tmp_path):
     from transformers import GPT2LMHeadModel
 
-    from musenet_hf.baseline import GPT2Baseline
+    from musenet_hf.model.baseline import GPT2Baseline
 
     more = {"critic_every": 0}
     musenet = train(TrainConfig.from_yaml(TINY, overrides(songs, cache, tmp_path / "m", **more)), progress=False)
@@ -413,7 +413,7 @@ def test_gpt2_baseline_trains_on_the_same_windows_and_steps(songs, cache, tmp_pa
 
 
 def test_mixed_precision_auto_is_bf16_where_the_cpu_has_it(monkeypatch, tmp_path):
-    import musenet_hf.training_config as training
+    import musenet_hf.training.training_config as training
 
     assert training.resolve_mixed_precision("no") == "no" and training.resolve_mixed_precision("bf16") == "bf16"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -428,8 +428,8 @@ def test_mixed_precision_auto_is_bf16_where_the_cpu_has_it(monkeypatch, tmp_path
 
 
 def test_training_records_its_label_and_instrument_coverage(songs, cache, tmp_path):
-    from musenet_hf.augmentation import AugmentationConfig
-    from musenet_hf.modeling_musenet import MuseNetForCausalLM
+    from musenet_hf.training.augmentation import AugmentationConfig
+    from musenet_hf.model.modeling_musenet import MuseNetForCausalLM
 
     cfg = TrainConfig.from_yaml(TINY, overrides(songs, cache, tmp_path / "run", max_steps=1, eval_every=1000,
                                                 augmentation={"revoice": 0.5, "drop_instrumentation": 0.1}))
@@ -453,7 +453,7 @@ def test_label_temperature_rebalances_what_the_loop_draws(made_midi, cache, tmp_
     """Ten songs labelled bach, two mozart: at temperature 0 each label gets half of the draws
     (three quarters for mozart when label_boost triples it), which the run records in the model's
     config and the loop really samples."""
-    from musenet_hf.modeling_musenet import MuseNetForCausalLM
+    from musenet_hf.model.modeling_musenet import MuseNetForCausalLM
 
     root = tmp_path / "labelled"
     for k, f in enumerate(made_midi.song_files[:12]):
@@ -467,8 +467,8 @@ def test_label_temperature_rebalances_what_the_loop_draws(made_midi, cache, tmp_
     assert cov["label_temperature"] == 0.0 and cov["label_boost"] == boost
     assert cov["label_draws"] == {"bach": pytest.approx(1 - mozart_share), "mozart": pytest.approx(mozart_share)}
 
-    from musenet_hf.batching import TrainBatches
-    from musenet_hf.training import prepare_run
+    from musenet_hf.training.batching import TrainBatches
+    from musenet_hf.training.loop import prepare_run
 
     run, _ = prepare_run(cfg, resume="never")
     labels = run.train_windows.window_labels()

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from musenet_hf.vocabulary import GROUPS, MuseNetVocabulary, parse_pitch, pitch_name
+from musenet_hf.tokenizer.vocabulary import GROUPS, MuseNetVocabulary, parse_pitch, pitch_name
 
 from midi_fixtures import SHARED
 

@@ -5,10 +5,10 @@ import json
 
 import torch
 
-from musenet_hf.configuration_musenet import MuseNetConfig
-from musenet_hf.modeling_musenet import MuseNetForCausalLM
-from musenet_hf.tokenization_musenet import MuseNetTokenizer
-from musenet_hf.training_config import TrainConfig, build_model, grow_position_embeddings
+from musenet_hf.model.configuration_musenet import MuseNetConfig
+from musenet_hf.model.modeling_musenet import MuseNetForCausalLM
+from musenet_hf.tokenizer.tokenization_musenet import MuseNetTokenizer
+from musenet_hf.training.training_config import TrainConfig, build_model, grow_position_embeddings
 
 from conftest import REPO
 
@@ -77,7 +77,7 @@ def test_a_step_checkpoint_of_a_run_that_added_labels_exports(made_midi, tmp_pat
     import importlib.util
     import shutil
 
-    from musenet_hf.training import TOKENIZER_DIR, train
+    from musenet_hf.training.loop import TOKENIZER_DIR, train
 
     root = tmp_path / "labelled" / "scarlatti"  # not a composer of the extended vocabulary
     root.mkdir(parents=True)

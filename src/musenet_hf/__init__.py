@@ -36,9 +36,9 @@ def _go_offline() -> None:
 
 _go_offline()
 
-from .defaults import bundled_checkpoint  # noqa: E402
+from .loading import bundled_checkpoint  # noqa: E402
 from .errors import CoverageWarning, MidiReadError, MidiReadWarning  # noqa: E402
-from .vocabulary import MuseNetVocabulary  # noqa: E402
+from .tokenizer.vocabulary import MuseNetVocabulary  # noqa: E402
 
 from ._version import __version__  # noqa: E402
 
@@ -46,11 +46,11 @@ from ._version import __version__  # noqa: E402
 def _register() -> None:
     from transformers import AutoTokenizer
 
-    from .configuration_musenet import MuseNetConfig
+    from .model.configuration_musenet import MuseNetConfig
     from .local_paths import explain_missing_folders
-    from .modeling_musenet import register_auto_classes
-    from .pipeline_musenet import register_pipeline
-    from .tokenization_musenet import MuseNetTokenizer
+    from .model.modeling_musenet import register_auto_classes
+    from .generation.pipeline_musenet import register_pipeline
+    from .tokenizer.tokenization_musenet import MuseNetTokenizer
 
     register_auto_classes()
     AutoTokenizer.register(MuseNetConfig, slow_tokenizer_class=MuseNetTokenizer, exist_ok=True)
@@ -60,18 +60,18 @@ def _register() -> None:
 
 _register()
 
-from .configuration_musenet import MuseNetConfig  # noqa: E402
-from .generation import build_prompt, default_logits_processors  # noqa: E402
-from .guidance import ComposerGuidanceLogitsProcessor  # noqa: E402
-from .logits_processors import (  # noqa: E402
+from .model.configuration_musenet import MuseNetConfig  # noqa: E402
+from .generation.generate import build_prompt, default_logits_processors  # noqa: E402
+from .generation.guidance import ComposerGuidanceLogitsProcessor  # noqa: E402
+from .generation.logits_processors import (  # noqa: E402
     InstrumentSteeringLogitsProcessor,
     MusicGrammarLogitsProcessor,
     NoteStateTracker,
     TargetLengthLogitsProcessor,
 )
-from .modeling_musenet import MuseNetForCausalLM, MuseNetModel  # noqa: E402
-from .texture import MaxNoteLengthLogitsProcessor, MinVoicesLogitsProcessor  # noqa: E402
-from .tokenization_musenet import MuseNetTokenizer  # noqa: E402
+from .model.modeling_musenet import MuseNetForCausalLM, MuseNetModel  # noqa: E402
+from .generation.texture import MaxNoteLengthLogitsProcessor, MinVoicesLogitsProcessor  # noqa: E402
+from .tokenizer.tokenization_musenet import MuseNetTokenizer  # noqa: E402
 
 __all__ = [
     "ComposerGuidanceLogitsProcessor",

@@ -1,4 +1,5 @@
-"""The defaults the command line, the pipeline and the demo share, and where the bundled model is.
+"""The defaults the command line, the pipeline and the demo share (the bundled model's folder is
+:func:`musenet_hf.loading.bundled_checkpoint`).
 
 Nothing here imports torch or transformers: ``musenet generate`` builds its parser and checks its
 arguments from this module alone, so a mistyped option is reported at once (issue 34). The
@@ -8,9 +9,7 @@ modules that use a value import it from here (``logits_processors``, ``guidance`
 
 from __future__ import annotations
 
-from pathlib import Path
-
-BUNDLED = "musenet-small-music21"  # the model `musenet generate` uses without --model
+DEFAULT_THREADS = 1  # torch CPU threads unless --threads or $MUSENET_THREADS says otherwise (CLI and demo)
 
 # The soft-steering strength (the requested instruments' odds among note-ons, in logits) used
 # wherever none is given: the pipeline, `musenet generate`, default_logits_processors. Measured with
@@ -30,7 +29,7 @@ DEFAULT_GUIDANCE = 1.0
 
 DEFAULT_PRIMER_SECONDS = 5.0  # how much of a primer opens the piece when neither length is given
 
-# The check every generated piece gets (musenet_hf.piece_check). A piece under MIN_NOTE_RATE new
+# The check every generated piece gets (musenet_hf.generation.piece_check). A piece under MIN_NOTE_RATE new
 # notes a second on the instruments asked for is too sparse (`musenet generate` exits 3). A note
 # longer than HELD_SECONDS is held: the bundled model holds 0-2.3% of its notes that long on its own
 # styles (MODEL_CARD.md), and 0-10% continuing seven pop songs it never trained on (10 s of each, then
@@ -43,20 +42,5 @@ MAX_HELD_SHARE = 0.25
 MIN_ON_REQUEST_SHARE = 0.5
 
 
-def bundled_checkpoint() -> Path:
-    """The bundled checkpoint ``musenet-small-music21``, wherever this install keeps it: an
-    absolute path, so it loads from any working directory.
-
-    A wheel (``pip install .``) carries it inside the package, as ``musenet_hf/bundled/<name>``
-    (setup.py's ``build_py`` copies it there); a source checkout or an editable install reads the
-    repository's ``checkpoints/<name>``. The package copy wins when both exist. When neither does,
-    the source-tree path is returned and the caller reports it missing."""
-    package = Path(__file__).resolve().parent
-    installed = package / "bundled" / BUNDLED
-    if (installed / "config.json").is_file():
-        return installed
-    return package.parents[1] / "checkpoints" / BUNDLED
-
-
-__all__ = ["BUNDLED", "DEFAULT_GUIDANCE", "DEFAULT_PRIMER_SECONDS", "DEFAULT_STEERING_STRENGTH", "HELD_SECONDS",
-           "MAX_HELD_SHARE", "MIN_NOTE_RATE", "MIN_ON_REQUEST_SHARE", "bundled_checkpoint"]
+__all__ = ["DEFAULT_GUIDANCE", "DEFAULT_PRIMER_SECONDS", "DEFAULT_STEERING_STRENGTH", "DEFAULT_THREADS", "HELD_SECONDS",
+           "MAX_HELD_SHARE", "MIN_NOTE_RATE", "MIN_ON_REQUEST_SHARE"]

@@ -1,8 +1,8 @@
 """The package's one worker pool: :func:`map_with_timeout` runs a function over items in worker
 processes, and a work that raises, hangs past its time limit or kills its worker is that work's
 result, never the end of the run. ``musenet prepare-corpus`` (music21 conversions, some of which
-take minutes) and :meth:`~musenet_hf.tokenization_musenet.MuseNetTokenizer.encode_files` (the one
-folder-encoding path, under ``encode_folder`` and :func:`~musenet_hf.data.load_midi_folder`) use it.
+take minutes) and :meth:`~musenet_hf.tokenizer.tokenization_musenet.MuseNetTokenizer.encode_files` (the one
+folder-encoding path, under ``encode_folder`` and :func:`~musenet_hf.training.data.load_midi_folder`) use it.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """The ``musenet`` command: generate, list, prepare-corpus, train, train-critic, encode, evaluate, demo,
 embeddings-plot.
 
-Each subcommand lives with the code it drives and exposes ``add_<name>_arguments(parser)``,
-``run_<name>(args) -> int`` and optionally ``check_<name>(args) -> str | None`` (what is wrong with
-the arguments, found without loading anything heavy); this file only wires them up, importing
-only the named subcommand's module, so that ``musenet --help`` stays fast. The installed
+Each subcommand's module (``cli_<name>`` in this folder, or the app it drives) exposes
+``add_<name>_arguments(parser)``, ``run_<name>(args) -> int`` and optionally
+``check_<name>(args) -> str | None`` (what is wrong with the arguments, found without loading
+anything heavy); this file only wires them up, importing only the named subcommand's module, so
+that ``musenet --help`` stays fast (``python -m musenet_hf.cli`` runs :func:`main`). The installed
 ``musenet`` command starts in :mod:`musenet_cli`, which parses and checks before the package's own
 import (torch, transformers) runs.
 """
@@ -17,15 +18,15 @@ import sys
 
 # subcommand -> (module, function stem, one-line help)
 COMMANDS = {
-    "generate": ("musenet_hf.cli_generate", "generate", "write a piece of music as MIDI (and WAV, piano roll)"),
-    "list": ("musenet_hf.cli_generate", "list", "composers/styles, instruments and groups; for a model, the labels it trained on"),
-    "prepare-corpus": ("musenet_hf.cli_corpus", "prepare_corpus", "build a labelled, deduplicated, split MIDI corpus (music21, fetched collections, your folders)"),
-    "train": ("musenet_hf.cli_train", "train", "train or resume a model from a YAML config (Accelerate)"),
-    "train-critic": ("musenet_hf.cli_train", "train_critic", "train a finished model's critic head on its own samples"),
-    "encode": ("musenet_hf.cli_encode", "encode", "encode MIDI files or folders to token ids / text"),
-    "evaluate": ("musenet_hf.cli_evaluate", "evaluate", "measure a model: bits per second against GPT-2, composers, steering, length"),
-    "demo": ("musenet_hf.demo", "demo", "the demo app in a browser: 4 candidates, continue, undo, the composer map"),
-    "embeddings-plot": ("musenet_hf.embeddings_plot", "embeddings_plot", "draw the composer and instrument map (t-SNE of the embeddings)"),
+    "generate": ("musenet_hf.cli.cli_generate", "generate", "write a piece of music as MIDI (and WAV, piano roll)"),
+    "list": ("musenet_hf.cli.cli_generate", "list", "composers/styles, instruments and groups; for a model, the labels it trained on"),
+    "prepare-corpus": ("musenet_hf.cli.cli_corpus", "prepare_corpus", "build a labelled, deduplicated, split MIDI corpus (music21, fetched collections, your folders)"),
+    "train": ("musenet_hf.cli.cli_train", "train", "train or resume a model from a YAML config (Accelerate)"),
+    "train-critic": ("musenet_hf.cli.cli_train", "train_critic", "train a finished model's critic head on its own samples"),
+    "encode": ("musenet_hf.cli.cli_encode", "encode", "encode MIDI files or folders to token ids / text"),
+    "evaluate": ("musenet_hf.cli.cli_evaluate", "evaluate", "measure a model: bits per second against GPT-2, composers, steering, length"),
+    "demo": ("musenet_hf.demo.app", "demo", "the demo app in a browser: 4 candidates, continue, undo, the composer map"),
+    "embeddings-plot": ("musenet_hf.demo.embeddings_plot", "embeddings_plot", "draw the composer and instrument map (t-SNE of the embeddings)"),
 }
 
 
@@ -38,7 +39,7 @@ def chosen_command(argv: list[str], commands: dict | None = None) -> str | None:
 def build_parser(commands: dict | None = None, only: str | None = None) -> argparse.ArgumentParser:
     """The ``musenet`` parser. With ``only``, just that subcommand's module is imported (the others,
     and all with ``only=""``, keep their help line), so parsing costs no more than that module."""
-    from ._version import __version__
+    from .._version import __version__
 
     parser = argparse.ArgumentParser(prog="musenet", description="MuseNet for the Hugging Face ecosystem.")
     parser.add_argument("--version", action="version", version=f"musenet-hf {__version__}")
@@ -83,7 +84,3 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     code = check(args)
     return code if code is not None else run(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,5 +1,5 @@
-"""``musenet prepare-corpus``: the music21 corpus alone (:mod:`~musenet_hf.corpus`), or a broad
-corpus from a recipe and your own folders (:mod:`~musenet_hf.corpus_build`)."""
+"""``musenet prepare-corpus``: the music21 corpus alone (:mod:`~musenet_hf.corpus.music21_corpus`), or a broad
+corpus from a recipe and your own folders (:mod:`~musenet_hf.corpus.corpus_build`)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from .corpus import prepare_corpus
-from .corpus_works import DEFAULT_VOICE_PROGRAM
+from ..corpus.corpus_works import DEFAULT_VOICE_PROGRAM
+from ..corpus.music21_corpus import prepare_corpus
+
 
 def add_prepare_corpus_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``musenet prepare-corpus``."""
     parser.add_argument("--out", required=True, metavar="DIR", help="corpus folder to write (cached)")
     broad = parser.add_argument_group(
-        "a broad corpus or your own folders (musenet_hf.corpus_build): labelled, deduplicated, split")
+        "a broad corpus or your own folders (musenet_hf.corpus.corpus_build): labelled, deduplicated, split")
     broad.add_argument("--recipe", metavar="YAML", help="a corpus recipe, e.g. configs/corpus/broad.yaml")
     broad.add_argument("--fetched", metavar="DIR", default="/work/.mirror",
                        help="folder of fetched repository snapshots <owner>+<name>/repo (default /work/.mirror)")
@@ -55,7 +56,7 @@ def run_prepare_corpus(args: argparse.Namespace) -> int:
         return 1
     count_tokens = None
     if args.tokens:
-        from .tokenization_musenet import MuseNetTokenizer
+        from ..tokenizer.tokenization_musenet import MuseNetTokenizer
 
         tokenizer = MuseNetTokenizer.from_preset(args.tokens)
 
@@ -71,9 +72,9 @@ def run_prepare_corpus(args: argparse.Namespace) -> int:
 
 
 def _run_broad(args: argparse.Namespace) -> int:
-    """``--recipe`` and/or ``--folder``: :func:`~musenet_hf.corpus_build.build_corpus`."""
-    from .corpus_build import CorpusRecipe, build_corpus, format_summary
-    from .corpus_sources import user_folder_spec
+    """``--recipe`` and/or ``--folder``: :func:`~musenet_hf.corpus.corpus_build.build_corpus`."""
+    from ..corpus.corpus_build import CorpusRecipe, build_corpus, format_summary
+    from ..corpus.corpus_sources import user_folder_spec
 
     try:
         recipe = (CorpusRecipe.from_yaml(args.recipe) if args.recipe

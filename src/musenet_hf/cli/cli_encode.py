@@ -30,8 +30,8 @@ def add_encode_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_encode(args: argparse.Namespace) -> int:
-    from .errors import MidiReadError
-    from .tokenization_musenet import FolderEncoding, MuseNetTokenizer
+    from ..errors import MidiReadError
+    from ..tokenizer.tokenization_musenet import FolderEncoding, MuseNetTokenizer
 
     tok = MuseNetTokenizer.from_pretrained(args.tokenizer) if args.tokenizer else MuseNetTokenizer.from_preset(args.preset)
     result = FolderEncoding()

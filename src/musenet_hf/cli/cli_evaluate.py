@@ -1,5 +1,5 @@
 """``musenet evaluate`` from the command line: load the model and the training config's data
-split, run the sections asked for (the measurements of :mod:`~musenet_hf.evaluation` and the
+split, run the sections asked for (the measurements of :mod:`~musenet_hf.evaluation.measurements` and the
 critic's held-out AUC), and write ``report.json`` and ``report.md`` after each section.
 """
 
@@ -13,13 +13,21 @@ from typing import Any, Sequence
 
 import torch
 
-from .critic import critic_auc_heldout
-from .evaluation import (
-    SECTIONS, composer_recognisability, compression, length_control, markdown_report, music_statistics, probe_table,
-    steering_adherence, validity,
+from ..evaluation.measurements import (
+    SECTIONS,
+    composer_recognisability,
+    compression,
+    length_control,
+    markdown_report,
+    music_statistics,
+    probe_table,
+    steering_adherence,
+    validity,
 )
-from .midi_notes import Note
-from .musical_statistics import parse_probe_request
+from ..evaluation.musical_statistics import parse_probe_request
+from ..loading import load_model, tokenizer_for_model
+from ..midi.midi_notes import Note
+from ..training.critic import critic_auc_heldout
 
 
 def _pieces_as_notes(tokenizer: Any, dataset: Any) -> list[tuple[str, list[Note]]]:
@@ -43,7 +51,7 @@ def compression_report(model: Any, baselines: Sequence[str], windows: Any, batch
     """The report's compression section: :func:`compression` of ``model`` and each GPT-2 baseline
     folder on the validation ``windows``, and how much fewer bits per second the first needs
     than the second (``relative``)."""
-    from .baseline import GPT2Baseline
+    from ..model.baseline import GPT2Baseline
 
     models = {"MuseNet (this model)": model}
     for path in baselines:
@@ -78,12 +86,12 @@ def sampling_options(args: argparse.Namespace) -> dict[str, float]:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from transformers import AutoModelForCausalLM, pipeline
     from tqdm.auto import tqdm
+    from transformers import pipeline
 
-    from .data import MuseNetWindows
-    from .pipeline_musenet import TASK, register_pipeline, tokenizer_for_model
-    from .training_config import TrainConfig, load_data
+    from ..generation.pipeline_musenet import TASK, register_pipeline
+    from ..training.data import MuseNetWindows
+    from ..training.training_config import TrainConfig, load_data
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -93,7 +101,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise SystemExit(f"musenet evaluate: unknown sections {sorted(unknown)}; choose from {SECTIONS}")
     register_pipeline()
     cfg = TrainConfig.from_yaml(args.config, {"data_dir": args.data_dir} if args.data_dir else None)
-    model = AutoModelForCausalLM.from_pretrained(args.model).eval()
+    model = load_model(args.model)
     tokenizer = tokenizer_for_model(model)
     enc = load_data(cfg, tokenizer)
     report: dict[str, Any] = {"model": str(args.model), "config": str(args.config),

@@ -22,13 +22,13 @@ The rules (also in ``musenet generate --help``):
   instrumentation in the model's training data; ``--steering hard`` gives every note-on to them,
   ``--steering none`` leaves only the instrumentation token. Steering picks the instrument of
   a note-on, never whether one is struck.
-* **Every piece is checked** (:mod:`musenet_hf.piece_check`): its new music against what was
+* **Every piece is checked** (:mod:`musenet_hf.generation.piece_check`): its new music against what was
   asked (notes per second, held notes, the instruments named, the style's usual ones or the
   primer's). A piece that fails is written, and one line per piece says what went wrong and what
   to try. Fewer than ``--min-note-rate`` (0.5) new notes a second is an error (exit 3); held notes
   and notes off the instruments asked for are warnings, errors with ``--strict``.
 * **Untrained styles.** A ``--composer`` the model never trained on (``config.training_coverage``)
-  gets one warning line naming the nearest styles it did train on (:mod:`musenet_hf.styles`);
+  gets one warning line naming the nearest styles it did train on (:mod:`musenet_hf.generation.styles`);
   ``--strict`` refuses it.
 * **Ctrl-C** writes what was generated so far (every sounding note ended) and exits with 130.
 * **Threads.** ``--threads`` (default ``$MUSENET_THREADS``, else 1): torch's default of one
@@ -50,17 +50,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .defaults import (
-    BUNDLED,
+from ..defaults import (
     DEFAULT_GUIDANCE,
     DEFAULT_PRIMER_SECONDS,
     DEFAULT_STEERING_STRENGTH,
+    DEFAULT_THREADS,
     MIN_NOTE_RATE,
-    bundled_checkpoint,
 )
+from ..loading import BUNDLED, bundled_checkpoint
 
 MAX_SECONDS = 600.0  # longer needs --allow-long
-DEFAULT_THREADS = 1  # torch CPU threads unless --threads or $MUSENET_THREADS says otherwise
 # Seconds of music per wall-clock second of the bundled model on a 2-core CPU with its default
 # sampling (no composer guidance), for the time estimate of long pieces: 240 s pieces took 154 s
 # (bach, 2,621 notes) and 52 s (irish, 686 notes), one thread, idle machine (stage 8; stage 9b has
@@ -185,7 +184,7 @@ def _check_arguments(args: argparse.Namespace) -> str | None:
 def check_generate(args: argparse.Namespace) -> str | None:
     """What is wrong with a ``musenet generate`` command line that shows without loading anything:
     the numbers, the model folder, the primer file (None: nothing)."""
-    from .local_paths import missing_folder_message
+    from ..local_paths import missing_folder_message
 
     problem = _check_arguments(args)
     if problem:
@@ -228,9 +227,10 @@ def run_generate(args: argparse.Namespace) -> int:
     import torch
     from transformers import pipeline
 
-    from .errors import CoverageWarning
-    from .generation import GenerationInterrupted
-    from .pipeline_musenet import TASK, load_model, register_pipeline, resolve_threads, tokenizer_for_model
+    from ..errors import CoverageWarning
+    from ..generation.generate import GenerationInterrupted
+    from ..generation.pipeline_musenet import TASK, register_pipeline, resolve_threads
+    from ..loading import load_model, tokenizer_for_model
 
     try:
         threads = resolve_threads(args.threads) or DEFAULT_THREADS
@@ -277,8 +277,8 @@ def _announce(args: argparse.Namespace, pipe: Any, composer: Any) -> str | None:
     """Before generating: a warning line for what the model never trained on (the style, with the
     nearest trained ones; instruments the style never had), greedy decoding, a long wait. Returns
     the error when ``--strict`` refuses an untrained style (None: go on)."""
-    from .logits_processors import resolve_instruments
-    from .styles import untrained_style_message
+    from ..generation.logits_processors import resolve_instruments
+    from ..generation.styles import untrained_style_message
 
     if args.instruments:
         resolve_instruments(pipe.tokenizer.vocabulary, args.instruments)  # ValueError: an unknown instrument
@@ -327,7 +327,7 @@ def _finish(args: argparse.Namespace, results: list[dict[str, Any]], tokenizer: 
 
 def _render(args: argparse.Namespace, best: dict[str, Any], tokenizer: Any) -> int:
     """The best piece's piano roll and WAV when asked for; 1 when the WAV could not be made."""
-    from .render import AudioRenderError, render_pianoroll, render_wav
+    from ..midi.render import AudioRenderError, render_pianoroll, render_wav
 
     code = 0
     if args.pianoroll:
@@ -399,9 +399,9 @@ def _listed_model(args: argparse.Namespace) -> tuple[Any, dict | None, bool]:
     import json
     from types import SimpleNamespace
 
-    from .local_paths import missing_folder_message
-    from .pipeline_musenet import adapter_base_path, adapter_coverage, tokenizer_for_model
-    from .tokenization_musenet import VOCAB_FILE, MuseNetTokenizer
+    from ..loading import adapter_base_path, adapter_coverage, tokenizer_for_model
+    from ..local_paths import missing_folder_message
+    from ..tokenizer.tokenization_musenet import VOCAB_FILE, MuseNetTokenizer
 
     path = Path(args.model) if args.model else bundled_checkpoint()
     if not path.is_dir():
@@ -437,8 +437,8 @@ def _block(title: str, items: list[str]) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from .styles import trained_labels, trained_styles, untrained_styles
-    from .vocabulary import GROUPS
+    from ..generation.styles import trained_labels, trained_styles, untrained_styles
+    from ..tokenizer.vocabulary import GROUPS
 
     try:
         tok, coverage, is_model = _listed_model(args)
@@ -468,4 +468,4 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 __all__ = ["add_generate_arguments", "check_generate", "run_generate", "add_list_arguments", "run_list",
-           "bundled_checkpoint", "note_counts"]
+           "note_counts"]

@@ -1,11 +1,11 @@
 """``musenet train`` and ``musenet train-critic`` from the command line.
 
 ``musenet train --config configs/train/<name>.yaml [--set key=value ...]`` reads the YAML config
-(:class:`~musenet_hf.training_config.TrainConfig`) and runs :func:`~musenet_hf.training.train`.
-``musenet train-critic`` is the critic phase on a finished model: the work is :func:`~musenet_hf.critic.train_critic_head` (the head alone, the network frozen) and
-:func:`~musenet_hf.critic.critic_auc_heldout`; this file reads the arguments, loads the model and
+(:class:`~musenet_hf.training.training_config.TrainConfig`) and runs :func:`~musenet_hf.training.loop.train`.
+``musenet train-critic`` is the critic phase on a finished model: the work is :func:`~musenet_hf.training.critic.train_critic_head` (the head alone, the network frozen) and
+:func:`~musenet_hf.training.critic.critic_auc_heldout`; this file reads the arguments, loads the model and
 the training config's data split, and writes the model with its trained head and a report. It
-sits above :mod:`~musenet_hf.critic` and :mod:`~musenet_hf.pipeline_musenet` (which imports the
+sits above :mod:`~musenet_hf.training.critic` and :mod:`~musenet_hf.generation.pipeline_musenet` (which imports the
 critic for reranking), so neither needs the other's command line.
 """
 
@@ -20,11 +20,11 @@ import torch
 import yaml
 from transformers import AutoModelForCausalLM
 
-from .critic import critic_auc_heldout, train_critic_head
-from .data import MuseNetWindows
-from .pipeline_musenet import tokenizer_for_model
-from .training import train
-from .training_config import TrainConfig, load_data
+from ..loading import tokenizer_for_model
+from ..training.critic import critic_auc_heldout, train_critic_head
+from ..training.data import MuseNetWindows
+from ..training.loop import train
+from ..training.training_config import TrainConfig, load_data
 
 
 # ---------------------------------------------------------------------- musenet train

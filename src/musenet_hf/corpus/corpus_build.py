@@ -3,11 +3,11 @@
 ``musenet prepare-corpus --recipe configs/corpus/broad.yaml --fetched /work/.mirror --out corpus``
 (or ``--folder my_midi [--labels labels.csv]`` for a user's own music) runs:
 
-1. **List** every source's files with their labels (:mod:`~musenet_hf.corpus_sources`); the
+1. **List** every source's files with their labels (:mod:`~musenet_hf.corpus.corpus_sources`); the
    music21 corpus, when the recipe asks for it, is converted first by
-   :func:`~musenet_hf.corpus.prepare_corpus` (cached) and read back from its ``metadata.csv``.
+   :func:`~musenet_hf.corpus.music21_corpus.prepare_corpus` (cached) and read back from its ``metadata.csv``.
 2. **Read** each file in worker processes with a time limit (:func:`_read_piece`): notation
-   (kern, MusicXML, ABC) is converted through music21 (:mod:`~musenet_hf.corpus_convert`), every
+   (kern, MusicXML, ABC) is converted through music21 (:mod:`~musenet_hf.corpus.corpus_convert`), every
    MIDI file is read by the package's tolerant reader. A file that cannot be read is rejected with
    its reason; nothing else is lost. Results are cached in ``<out>/.work/pieces.jsonl``.
 3. **Deduplicate** by content (:func:`note_fingerprint`: the chords' pitch sets in order,
@@ -40,9 +40,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .corpus import prepare_corpus, read_records
+from ..worker_pool import map_with_timeout
 from .corpus_sources import SourceFile, SourceSpec, list_source_files, materialize, spec_names
-from .worker_pool import map_with_timeout
+from .music21_corpus import prepare_corpus, read_records
 
 # Bump when reading changes its results: every cached record is then redone.
 READER_VERSION = 1
@@ -137,7 +137,7 @@ _TOKENIZER = None
 def _tokenizer() -> Any:
     global _TOKENIZER  # one per worker process: building the vocabulary takes a moment
     if _TOKENIZER is None:
-        from .tokenization_musenet import MuseNetTokenizer
+        from ..tokenizer.tokenization_musenet import MuseNetTokenizer
 
         _TOKENIZER = MuseNetTokenizer.from_preset("extended")
     return _TOKENIZER
@@ -146,9 +146,9 @@ def _tokenizer() -> Any:
 def _read_piece(item: SourceFile, work_dir: Path, realize_chords: bool) -> dict[str, Any]:
     """Convert (notation) and read one file: its fingerprint, length, notes, tokens, instruments
     and the musical statistics of its first :data:`STATS_SECONDS`."""
+    from ..evaluation.musical_statistics import clip_notes, piece_statistics
+    from ..midi.midi_io import read_midi_arrays
     from .corpus_convert import convert_notation
-    from .midi_io import read_midi_arrays
-    from .musical_statistics import clip_notes, piece_statistics
 
     midi_path = item.path
     if item.is_score:
@@ -216,9 +216,8 @@ def _list_all(recipe: CorpusRecipe, fetched: Path | None, work_dir: Path, num_pr
 
 def _music21_files(recipe: CorpusRecipe, work_dir: Path, num_proc: int, progress: bool,
                    described: dict[str, dict[str, Any]]) -> list[SourceFile]:
-    """The music21 corpus, converted by :func:`~musenet_hf.corpus.prepare_corpus` (cached)."""
+    """The music21 corpus, converted by :func:`~musenet_hf.corpus.music21_corpus.prepare_corpus` (cached)."""
     import music21
-
 
     from .corpus_works import list_works
 
@@ -271,7 +270,7 @@ def _read_all(files: list[SourceFile], work_dir: Path, realize: frozenset[str], 
 
 
 def _known_labels() -> set[str]:
-    from .vocabulary import preset_config
+    from ..tokenizer.vocabulary import preset_config
 
     return set(preset_config("extended").composers)
 
@@ -310,9 +309,9 @@ def build_corpus(recipe: CorpusRecipe, out_dir: str | Path, *, fetched: str | Pa
 def folder_fingerprints(folders: Sequence[Path]) -> dict[str, Path]:
     """Fingerprint -> file of the MIDI files under ``folders`` (files reserved for evaluation or
     tests); unreadable files and missing folders are passed over."""
-    from .errors import MidiReadError
-    from .midi_io import read_midi_arrays
-    from .tokenization_musenet import list_midi_files
+    from ..errors import MidiReadError
+    from ..midi.midi_io import read_midi_arrays
+    from ..tokenizer.tokenization_musenet import list_midi_files
 
     found: dict[str, Path] = {}
     for folder in folders:

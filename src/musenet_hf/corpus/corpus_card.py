@@ -3,7 +3,7 @@
 ``docs/data.md`` is prose around these tables; :func:`render_tables` makes them from a corpus
 folder's ``report.json`` and ``statistics.json`` so the card states what the command measured:
 
-    python -m musenet_hf.corpus_card corpus/broad > /tmp/tables.md
+    python -m musenet_hf.corpus.corpus_card corpus/broad > /tmp/tables.md
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..tokenizer.vocabulary import DEMO_STYLES
 from .corpus_build import SPLITS, UNLABELLED
-from .vocabulary import DEMO_STYLES
 
 
 def _sources_table(report: dict[str, Any]) -> list[str]:

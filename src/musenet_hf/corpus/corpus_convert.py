@@ -137,7 +137,7 @@ def convert_notation(path: Path, out_path: Path, *, source: str, realize_chords:
     """Convert one notation file to MIDI at ``out_path`` (atomically); return what was done.
 
     Parts get General MIDI programs from their names as in the music21 corpus
-    (:func:`~musenet_hf.corpus_works.assign_programs`); a lead sheet's melody stays on its
+    (:func:`~musenet_hf.corpus.corpus_works.assign_programs`); a lead sheet's melody stays on its
     part's instrument (piano when it names none).
 
     Returns:

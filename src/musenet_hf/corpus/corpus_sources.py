@@ -15,7 +15,7 @@ source says which files to take and how to label them:
 - ``label_from: csv``: a ``path,label[,instruments]`` table (paths inside the source).
 
 Labels stay honest: a style token is given only where the source is that style. Everything here
-is pure listing; reading and converting the files is :mod:`~musenet_hf.corpus_build`.
+is pure listing; reading and converting the files is :mod:`~musenet_hf.corpus.corpus_build`.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class SourceSpec:
         table: with ``csv``: the path of the table (relative to the recipe).
         unlabelled: ``"keep"`` (train without a style token) or ``"skip"`` files no rule labels.
         realize_chords: lead sheets: also play the chord symbols on the piano
-            (:func:`~musenet_hf.corpus_convert.realize_chord_symbols`).
+            (:func:`~musenet_hf.corpus.corpus_convert.realize_chord_symbols`).
         licence: the licence as the source states it (for the data card).
         what: one line on what the source is.
     """

@@ -3,7 +3,7 @@
 The labels of its collections (:data:`COLLECTION_LABELS`, :data:`FILE_LABELS`), the General MIDI
 program each part gets (:func:`part_program`), the works (:func:`list_works`) and the conversion
 of one work (:func:`convert_work`, :func:`midi_stats`). The batch job over all of them, its
-worker processes, cache and report, is :mod:`~musenet_hf.corpus` (``musenet prepare-corpus``).
+worker processes, cache and report, is :mod:`~musenet_hf.corpus.music21_corpus` (``musenet prepare-corpus``).
 """
 
 
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from .midi_notes import DRUM_CHANNEL
-from .vocabulary import MUSENET_INSTRUMENT_NAMES, gm_instrument_name
+from ..midi.midi_notes import DRUM_CHANNEL
+from ..tokenizer.vocabulary import MUSENET_INSTRUMENT_NAMES, gm_instrument_name
 
 # ----------------------------------------------------------------------------- labels
 
@@ -92,7 +92,7 @@ DEFAULT_VOICE_PROGRAM = 52
 
 def musenet_instrument(program: int, channel: int = 0) -> str:
     """MuseNet's instrument for a GM program (0-127) on a MIDI channel (0-15; 9 is drums): the
-    vocabulary's map (:func:`~musenet_hf.vocabulary.gm_instrument_name`)."""
+    vocabulary's map (:func:`~musenet_hf.tokenizer.vocabulary.gm_instrument_name`)."""
     return gm_instrument_name(program, is_drum=channel == DRUM_CHANNEL)
 
 

@@ -28,7 +28,7 @@ How a work becomes a file:
   a run. music21's most common export error (a time signature object shared by two measures,
   about 10% of the Essen tunes) is repaired instead.
 
-The labels, programs, works and the conversion of one work are :mod:`~musenet_hf.corpus_works`;
+The labels, programs, works and the conversion of one work are :mod:`~musenet_hf.corpus.corpus_works`;
 this module is the batch job: worker processes with a timeout, the cache and the report.
 """
 
@@ -45,8 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..worker_pool import map_with_timeout
 from .corpus_works import DEFAULT_VOICE_PROGRAM, CorpusWork, convert_work, list_works, midi_stats
-from .worker_pool import map_with_timeout
 
 
 # ----------------------------------------------------------------------------- one work in a worker
@@ -283,7 +283,7 @@ def _fill_report(report: CorpusReport, records: dict[str, dict[str, Any]], ok: l
 
 
 def _write_metadata(path: Path, ok: list[dict[str, Any]], tokens: dict[str, int]) -> None:
-    """``metadata.csv``: one row per converted file (what :func:`~musenet_hf.data.resolve_labels` reads)."""
+    """``metadata.csv``: one row per converted file (what :func:`~musenet_hf.training.data.resolve_labels` reads)."""
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=METADATA_COLUMNS)
         writer.writeheader()

@@ -3,10 +3,10 @@
 Simple mode is MuseNet's: a composer/style, instruments, a length; Generate makes 4 candidates in
 one batch, each with an audio player, a piano roll and a MIDI download; Continue extends the
 chosen one (4 new candidates); Undo steps back; the history is a branching tree
-(:mod:`musenet_hf.demo_history`) the user can go back into. Advanced mode adds a MIDI primer,
+(:mod:`musenet_hf.demo.demo_history`) the user can go back into. Advanced mode adds a MIDI primer,
 the sampling knobs, steering, samples with critic reranking, max polyphony, a seed and any local
 model folder. A second tab draws the composer and instrument map
-(:mod:`musenet_hf.embeddings_plot`).
+(:mod:`musenet_hf.demo.embeddings_plot`).
 
 Install with ``pip install -e ".[demo]"`` and run ``musenet demo``. Nothing leaves the machine:
 Gradio's analytics are off (set before Gradio is imported), the theme uses the system's fonts
@@ -22,9 +22,9 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
+from ..generation.piece_check import check_summary
 from .demo_backend import MAX_SAMPLES, MAX_SECONDS, SHOWN, DemoError, Request, Studio, audio_available, read_primer
 from .demo_history import HistoryTree
-from .piece_check import check_summary
 
 SLOT_FIELDS = ("info", "audio", "roll", "midi")
 # What every history-changing endpoint returns, in order (the session's state is not part of the API).
@@ -114,7 +114,7 @@ def _guarded(fn: Callable[..., list[Any]]) -> Callable[..., list[Any]]:
 
 # ------------------------------------------------------------------------------------ the app
 def build_demo(studio: Studio) -> Any:
-    """The Gradio Blocks of the app around a :class:`~musenet_hf.demo_backend.Studio`."""
+    """The Gradio Blocks of the app around a :class:`~musenet_hf.demo.demo_backend.Studio`."""
     _no_network()
     import gradio as gr
 
@@ -337,8 +337,9 @@ def run_demo(args: argparse.Namespace) -> int:
         return 2
     import time
 
-    from .cli_generate import DEFAULT_THREADS, bundled_checkpoint
-    from .pipeline_musenet import resolve_threads
+    from ..defaults import DEFAULT_THREADS
+    from ..generation.pipeline_musenet import resolve_threads
+    from ..loading import bundled_checkpoint
 
     started = time.time()
     path = Path(args.model) if args.model else bundled_checkpoint()

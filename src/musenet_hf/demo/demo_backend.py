@@ -109,8 +109,8 @@ def check_request(req: Request) -> Request:
 
 def read_primer(data: bytes | str | Path) -> bytes:
     """A primer's MIDI bytes from bytes or a path, checked to hold notes (DemoError otherwise)."""
-    from .errors import MidiReadError
-    from .midi_io import read_midi
+    from ..errors import MidiReadError
+    from ..midi.midi_io import read_midi
 
     name = Path(data).name if isinstance(data, (str, Path)) else "the primer"
     try:
@@ -152,7 +152,8 @@ class Studio:
         import torch
         from transformers import pipeline
 
-        from .pipeline_musenet import TASK, load_model, register_pipeline, tokenizer_for_model
+        from ..generation.pipeline_musenet import TASK, register_pipeline
+        from ..loading import load_model, tokenizer_for_model
 
         key = str(Path(model).expanduser().resolve()) if model and str(model).strip() else self.default_model
         if key not in self._pipes:
@@ -176,9 +177,9 @@ class Studio:
 
     def composer_choices(self) -> list[tuple[str, str]]:
         """(label, value) pairs: the styles the model trained on first (with piece counts), then the
-        ones it never trained on, marked so (:mod:`musenet_hf.styles`, the names `musenet list` gives);
+        ones it never trained on, marked so (:mod:`musenet_hf.generation.styles`, the names `musenet list` gives);
         unmarked in vocabulary order when the model records no coverage."""
-        from .styles import trained_styles, untrained_styles
+        from ..generation.styles import trained_styles, untrained_styles
 
         pipe = self.pipeline()
         names = pipe.tokenizer.vocabulary.composers
@@ -197,9 +198,8 @@ class Studio:
         ``steering``. Best first with ``rerank``; at most :data:`SHOWN` of them."""
         import io
 
-        from .generation import GenerationInterrupted
-
-        from .styles import unknown_style_message
+        from ..generation.generate import GenerationInterrupted
+        from ..generation.styles import unknown_style_message
 
         req = check_request(req)
         pipe = self.pipeline(req.model)
@@ -211,7 +211,7 @@ class Studio:
                 raise DemoError(unknown_style_message(v, req.composer, getattr(pipe.model.config, "training_coverage",
                                                                                  None))) from None
         if req.instruments:
-            from .logits_processors import resolve_instruments
+            from ..generation.logits_processors import resolve_instruments
 
             try:
                 resolve_instruments(v, req.instruments)
@@ -277,8 +277,8 @@ class Studio:
         """
         from concurrent.futures import ThreadPoolExecutor
 
-        from .midi_io import read_midi
-        from .render import AudioRenderError, render_pianoroll, render_wav
+        from ..midi.midi_io import read_midi
+        from ..midi.render import AudioRenderError, render_pianoroll, render_wav
 
         def wav_of(mid: Path) -> tuple[str | None, str]:
             try:
@@ -320,7 +320,7 @@ def audio_available() -> str:
     """Empty when FluidSynth and a soundfont are there, else what to install (for a note on the page)."""
     import shutil
 
-    from .render import INSTALL_HINT, AudioRenderError, find_soundfont
+    from ..midi.render import INSTALL_HINT, AudioRenderError, find_soundfont
 
     if shutil.which("fluidsynth") is None:
         return f"No audio players: the fluidsynth program is missing ({INSTALL_HINT}). MIDI and piano rolls still work."

@@ -3,7 +3,7 @@
 MuseNet's blog post drew the learned embeddings of its composer tokens on a plane; this draws the
 same for any checkpoint (``musenet embeddings-plot --model PATH -o map.png``, and the demo's map
 tab). The points are rows of the model's input embedding matrix, found through the tokenizer's
-vocabulary (:meth:`~musenet_hf.vocabulary.MuseNetVocabulary` composer and instrumentation ids).
+vocabulary (:meth:`~musenet_hf.tokenizer.vocabulary.MuseNetVocabulary` composer and instrumentation ids).
 
 t-SNE keeps neighbours: rows that are close in the embedding space (cosine distance) land close
 on the plane. It does not keep distances between far-apart groups, nor directions, and the axes
@@ -128,8 +128,8 @@ def add_embeddings_plot_arguments(parser: argparse.ArgumentParser) -> None:
 def run_embeddings_plot(args: argparse.Namespace) -> int:
     import torch
 
-    from .cli_generate import bundled_checkpoint
-    from .pipeline_musenet import load_model, register_pipeline, tokenizer_for_model
+    from ..generation.pipeline_musenet import register_pipeline
+    from ..loading import bundled_checkpoint, load_model, tokenizer_for_model
 
     torch.set_num_threads(max(1, args.threads))
     register_pipeline()

@@ -1,11 +1,11 @@
 """``musenet evaluate``: what a trained model is worth, measured on the validation split.
 
-Each measurement is one function; the command (:mod:`~musenet_hf.cli_evaluate`) runs the ones
+Each measurement is one function; the command (:mod:`~musenet_hf.cli.cli_evaluate`) runs the ones
 asked for and writes a JSON report plus a Markdown table (the one in ``MODEL_CARD.md``):
 
 * :func:`compression`: bits per second of music and per token of one or more models (the bundled
   MuseNet, its GPT-2 baseline) on the same validation windows.
-* :func:`~musenet_hf.critic.critic_auc_heldout`: the critic head's ROC AUC, real openings of
+* :func:`~musenet_hf.training.critic.critic_auc_heldout`: the critic head's ROC AUC, real openings of
   held-out pieces against fresh generations from the same prompts (neither seen in training).
 * :func:`composer_recognisability`: a scikit-learn classifier over :func:`piece_features`
   (pitch-class, melodic-interval and duration histograms, note density, polyphony, range),
@@ -21,9 +21,9 @@ asked for and writes a JSON report plus a Markdown table (the one in ``MODEL_CAR
   of each (the 240-second one is the "4-minute piece on this CPU").
 * :func:`music_statistics`: per label, the musical statistics of generated pieces next to
   those of held-out real pieces (note lengths, polyphony, density, range, pitch-class entropy,
-  scale consistency, silence) and one match score (:mod:`musenet_hf.musical_statistics`).
+  scale consistency, silence) and one match score (:mod:`musenet_hf.evaluation.musical_statistics`).
 * :func:`probe_table`: the note-closure probe, plain sampling with no logits processor, per
-  prompt: do note-offs follow note-ons (:func:`~musenet_hf.musical_statistics.note_closure_probe`)?
+  prompt: do note-offs follow note-ons (:func:`~musenet_hf.evaluation.musical_statistics.note_closure_probe`)?
 """
 
 from __future__ import annotations
@@ -36,10 +36,17 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .midi_notes import Note
+from ..midi.midi_notes import Note
 from .musical_statistics import (
-    clip_notes, music_table_parts, note_closure_probe, piece_statistics, probe_table_parts,
-    key_signature_overlap, statistics_match, statistics_overlaps, summarize,
+    clip_notes,
+    key_signature_overlap,
+    music_table_parts,
+    note_closure_probe,
+    piece_statistics,
+    probe_table_parts,
+    statistics_match,
+    statistics_overlaps,
+    summarize,
 )
 
 SECTIONS = ("compression", "critic", "composer", "steering", "length", "music", "probe")
@@ -95,13 +102,13 @@ def compression(models: dict[str, Any], windows: Any, batch_size: int = 8) -> di
 
     Args:
         models: name -> causal LM (a ``MuseNetForCausalLM`` or a ``GPT2Baseline``).
-        windows: validation :class:`~musenet_hf.data.MuseNetWindows`.
+        windows: validation :class:`~musenet_hf.training.data.MuseNetWindows`.
 
     Returns:
         name -> ``{"bits_per_second", "bits_per_token", "nats_per_token", "tokens", "seconds"}``.
     """
-    from .batching import MuseNetCollator
-    from .training_losses import evaluate
+    from ..training.batching import MuseNetCollator
+    from ..training.training_losses import evaluate
 
     if not len(windows):
         raise ValueError("no validation windows: the data folder's validation split is empty")
@@ -142,7 +149,7 @@ def is_valid_piece(tokenizer: Any, ids: Sequence[int]) -> tuple[bool, str]:
     file reads back with mido with the same number of notes. Returns ``(ok, reason)``."""
     import mido
 
-    from .logits_processors import grammar_violations
+    from ..generation.logits_processors import grammar_violations
 
     v = tokenizer.vocabulary
     problems = grammar_violations(v, ids)
@@ -266,7 +273,7 @@ def steering_adherence(pipe: Any, *, composer: str | None, instruments: str, pie
     with what the steering does to the music: the share of notes over 4 s and the mean number of
     notes sounding at once (averaged over pieces), since a steering that strikes notes the model
     does not end is worse than none."""
-    from .logits_processors import DEFAULT_STEERING_STRENGTH, resolve_instruments
+    from ..generation.logits_processors import DEFAULT_STEERING_STRENGTH, resolve_instruments
 
     strength = DEFAULT_STEERING_STRENGTH if strength is None else strength
     wanted = set(resolve_instruments(pipe.tokenizer.vocabulary, instruments))
@@ -328,9 +335,9 @@ def music_statistics(
 
     Returns:
         ``{"seconds", "labels": {label: {"generated": summary, "real": summary, "match",
-        "overlaps", "key_overlap"}}}`` with :func:`~musenet_hf.musical_statistics.summarize`
-        summaries, the :func:`~musenet_hf.musical_statistics.statistics_match` score and the
-        :func:`~musenet_hf.musical_statistics.key_signature_overlap` (each 1 = identical).
+        "overlaps", "key_overlap"}}}`` with :func:`~musenet_hf.evaluation.musical_statistics.summarize`
+        summaries, the :func:`~musenet_hf.evaluation.musical_statistics.statistics_match` score and the
+        :func:`~musenet_hf.evaluation.musical_statistics.key_signature_overlap` (each 1 = identical).
     """
     tokenizer = pipe.tokenizer
     v = tokenizer.vocabulary
@@ -353,7 +360,7 @@ def probe_table(model: Any, tokenizer: Any, requests: Sequence[tuple[str | None,
     instruments as ``"piano,violin"`` or ``"piano_strings"``).
 
     Returns one row per prompt: ``composer``, ``instruments`` and the counts of
-    :func:`~musenet_hf.musical_statistics.note_closure_probe`.
+    :func:`~musenet_hf.evaluation.musical_statistics.note_closure_probe`.
     """
     rows = []
     for composer, instruments in requests:

@@ -1,7 +1,7 @@
 """Musical statistics of pieces, and a probe of whether a model closes the notes it opens.
 
 Used by the ``music`` and ``probe`` sections of ``musenet evaluate``
-(:mod:`musenet_hf.evaluation`). Everything is computed directly from note events with numpy.
+(:mod:`musenet_hf.evaluation.measurements`). Everything is computed directly from note events with numpy.
 
 * :func:`piece_statistics`: per piece, how long notes last, how many sound at once, how dense
   and how wide the music is, how tonal (pitch-class entropy, scale consistency), how much of it
@@ -36,8 +36,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .midi_notes import Note
-from .vocabulary import gm_instrument_name
+from ..midi.midi_notes import Note
+from ..tokenizer.vocabulary import gm_instrument_name
 
 # Notes longer than this are "long": the bundled model's held notes are what the measure is for.
 LONG_NOTE_SECONDS = 4.0
@@ -94,7 +94,7 @@ def piece_statistics(notes: Sequence[Note], vocabulary: Any = None) -> dict[str,
 
     Args:
         notes: the piece's notes (times in seconds).
-        vocabulary: a :class:`~musenet_hf.vocabulary.MuseNetVocabulary` whose instrument names
+        vocabulary: a :class:`~musenet_hf.tokenizer.vocabulary.MuseNetVocabulary` whose instrument names
             to use; without one, GM programs are named with the musenet preset's mapping.
 
     Returns:
@@ -330,7 +330,7 @@ def note_closure_probe(model: Any, tokenizer: Any, prefix_ids: Sequence[int], ne
     No logits processor runs (no grammar, no length or polyphony control) and sampling is pure
     (``top_k=0``, ``top_p=1.0``, temperature 1), so the counts show what the model itself does.
     A model whose ``forward`` takes ``piece_seconds`` and ``time_offset_seconds`` is told the piece
-    lasts ``seconds`` from time 0, as :func:`~musenet_hf.generation.generate_long` would. One
+    lasts ``seconds`` from time 0, as :func:`~musenet_hf.generation.generate.generate_long` would. One
     ``generate`` call cannot run past the model's context, so ``new_tokens`` is capped there.
     ``no_early_end`` holds back ``end`` until all ``new_tokens`` are sampled (``min_new_tokens``,
     which touches no other token), so a piece the model would end after a few notes is still
@@ -341,7 +341,7 @@ def note_closure_probe(model: Any, tokenizer: Any, prefix_ids: Sequence[int], ne
         generated), ``new_tokens`` (asked), ``seed`` and ``passes``: note-offs within
         :data:`PROBE_TOLERANCE` of pitched note-ons and no orphan note-off.
     """
-    from .generation import accepts_structure, model_context_length, padding_id
+    from ..generation.generate import accepts_structure, model_context_length, padding_id
 
     v = tokenizer.vocabulary
     device = model.device

@@ -1,7 +1,7 @@
 """Generation: prompts and primers, long-form (sliding-window) generation.
 
 Everything goes through the model's standard ``generate()``; what makes the output musical is
-the logits processors of :mod:`musenet_hf.logits_processors`.
+the logits processors of :mod:`musenet_hf.generation.logits_processors`.
 
 * :func:`build_prompt`: ``[composer] [instrumentation] start [primer body]``.
 * :func:`default_logits_processors`: grammar, target length and (optionally) instrument
@@ -27,7 +27,8 @@ import numpy as np
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from .data import continuation_ids, sounding_note_ons
+from ..tokenizer.vocabulary import MuseNetVocabulary
+from ..training.data import continuation_ids, sounding_note_ons
 from .guidance import guidance_processors
 from .logits_processors import (
     DEFAULT_STEERING_STRENGTH,
@@ -39,7 +40,6 @@ from .logits_processors import (
     resolve_instruments,
 )
 from .texture import MaxNoteLengthLogitsProcessor, MinVoicesLogitsProcessor
-from .vocabulary import MuseNetVocabulary
 
 
 def vocabulary_of(tokenizer_or_vocabulary: Any) -> MuseNetVocabulary:
@@ -60,7 +60,7 @@ def build_prompt(
     """The prompt ids: ``[composer...] [instrumentation] start [tempo] [primer body]``.
 
     Args:
-        tokenizer: a :class:`~musenet_hf.tokenization_musenet.MuseNetTokenizer`.
+        tokenizer: a :class:`~musenet_hf.tokenizer.tokenization_musenet.MuseNetTokenizer`.
         composer: one composer/style name, a pair ``(a, b)`` to blend (both tokens go in the
             prefix, see the module notes), or None.
         instruments: instrument or group names (``"piano,violin"``, ``["piano", "strings"]``);
@@ -137,7 +137,7 @@ def default_logits_processors(
     max_note_seconds: float | None = None,
 ) -> LogitsProcessorList:
     """Grammar, target length (when ``seconds``), steering (when ``steering`` and ``instruments``)
-    and the texture rules of :mod:`musenet_hf.texture` (when ``min_voices``, ``max_note_seconds``).
+    and the texture rules of :mod:`musenet_hf.generation.texture` (when ``min_voices``, ``max_note_seconds``).
 
     The stateful processors share one :class:`NoteStateTracker`, so the state is computed once a
     step. Steering comes first: it only biases or removes note-ons, and the grammar mask after
@@ -272,7 +272,7 @@ def generate_long(
     """Generate ``num_samples`` pieces of about ``seconds`` from one prompt, past the context length.
 
     Each round calls ``model.generate()`` on a window cut as training windows are
-    (:func:`~musenet_hf.data.continuation_ids`): the prompt's conditioning tokens (composer,
+    (:func:`~musenet_hf.training.data.continuation_ids`): the prompt's conditioning tokens (composer,
     instrumentation, start), the notes still sounding at the cut struck again, then
     ``body[cut:]``, where ``cut`` drops the oldest body tokens so that ``step`` new tokens fit in
     ``max_window``. The model is told the piece's length and the window's absolute start time
@@ -386,7 +386,7 @@ def _place_window(v: MuseNetVocabulary, body: torch.Tensor, prefix: np.ndarray, 
                   window: int, step: int) -> tuple[int, torch.Tensor, list[np.ndarray]]:
     """Where the next window starts in the body ``(B, L)`` and what it holds.
 
-    Each row's window is the training format (:func:`~musenet_hf.data.continuation_ids`):
+    Each row's window is the training format (:func:`~musenet_hf.training.data.continuation_ids`):
     prefix, the notes sounding at the cut struck again, then the body from the cut. The window so
     holds the whole musical state, and the processors read it from the window (the clock from
     the cut). Returns the cut, each row's clock at the cut in wait units ``(B,)`` and the windows.

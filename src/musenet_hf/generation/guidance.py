@@ -30,7 +30,7 @@ what separates a motet from a folk tune (a second voice) is what gets amplified 
 
 The processor works with the standard ``generate()``: it is a :class:`~transformers.LogitsProcessor`
 holding the model and its own key/value cache of the unconditional sequence, fed one token a
-step. The windows of :func:`~musenet_hf.generation.generate_long` tell it where they sit in the
+step. The windows of :func:`~musenet_hf.generation.generate.generate_long` tell it where they sit in the
 piece (:meth:`ComposerGuidanceLogitsProcessor.begin_window`), so both sides see the same part and
 countdown positions.
 """
@@ -43,8 +43,8 @@ import torch
 from transformers import LogitsProcessor
 from transformers.cache_utils import Cache
 
-from .defaults import DEFAULT_GUIDANCE  # the scale when nothing gives one (measured there)
-from .vocabulary import MuseNetVocabulary
+from ..defaults import DEFAULT_GUIDANCE  # the scale when nothing gives one (measured there)
+from ..tokenizer.vocabulary import MuseNetVocabulary
 
 # Guided log-probabilities are floored here: a token the conditional model rules out (the model's
 # own masks, at the dtype's minimum) stays ruled out, and no inf - inf turns into NaN.

@@ -37,8 +37,8 @@ from typing import Iterable, Sequence
 import torch
 from transformers import LogitsProcessor
 
-from .defaults import DEFAULT_STEERING_STRENGTH  # measured there, where the CLI reads it without torch
-from .vocabulary import GROUPS, NUM_PITCHES, MuseNetVocabulary
+from ..defaults import DEFAULT_STEERING_STRENGTH  # measured there, where the CLI reads it without torch
+from ..tokenizer.vocabulary import GROUPS, NUM_PITCHES, MuseNetVocabulary
 
 # The grammar's bound on the silence before a piece's first note (seconds).
 MAX_SILENCE_SECONDS = 2.0
@@ -264,7 +264,7 @@ class MusicGrammarLogitsProcessor(LogitsProcessor):
     tracker's initial state says whether notes came before the window
     (:meth:`NoteStateTracker.set_initial_state`, ``struck``). With a
     :class:`TargetLengthLogitsProcessor`, keep ``max_silence_seconds`` below the target length
-    (:func:`~musenet_hf.generation.default_logits_processors` does).
+    (:func:`~musenet_hf.generation.generate.default_logits_processors` does).
 
     Args:
         vocabulary: the model's vocabulary.

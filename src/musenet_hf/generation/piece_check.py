@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Sequence
 
-from .defaults import HELD_SECONDS, MAX_HELD_SHARE, MIN_NOTE_RATE, MIN_ON_REQUEST_SHARE
+from ..defaults import HELD_SECONDS, MAX_HELD_SHARE, MIN_NOTE_RATE, MIN_ON_REQUEST_SHARE
 
 
 def _counted(counts: dict[str, int], names: Sequence[str]) -> str:

@@ -21,7 +21,7 @@ any case), ``primer`` (a MIDI path, bytes or ``mido.MidiFile``) with ``primer_se
   the primer's first ``primer_seconds`` (5 s unless ``primer_seconds`` or ``primer_notes`` is
   given) and then about ``seconds`` more.
 * **Steering.** Not given, it is ``"soft"`` (strength
-  :data:`~musenet_hf.logits_processors.DEFAULT_STEERING_STRENGTH`) toward the instruments named,
+  :data:`~musenet_hf.generation.logits_processors.DEFAULT_STEERING_STRENGTH`) toward the instruments named,
   or, when none are named and there is no primer, toward the composer's usual instrumentation in
   the model's training data (``config.training_coverage``; e.g. Mozart's strings, which the model
   otherwise leaves for flute, harp and trumpet after about 15 s). Otherwise it is off (a primer's
@@ -30,16 +30,16 @@ any case), ``primer`` (a MIDI path, bytes or ``mido.MidiFile``) with ``primer_se
   the requested instruments ``e**strength`` times likelier among note-ons (others stay possible),
   ``"hard"`` gives every note-on to them, ``"none"`` (or ``None``) leaves the model alone.
 * **Guidance.** ``guidance`` is the classifier-free guidance scale on the composer/style token
-  (:mod:`musenet_hf.guidance`; 1 = off): each step the model also predicts the piece without its
+  (:mod:`musenet_hf.generation.guidance`; 1 = off): each step the model also predicts the piece without its
   label (or, with ``guidance_against="folk"``, as a folk tune), and the difference the label
   makes is amplified. It costs a second forward a step and does nothing without a composer. Not
   given, both come from the model's config: its entry for the prompt's first label
   (``config.sampling_by_label``), else ``config.guidance`` and ``config.guidance_against`` (the
-  bundled model's are 1.3 against ``folk``), else :data:`~musenet_hf.guidance.DEFAULT_GUIDANCE`
+  bundled model's are 1.3 against ``folk``), else :data:`~musenet_hf.generation.guidance.DEFAULT_GUIDANCE`
   and no label; ``guidance_against="none"`` guides away from no label.
 * **Texture.** ``min_voices``: time moves on only while that many notes sound (keeps polyphony
   from thinning to one line); ``max_note_seconds``: no note lasts longer
-  (:mod:`musenet_hf.texture`). Not given, they come from the config's entry for the prompt's
+  (:mod:`musenet_hf.generation.texture`). Not given, they come from the config's entry for the prompt's
   first label (``config.sampling_by_label``), else off; 0 turns either off. An entry's
   ``"revoiced"`` settings win when the request names an instrument the label's own training
   pieces never had: the bundled model keeps re-voiced Palestrina and trecento in 2 voices, and
@@ -47,7 +47,7 @@ any case), ``primer`` (a MIDI path, bytes or ``mido.MidiFile``) with ``primer_se
 * **Threads.** ``threads`` sets torch's CPU threads for the call (restored after); without it the
   environment variable ``MUSENET_THREADS`` does, and without that torch's setting stays. On a
   busy machine one thread is much faster than torch's default of one per core.
-* **Ctrl-C** raises :class:`~musenet_hf.generation.GenerationInterrupted` (a ``KeyboardInterrupt``)
+* **Ctrl-C** raises :class:`~musenet_hf.generation.generate.GenerationInterrupted` (a ``KeyboardInterrupt``)
   whose ``results`` are the samples as far as they got (no critic score), decodable as usual.
 * **What the model never trained on** (a style whose token is untrained, instruments the style's
   training pieces never had; ``config.training_coverage``) is said once per kind of request, as a
@@ -57,7 +57,7 @@ Returns a list with one dict per sample (best first with ``rerank=True``): ``mid
 (``mido.MidiFile``), ``tokens`` (ids, prompt included), ``seconds`` (the whole piece, primer
 included), ``primer_seconds`` (the primer's share, 0 without one), ``critic_score`` (the critic
 head's logit, averaged over windows; higher = more like real music), ``finished``, ``check``
-(:func:`~musenet_hf.piece_check.check_piece`: whether the new music does what was asked, by notes
+(:func:`~musenet_hf.generation.piece_check.check_piece`: whether the new music does what was asked, by notes
 per second, held notes and instruments; ``check["ok"]``, ``check["problems"]``; None when interrupted).
 """
 
@@ -66,16 +66,18 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import Pipeline
 
-from .critic import critic_scores, rerank
-from .defaults import DEFAULT_PRIMER_SECONDS, MIN_NOTE_RATE
-from .errors import CoverageWarning
-from .generation import (
+from ..defaults import DEFAULT_PRIMER_SECONDS, MIN_NOTE_RATE
+from ..errors import CoverageWarning
+from ..loading import tokenizer_for_model
+from ..model.modeling_musenet import register_auto_classes
+from ..tokenizer.vocabulary import style_token
+from ..training.critic import critic_scores, rerank
+from .generate import (
     GenerationInterrupted,
     build_prompt,
     default_logits_processors,
@@ -84,101 +86,17 @@ from .generation import (
 )
 from .guidance import DEFAULT_GUIDANCE, ComposerGuidanceLogitsProcessor
 from .logits_processors import DEFAULT_STEERING_STRENGTH
-from .modeling_musenet import register_auto_classes
 from .piece_check import check_piece
 from .styles import trained_labels, unknown_style_message, untrained_style_message
-from .vocabulary import style_token
 
 TASK = "musenet-generation"
 THREADS_ENV = "MUSENET_THREADS"  # torch CPU threads when the call does not say
-ADAPTER_COVERAGE_FILE = "training_coverage.json"  # in a LoRA adapter folder: what it was fine-tuned on
 
 _PREPROCESS = ("composer", "instruments", "primer", "primer_seconds", "primer_notes", "seconds", "tempo")
 _FORWARD = ("steering", "strength", "temperature", "top_p", "top_k", "num_samples", "seed", "max_window",
             "step", "tolerance", "max_polyphony", "min_voices", "max_note_seconds", "progress", "max_new_tokens",
             "grammar", "threads", "guidance", "guidance_against")
 _POSTPROCESS = ("rerank", "min_note_rate")
-
-
-def tokenizer_for_model(model: Any) -> Any:
-    """The tokenizer saved with ``model`` (its ``vocabulary.json``), else the preset its size matches."""
-    from .tokenization_musenet import VOCAB_FILE, MuseNetTokenizer
-
-    path = getattr(model, "name_or_path", "") or ""
-    if path and (Path(path) / VOCAB_FILE).is_file():
-        return MuseNetTokenizer.from_pretrained(path)
-    size = model.config.vocab_size
-    for preset in ("musenet", "extended"):
-        tok = MuseNetTokenizer.from_preset(preset)
-        v = tok.vocabulary
-        # A checkpoint may stop before the trailing pad id: the notes and conditioning ids still match.
-        if size == len(v) or (size == v.pad_id and v.pad_id == len(v) - 1):
-            return tok
-    raise ValueError(f"no tokenizer found for this model (vocab_size {size}): pass tokenizer=MuseNetTokenizer...")
-
-
-def adapter_base_path(adapter: str | Path) -> Path:
-    """The base model folder of a LoRA adapter folder (``adapter_config.json``'s
-    ``base_model_name_or_path``): absolute as recorded, else relative to the adapter folder, else to
-    the working directory. Raises ``FileNotFoundError`` naming where it looked."""
-    import json
-
-    adapter = Path(adapter)
-    recorded = json.loads((adapter / "adapter_config.json").read_text()).get("base_model_name_or_path")
-    if not recorded:
-        raise FileNotFoundError(f"the LoRA adapter {adapter} does not record its base model "
-                                "(adapter_config.json has no base_model_name_or_path)")
-    base = Path(recorded).expanduser()
-    looked = [base] if base.is_absolute() else [adapter / base, Path.cwd() / base]
-    for cand in looked:
-        if (cand / "config.json").is_file():
-            return cand.resolve()
-    raise FileNotFoundError(
-        f"the base model of the LoRA adapter {adapter} is not there: it records {recorded!r}, and no model folder "
-        f"is at {' nor at '.join(str(c) for c in looked)}. Put the base checkpoint back there, or edit "
-        f"base_model_name_or_path in {adapter / 'adapter_config.json'} to its folder (nothing is downloaded)")
-
-
-def adapter_coverage(adapter: str | Path) -> dict[str, Any] | None:
-    """What a LoRA adapter was fine-tuned on (its ``training_coverage.json``, written by
-    ``examples/finetune_lora.py``), which stands for its base model's coverage; None if not recorded."""
-    import json
-
-    path = Path(adapter) / ADAPTER_COVERAGE_FILE
-    return json.loads(path.read_text("utf-8")) if path.is_file() else None
-
-
-def load_model(path: str | Path, device: Any = None) -> Any:
-    """A model from a local folder, offline: a checkpoint written by ``save_pretrained``, or a LoRA
-    adapter folder (``adapter_config.json``; needs ``pip install -e ".[peft]"``), which is loaded on its
-    base model (:func:`adapter_base_path`) and merged into it, with the adapter's own training
-    coverage (:func:`adapter_coverage`) where it records one. Eval mode, on ``device`` when given.
-    Raises ``FileNotFoundError`` for a missing folder or base model, ``ImportError`` without peft."""
-    from transformers import AutoModelForCausalLM
-
-    from .local_paths import missing_folder_message
-
-    path = Path(path)
-    if not path.is_dir():
-        raise FileNotFoundError(missing_folder_message(path))
-    if (path / "adapter_config.json").is_file():
-        base = adapter_base_path(path)
-        try:
-            from peft import PeftModel
-        except ImportError:
-            raise ImportError(f"{path} is a LoRA adapter: loading it needs peft (pip install -e \".[peft]\")") from None
-        model = AutoModelForCausalLM.from_pretrained(base, local_files_only=True)
-        with warnings.catch_warnings():  # peft calls a transformers property deprecated in v5
-            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-            model = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
-        coverage = adapter_coverage(path)
-        if coverage is not None:  # what it was fine-tuned on, not the base's data
-            model.config.training_coverage = coverage
-    else:
-        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
-    if device is not None:
-        model = model.to(device)
-    return model.eval()
 
 
 def resolve_threads(threads: Any = None) -> int | None:
@@ -227,7 +145,7 @@ def is_revoiced(coverage: dict[str, Any] | None, vocabulary: Any, label: str | N
 
 def coverage_warning(coverage: dict[str, Any] | None, vocabulary: Any, composer: Any, instruments: Any) -> str | None:
     """What a request asks for that the model never trained on, in one line (None: all seen): styles
-    whose token is untrained, with the nearest trained ones (:mod:`musenet_hf.styles`), and
+    whose token is untrained, with the nearest trained ones (:mod:`musenet_hf.generation.styles`), and
     instruments the style's training pieces never had. Names it does not know are not its business
     (the pipeline raises for them).
 
@@ -257,7 +175,7 @@ def coverage_warning(coverage: dict[str, Any] | None, vocabulary: Any, composer:
 
 
 class MuseNetGenerationPipeline(Pipeline):
-    """Generates pieces with :func:`~musenet_hf.generation.generate_long` (see the module docs)."""
+    """Generates pieces with :func:`~musenet_hf.generation.generate.generate_long` (see the module docs)."""
 
     _load_tokenizer = None  # loaded when the checkpoint has one; else see tokenizer_for_model
     _load_processor = False
@@ -373,7 +291,7 @@ class MuseNetGenerationPipeline(Pipeline):
     def guidance_settings(self, params: dict[str, Any], label: str | None = None,
                           revoiced: bool = False) -> tuple[float, str | None]:
         """The guidance scale and the label to guide against (:meth:`label_setting`), else
-        :data:`~musenet_hf.guidance.DEFAULT_GUIDANCE` and None (``"none"``: against no label)."""
+        :data:`~musenet_hf.generation.guidance.DEFAULT_GUIDANCE` and None (``"none"``: against no label)."""
         guidance = self.label_setting(params, label, "guidance", revoiced)
         guidance = float(DEFAULT_GUIDANCE if guidance is None else guidance)
         if not (math.isfinite(guidance) and guidance >= 0):
@@ -387,7 +305,7 @@ class MuseNetGenerationPipeline(Pipeline):
 
     def texture_settings(self, params: dict[str, Any], label: str | None = None,
                          revoiced: bool = False) -> tuple[int | None, float | None, int | None]:
-        """``min_voices``, ``max_note_seconds`` (:mod:`musenet_hf.texture`) and ``max_polyphony`` as
+        """``min_voices``, ``max_note_seconds`` (:mod:`musenet_hf.generation.texture`) and ``max_polyphony`` as
         :meth:`label_setting` resolves them; None (or 0) is off."""
         counts = {}
         for key in ("min_voices", "max_polyphony"):
@@ -502,6 +420,5 @@ def register_pipeline() -> None:
         PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=MuseNetGenerationPipeline, pt_model=AutoModelForCausalLM)
 
 
-__all__ = ["ADAPTER_COVERAGE_FILE", "DEFAULT_PRIMER_SECONDS", "TASK", "THREADS_ENV", "MuseNetGenerationPipeline",
-           "adapter_base_path", "adapter_coverage", "coverage_warning", "load_model", "register_pipeline",
-           "resolve_threads", "tokenizer_for_model", "trained_labels"]
+__all__ = ["DEFAULT_PRIMER_SECONDS", "TASK", "THREADS_ENV", "MuseNetGenerationPipeline", "coverage_warning",
+           "register_pipeline", "resolve_threads", "trained_labels"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from .vocabulary import style_token
+from ..tokenizer.vocabulary import style_token
 
 # Each style's musical neighbours, nearest first (era, genre, instrumentation, the kind of tune).
 # Only the ones a model trained on are offered; the list is no claim about what the model learned.

@@ -1,8 +1,8 @@
 """Texture rules for sampling: a floor on the voices sounding, a ceiling on how long a note lasts.
 
 Both are plain :class:`transformers.LogitsProcessor` s that read the musical state from a
-:class:`~musenet_hf.logits_processors.NoteStateTracker` (share the grammar's, as
-:func:`~musenet_hf.generation.default_logits_processors` does) and only ever remove tokens, so
+:class:`~musenet_hf.generation.logits_processors.NoteStateTracker` (share the grammar's, as
+:func:`~musenet_hf.generation.generate.default_logits_processors` does) and only ever remove tokens, so
 the grammar still decides what is valid.
 
 * :class:`MinVoicesLogitsProcessor`: time moves on only while ``min_voices`` notes sound.
@@ -24,8 +24,8 @@ import math
 import torch
 from transformers import LogitsProcessor
 
+from ..tokenizer.vocabulary import MuseNetVocabulary
 from .logits_processors import NoteStateTracker, _tables
-from .vocabulary import MuseNetVocabulary
 
 
 class MinVoicesLogitsProcessor(LogitsProcessor):

@@ -1,6 +1,6 @@
 """Tolerant low-level MIDI parsing: file bytes -> header, track chunks and track events.
 
-This is the byte-level half of :mod:`musenet_hf.midi_io`. It reads standard files exactly like
+This is the byte-level half of :mod:`musenet_hf.midi.midi_io`. It reads standard files exactly like
 a strict reader would, and reads damaged files as far as the damage allows, writing down every
 repair it makes (the caller turns them into one :class:`~musenet_hf.errors.MidiReadWarning`):
 
@@ -27,7 +27,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from .errors import MidiReadError
+from ..errors import MidiReadError
 
 # Event kinds of a parsed track (the fourth field of an event tuple).
 NOTE_OFF, NOTE_ON, PROGRAM, PEDAL, TEMPO = 0, 1, 2, 3, 4

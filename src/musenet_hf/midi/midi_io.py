@@ -30,7 +30,7 @@ What a note is (the same for every backend, checked file by file in the tests):
 Backends: ``"python"`` is the built-in tolerant parser (:mod:`._midi_repair`, a few MB/s),
 ``"mido"`` parses with mido (ten times slower; files mido rejects go to the built-in parser),
 ``"symusic"`` parses with symusic's C++ reader, made to tell everything the reference reading
-needs by markers appended to every track (:mod:`~musenet_hf.midi_symusic`), and hands the files where
+needs by markers appended to every track (:mod:`~musenet_hf.midi.midi_symusic`), and hands the files where
 its answer could differ to the built-in parser. ``"auto"`` is ``"symusic"`` when symusic is
 installed, else ``"python"``. For bulk work, ``read_midi_arrays`` skips building ``Note``
 objects (about a microsecond each).
@@ -54,10 +54,21 @@ from typing import Iterable
 import mido
 import numpy as np
 
+from ..errors import MidiReadError, MidiReadWarning
 from . import midi_symusic
-from ._midi_repair import (ASSUMED_TICKS_PER_BEAT, DIVISION_0_REPAIR, NOTE_OFF, NOTE_ON, PEDAL, PROGRAM, TEMPO,
-                           Track, parse_track, read_layout, seconds_per_tick)
-from .errors import MidiReadError, MidiReadWarning
+from ._midi_repair import (
+    ASSUMED_TICKS_PER_BEAT,
+    DIVISION_0_REPAIR,
+    NOTE_OFF,
+    NOTE_ON,
+    PEDAL,
+    PROGRAM,
+    TEMPO,
+    Track,
+    parse_track,
+    read_layout,
+    seconds_per_tick,
+)
 from .midi_notes import DRUM_CHANNEL, Note, NoteArrays, RawNotes, Score
 
 __all__ = ["Note", "Score", "NoteArrays", "read_midi", "read_midi_arrays", "read_midi_notes", "write_midi"]

@@ -1,5 +1,5 @@
-"""What a MIDI file's notes are, as both readers (:mod:`~musenet_hf.midi_io` and its symusic fast
-path :mod:`~musenet_hf.midi_symusic`) produce them: :class:`Note`, :class:`Score`,
+"""What a MIDI file's notes are, as both readers (:mod:`~musenet_hf.midi.midi_io` and its symusic fast
+path :mod:`~musenet_hf.midi.midi_symusic`) produce them: :class:`Note`, :class:`Score`,
 :class:`NoteArrays` (the same notes as numpy columns) and :class:`RawNotes` (notes in ticks of one
 sequence, before sustain, tempo and sorting: the common middle of every backend).
 

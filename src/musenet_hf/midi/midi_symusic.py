@@ -1,4 +1,4 @@
-"""The symusic fast path of :mod:`~musenet_hf.midi_io`: one function, :func:`raw_from_symusic`.
+"""The symusic fast path of :mod:`~musenet_hf.midi.midi_io`: one function, :func:`raw_from_symusic`.
 
 symusic reads notes in C++ with the same pairing rules (first in first out per track, channel
 and pitch; zero-length notes kept; the program at the note-on), but it keeps programs per

@@ -139,7 +139,7 @@ def render_pianoroll(notes: Sequence[Any] | mido.MidiFile | str | os.PathLike, p
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    from .vocabulary import MuseNetVocabulary
+    from ..tokenizer.vocabulary import MuseNetVocabulary
 
     vocab = vocabulary or MuseNetVocabulary.from_preset("musenet")
     events = _notes_of(notes)

@@ -1,11 +1,11 @@
 """Block-structured sdpa: patterns A and B of a sparse layout as small dense problems.
 
 Exact for full sequences without padding and without a cache (the `sdpa` backend of
-:mod:`musenet_hf.attention` uses it there): `fixed` A is causal attention inside stride chunks,
+:mod:`musenet_hf.model.attention` uses it there): `fixed` A is causal attention inside stride chunks,
 `strided` B causal attention over the blocks of each residue mod L, `strided` A attention over
 local key windows, `fixed` B attention over the summary tokens plus the own block. Shapes that do
 not divide into blocks or strides are padded inside, which never changes a real row. The `xformers`
-backend packs the same decompositions for its varlen kernels (:mod:`musenet_hf.attention_xformers`).
+backend packs the same decompositions for its varlen kernels (:mod:`musenet_hf.model.attention_xformers`).
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def structured_attention(layout, pattern: str, q, k, v, dropout_p: float = 0.0) 
 
     Exact for a full sequence without padding (q, k, v: (B, H, T, D)); far less work than the dense
     mask, which still computes every pair and, on the CPU, materializes the scores. `layout` is a
-    `musenet_hf.attention.SparseLayout`.
+    `musenet_hf.model.attention.SparseLayout`.
     """
     bs, L = layout.block_size, layout.stride_blocks
     if layout.kind == "fixed" and pattern == "A":

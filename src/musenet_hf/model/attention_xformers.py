@@ -19,7 +19,7 @@ batch (B * T positions) become the packed queries and the packed keys/values, an
   under `BlockDiagonalCausalFromBottomRightMask` (the earlier blocks whole, the own block causal).
   A key block that several query blocks see is copied once for each, as the sdpa path's windows are.
 
-These are the same decompositions the sdpa backend uses (`musenet_hf.attention.structured_attention`),
+These are the same decompositions the sdpa backend uses (`musenet_hf.model.attention.structured_attention`),
 exact for a full sequence without padding; padding and decoding rows use sdpa with the mask rows.
 `packed_attention` runs a plan with an engine: xformers' kernel by default, or any function of the
 same signature (the tests run sdpa on the materialized biases, which checks the packing on a CPU).

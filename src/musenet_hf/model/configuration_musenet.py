@@ -68,7 +68,7 @@ class MuseNetConfig(PreTrainedConfig):
             `initializer_range`). 0.0 starts them at zero: the untrained model then sees tokens and
             positions only, as GPT-2 does, and each table grows as its gradient finds it useful.
 
-    Attention (see `musenet_hf.attention`):
+    Attention (see `musenet_hf.model.attention`):
         attention_layout: `"full"`, `"strided"` or `"fixed"` (Sparse Transformer, Child et al. 2019).
         attention_block_size: the layout's block size in tokens.
         attention_stride: the stride l in tokens (a multiple of the block size).
@@ -81,7 +81,7 @@ class MuseNetConfig(PreTrainedConfig):
             `"sdpa"`, `"flex"`, `"xformers"` or `"eager"`. Transformers' `attn_implementation`
             (`from_pretrained(..., attn_implementation="xformers")`, `MuseNetConfig(attn_implementation=...)`,
             `model.set_attn_implementation(...)`) overrides it without being saved: `"sdpa"`,
-            `"flex_attention"`, `"xformers"` or `"eager"` (see `musenet_hf.attention`).
+            `"flex_attention"`, `"xformers"` or `"eager"` (see `musenet_hf.model.attention`).
 
     Critic head:
         use_critic: add the real-vs-generated head (one logit per sequence).
@@ -89,21 +89,21 @@ class MuseNetConfig(PreTrainedConfig):
         critic_loss_weight: weight of its binary cross-entropy in the loss.
 
     Provenance:
-        training_coverage: what ``musenet train`` saw (:func:`musenet_hf.training_config.training_coverage`):
+        training_coverage: what ``musenet train`` saw (:func:`musenet_hf.training.training_config.training_coverage`):
             ``{"labels": {label: {instrumentation: pieces}}, "revoiced": [instruments],
             "drop_instrumentation": share}``; the pipeline warns on requests outside it, and
-            :mod:`musenet_hf.styles` reads which styles are trained from it. The fine-tuning
+            :mod:`musenet_hf.generation.styles` reads which styles are trained from it. The fine-tuning
             examples write their own data's here, with ``fine_tuned_from``.
 
     Sampling defaults (what the pipeline and ``musenet generate`` use when a call does not say;
     measured per model, MODEL_CARD.md):
-        guidance: the composer guidance scale (:mod:`musenet_hf.guidance`; None: the package's
-            :data:`~musenet_hf.guidance.DEFAULT_GUIDANCE`).
+        guidance: the composer guidance scale (:mod:`musenet_hf.generation.guidance`; None: the package's
+            :data:`~musenet_hf.generation.guidance.DEFAULT_GUIDANCE`).
         guidance_against: the composer/style name guidance steers away from (None: no label).
         sampling_by_label: per-label settings for prompts whose first composer/style label is
             ``label``: ``{label: {key: value}}`` with any of ``guidance`` and ``guidance_against``
             (exceptions to the two above: one setting does not suit every label), ``min_voices`` and
-            ``max_note_seconds`` (the texture rules of :mod:`musenet_hf.texture`; otherwise off),
+            ``max_note_seconds`` (the texture rules of :mod:`musenet_hf.generation.texture`; otherwise off),
             ``max_polyphony`` (the most notes sounding at once: a string quartet's four players), and
             ``"revoiced": {key: value}``, settings that win when the request names an instrument
             the label's own training pieces never had (Palestrina on the clarinet).

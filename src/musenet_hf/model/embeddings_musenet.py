@@ -8,7 +8,7 @@ Time and chord come from the ids themselves (a wait-length and an is-note table 
 vocabulary, then cumulative sums); part and countdown also need the piece's length
 ``piece_seconds`` and the window's start ``time_offset_seconds``. The tables are derived from the
 config (:func:`wait_units_table`, :func:`is_note_table`, :func:`note_key_tables`), never learned.
-Used by :class:`~musenet_hf.modeling_musenet.MuseNetModel`.
+Used by :class:`~musenet_hf.model.modeling_musenet.MuseNetModel`.
 """
 
 from __future__ import annotations
@@ -197,7 +197,7 @@ class MuseNetEmbeddings(nn.Module):
     def sounding_notes(self, input_ids: torch.LongTensor) -> torch.Tensor:
         """(B, T, num_keys) bool: which notes sound after each token of the window (a note sounds
         from its note-on to its note-off; a window strikes again what sounded at its cut, see
-        `musenet_hf.data.continuation_ids`)."""
+        `musenet_hf.training.data.continuation_ids`)."""
         batch, length = input_ids.shape
         num_keys = self.num_keys
         key = self.note_key[input_ids]  # (B, T), -1 for non-notes

@@ -15,7 +15,7 @@ search and `num_return_sequences`. A plain forward with a non-empty cache has no
 derive them from and therefore needs them passed in.
 
 The embeddings and the tables they derive the indices from are
-:mod:`~musenet_hf.embeddings_musenet`; the attention layouts :mod:`~musenet_hf.attention`.
+:mod:`~musenet_hf.model.embeddings_musenet`; the attention layouts :mod:`~musenet_hf.model.attention`.
 
 Attention is selected the Transformers way: `attn_implementation=` in `from_pretrained` /
 `from_config` / the config, or `model.set_attn_implementation(...)`, names the backend
@@ -49,7 +49,11 @@ from .attention import AttentionPlan, SparseLayout, requested_backend, resolve_b
 from .attention_xformers import register_xformers_attention
 from .configuration_musenet import MuseNetConfig
 from .embeddings_musenet import (
-    MuseNetEmbeddings, composer_slot_table, is_note_table, note_key_tables, wait_units_table,
+    MuseNetEmbeddings,
+    composer_slot_table,
+    is_note_table,
+    note_key_tables,
+    wait_units_table,
 )
 
 logger = logging.get_logger(__name__)
@@ -75,7 +79,7 @@ class MuseNetCausalLMOutput(CausalLMOutputWithPast):
 
 
 class MuseNetAttention(nn.Module):
-    """Multi-head self-attention with a Sparse Transformer layout (see `musenet_hf.attention`)."""
+    """Multi-head self-attention with a Sparse Transformer layout (see `musenet_hf.model.attention`)."""
 
     def __init__(self, config: MuseNetConfig, layer_idx: int):
         super().__init__()
@@ -167,7 +171,7 @@ class MuseNetPreTrainedModel(PreTrainedModel):
     base_model_prefix = "model"
     supports_gradient_checkpointing = True
     _no_split_modules = ["MuseNetBlock"]
-    # `attn_implementation` names MuseNet's own backend (musenet_hf.attention.IMPLEMENTATION_BACKENDS:
+    # `attn_implementation` names MuseNet's own backend (musenet_hf.model.attention.IMPLEMENTATION_BACKENDS:
     # sdpa, flex_attention, xformers, eager), which runs the config's sparse layout; none requested
     # (None): `config.attention_backend` decides. Read at every forward, so set_attn_implementation works.
     _supports_sdpa = True
@@ -190,7 +194,7 @@ class MuseNetPreTrainedModel(PreTrainedModel):
 
     @property
     def requested_attention_backend(self) -> str:
-        """The backend asked for: `auto`, `sdpa`, `flex`, `xformers` or `eager` (see `musenet_hf.attention`)."""
+        """The backend asked for: `auto`, `sdpa`, `flex`, `xformers` or `eager` (see `musenet_hf.model.attention`)."""
         return requested_backend(self.config._attn_implementation, self.config.attention_backend)
 
     def resolved_attention_backend(self, device=None, dtype=None) -> str:

@@ -3,7 +3,7 @@
 The text side is a word-level tokenizer over the event words (``"bach piano_strings start
 piano:v72:G4 wait:12 ..."``); the music side is :meth:`MuseNetTokenizer.encode_midi` and
 :meth:`MuseNetTokenizer.decode_to_midi`, which go through note events
-(:mod:`musenet_hf.midi_io`) and vectorized numpy code, never through token strings.
+(:mod:`musenet_hf.midi.midi_io`) and vectorized numpy code, never through token strings.
 
 Encoding rules (what a round trip keeps and what it cannot):
 
@@ -31,11 +31,11 @@ import mido
 import numpy as np
 from transformers import PreTrainedTokenizer
 
-from .errors import MidiReadError, MidiReadWarning
-from .midi_io import read_midi_arrays, write_midi
-from .midi_notes import Note, NoteArrays, Score
+from ..errors import MidiReadError, MidiReadWarning
+from ..midi.midi_io import read_midi_arrays, write_midi
+from ..midi.midi_notes import Note, NoteArrays, Score
+from ..worker_pool import map_with_timeout
 from .vocabulary import GROUPS, MuseNetVocabulary, VocabularyConfig, preset_config
-from .worker_pool import map_with_timeout
 
 VOCAB_FILE = "vocabulary.json"
 MIDI_SUFFIXES = (".mid", ".midi", ".kar", ".rmi")
@@ -94,7 +94,7 @@ class EncodedPiece:
 
 
 class MuseNetTokenizer(PreTrainedTokenizer):
-    """A MuseNet tokenizer: a :class:`~musenet_hf.vocabulary.MuseNetVocabulary` plus MIDI I/O.
+    """A MuseNet tokenizer: a :class:`~musenet_hf.tokenizer.vocabulary.MuseNetVocabulary` plus MIDI I/O.
 
     Build one with ``MuseNetTokenizer.from_preset("musenet" | "extended", **overrides)`` or load
     one with ``from_pretrained(path)`` (a ``vocabulary.json`` and the usual tokenizer JSON files).
@@ -179,7 +179,7 @@ class MuseNetTokenizer(PreTrainedTokenizer):
 
         ``instruments`` takes instrument or group names (``["piano", "violin"]``) or an
         instrumentation token (``"piano_strings"``). Built by the vocabulary's
-        :meth:`~musenet_hf.vocabulary.MuseNetVocabulary.prefix_ids`.
+        :meth:`~musenet_hf.tokenizer.vocabulary.MuseNetVocabulary.prefix_ids`.
         """
         return self.vocabulary.prefix_ids(composer, instruments, tempo)
 
@@ -308,7 +308,7 @@ class MuseNetTokenizer(PreTrainedTokenizer):
         timeout_s: float | None = None,
     ) -> Iterator[tuple[str, EncodedPiece | None, str | None]]:
         """Read and encode many files: the package's one folder-encoding path (``encode_folder``
-        and :func:`~musenet_hf.data.load_midi_folder` both use it).
+        and :func:`~musenet_hf.training.data.load_midi_folder` both use it).
 
         Yields ``(path, piece, None)`` for a file that was read and ``(path, None, reason)`` for
         one that was not; nothing else is lost. ``num_proc`` > 1 encodes in worker processes

@@ -49,7 +49,7 @@ DEMO_STYLES = (
     "beethoven", "journey", "thebeatles", "video", "broadway", "franksinatra", "bluegrass",
     "tchaikovsky",
 )
-# Labels of the embedded music21 corpus (musenet_hf.corpus) that are not among the demo's 16.
+# Labels of the embedded music21 corpus (musenet_hf.corpus.music21_corpus) that are not among the demo's 16.
 CORPUS_STYLES = (
     "palestrina", "monteverdi", "josquin", "haydn", "handel", "schumann", "trecento", "folk",
     "irish", "scottish",
@@ -368,7 +368,7 @@ class MuseNetVocabulary:
     def seconds(self, ids: Sequence[int] | np.ndarray) -> float:
         """Seconds of music ``ids`` cover: their wait tokens up to the first ``end``, on this
         vocabulary's clock. The one place that turns ids into a length (a batch of windows with
-        -100 labels is :func:`~musenet_hf.batching.window_seconds`, the same sum as a tensor)."""
+        -100 labels is :func:`~musenet_hf.training.batching.window_seconds`, the same sum as a tensor)."""
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         stop = np.flatnonzero(ids == self.end_id)
         if len(stop):
@@ -420,7 +420,7 @@ class MuseNetVocabulary:
 
         Args:
             composer: a composer/style name, several (each token goes in, the blend of
-                :func:`~musenet_hf.generation.build_prompt`), or None.
+                :func:`~musenet_hf.generation.generate.build_prompt`), or None.
             instruments: instrument or group names (``["piano", "violin"]``) or an
                 instrumentation token's name (``"piano_strings"``); None: no instrumentation token.
             tempo: the tempo token's bpm (beats clock only; ignored on the seconds clock).

@@ -3,9 +3,9 @@
 MuseNet augmented its training data by transposing pieces (reducing the range later in
 training so parts stay where their instruments can play), scaling volumes and stretching time
 (docs/musenet.md §1). Here each is a vectorized transform of a piece's
-:class:`~musenet_hf.midi_notes.NoteArrays` (the notes as numpy columns, the form both MIDI
+:class:`~musenet_hf.midi.midi_notes.NoteArrays` (the notes as numpy columns, the form both MIDI
 readers give and the data pipeline stores), applied before the notes are encoded to tokens, so the tokenizer's rules (quantization, note-offs, doubled notes) stay the only
-encoding rules. Mixup on token embeddings lives in :mod:`musenet_hf.training_losses` (it acts on the
+encoding rules. Mixup on token embeddings lives in :mod:`musenet_hf.training.training_losses` (it acts on the
 model, not on notes).
 
 Every transform draws from a ``numpy.random.Generator`` it is given, so a window is a pure
@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .midi_notes import NoteArrays
-from .vocabulary import MuseNetVocabulary
+from ..midi.midi_notes import NoteArrays
+from ..tokenizer.vocabulary import MuseNetVocabulary
 
 # Playable MIDI pitch ranges of the vocabulary's instrument classes (written range, rounded
 # outward a little; orchestration handbooks differ by a few semitones at the top). A class not
@@ -74,7 +74,7 @@ class AugmentationConfig:
         drop_composer: the share of windows whose prefix loses its composer/style token (label
             dropout), so the model also learns the music of no label in particular: the
             unconditional side of classifier-free guidance
-            (:class:`~musenet_hf.guidance.ComposerGuidanceLogitsProcessor`).
+            (:class:`~musenet_hf.generation.guidance.ComposerGuidanceLogitsProcessor`).
         enabled: master switch.
     """
 

@@ -12,7 +12,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
-from .vocabulary import MuseNetVocabulary
+from ..tokenizer.vocabulary import MuseNetVocabulary
 
 
 class MuseNetCollator:

@@ -1,4 +1,4 @@
-"""Checkpoints of the Accelerate loop (:mod:`~musenet_hf.training`): what exact resume needs.
+"""Checkpoints of the Accelerate loop (:mod:`~musenet_hf.training.loop`): what exact resume needs.
 
 A checkpoint ``<output_dir>/checkpoints/step-NNNNNNN/`` holds accelerate's state (model,
 optimizer, the registered scheduler, every random state), each process's critic pool, and

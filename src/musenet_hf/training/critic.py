@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 from accelerate.utils import gather_object
 
+from ..generation.generate import accepts_structure, model_context_length, padding_id, split_prompt, vocabulary_of
 from .batching import MuseNetCollator
 from .data import MuseNetWindows
-from .generation import accepts_structure, model_context_length, padding_id, split_prompt, vocabulary_of
 from .training_losses import unwrap_model
 
 
@@ -163,7 +163,7 @@ def critic_auc_heldout(model: Any, windows: Any, *, pieces: int = 64, tokens: in
 
     Args:
         model: a ``MuseNetForCausalLM`` with its critic head.
-        windows: validation :class:`~musenet_hf.data.MuseNetWindows`.
+        windows: validation :class:`~musenet_hf.training.data.MuseNetWindows`.
         pieces: how many validation pieces (spread over the split).
     """
     if getattr(model, "critic", None) is None:

@@ -20,8 +20,8 @@ Three steps, each small:
    ``piece_seconds`` and ``time_offset_seconds``, from which the model derives the part and
    countdown positions of the whole piece. Training windows take random offsets and
    augmentation drawn from ``(seed, epoch, index)``; validation windows tile each piece.
-3. :class:`~musenet_hf.batching.MuseNetCollator` pads a list of windows into a batch
-   (:mod:`~musenet_hf.batching`, with the Accelerate loop's sampler).
+3. :class:`~musenet_hf.training.batching.MuseNetCollator` pads a list of windows into a batch
+   (:mod:`~musenet_hf.training.batching`, with the Accelerate loop's sampler).
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
+from ..midi.midi_notes import NoteArrays
+from ..tokenizer.tokenization_musenet import EncodedPiece, MuseNetTokenizer, list_midi_files
+from ..tokenizer.vocabulary import MuseNetVocabulary
 from .augmentation import AugmentationConfig, augment
-from .midi_notes import NoteArrays
-from .tokenization_musenet import EncodedPiece, MuseNetTokenizer, list_midi_files
-from .vocabulary import MuseNetVocabulary
 
 # Bump when the stored columns or their meaning change: old caches are then not reused.
 DATA_FORMAT_VERSION = 1
@@ -475,7 +475,7 @@ class MuseNetWindows(torch.utils.data.Dataset):
                           opening: bool = False) -> dict[str, Any]:
         """The training window at body position ``offset`` of the augmented piece.
 
-        The whole piece's notes are augmented (:func:`~musenet_hf.augmentation.augment`) and
+        The whole piece's notes are augmented (:func:`~musenet_hf.training.augmentation.augment`) and
         encoded again, so the window is cut by :meth:`window` exactly as a validation window is
         (re-struck sounding notes included); ``offset`` is moved to the same share of the new
         body. A re-voiced piece gets the instrumentation token of its new instruments; a

@@ -4,17 +4,17 @@
 then repeats :func:`train_step` (gradient accumulation, mixup, the critic every ``critic_every``
 steps), logs, evaluates (:func:`evaluate_run`) and checkpoints until ``max_steps``. Mixed precision,
 activation checkpointing, warmup + cosine learning rate, and resume after a kill with nothing lost:
-the data of each step is a function of the step (:class:`~musenet_hf.batching.TrainBatches`), the
+the data of each step is a function of the step (:class:`~musenet_hf.training.batching.TrainBatches`), the
 random draws of mixup and the critic are seeded by the step, and the checkpoint holds the model,
 optimizer, scheduler, random states and critic pool. The same code runs on one CPU, on GPUs, and
 data-parallel: ``accelerate launch --multi_gpu --num_processes 2`` on a machine without GPUs gives
 two CPU processes (gloo). (``accelerate launch --num_processes 2 --cpu`` starts only one process
 unless MPI is installed: accelerate's CPU launcher needs it.)
 
-Around it: :mod:`~musenet_hf.training_config` (the settings and builders),
-:mod:`~musenet_hf.training_losses` (the losses), :mod:`~musenet_hf.critic` (the critic's pieces),
-:mod:`~musenet_hf.trainer_musenet` (the ``transformers.Trainer`` integration) and
-:mod:`~musenet_hf.cli_train` (the command line).
+Around it: :mod:`~musenet_hf.training.training_config` (the settings and builders),
+:mod:`~musenet_hf.training.training_losses` (the losses), :mod:`~musenet_hf.training.critic` (the critic's pieces),
+:mod:`~musenet_hf.training.trainer_musenet` (the ``transformers.Trainer`` integration) and
+:mod:`~musenet_hf.cli.cli_train` (the command line).
 """
 
 from __future__ import annotations
@@ -36,12 +36,18 @@ from accelerate.utils import DistributedDataParallelKwargs, gather_object, set_s
 from tqdm.auto import tqdm
 
 from .augmentation import AugmentationConfig
-from .critic import CriticPool, critic_auc, critic_step
-from .checkpointing import checkpoints, load_checkpoint, save_checkpoint
 from .batching import MuseNetCollator, TrainBatches, label_balanced_weights, label_draws
+from .checkpointing import checkpoints, load_checkpoint, save_checkpoint
+from .critic import CriticPool, critic_auc, critic_step
 from .data import MuseNetWindows
 from .training_config import (
-    TrainConfig, build_model, build_tokenizer, load_data, lr_lambda, parameter_groups, resolve_mixed_precision,
+    TrainConfig,
+    build_model,
+    build_tokenizer,
+    load_data,
+    lr_lambda,
+    parameter_groups,
+    resolve_mixed_precision,
     training_coverage,
 )
 from .training_losses import evaluate, mixup_loss, summarize_eval, unwrap_model
@@ -115,7 +121,7 @@ def run_windows(cfg: TrainConfig, tokenizer: Any, accelerator: Accelerator
     """Training windows (augmented, new offsets each epoch), validation windows (at most
     ``max_eval_windows``, spread over the pieces) of the run's data, the training windows'
     sampling probabilities (None unless ``label_temperature`` rebalances the labels), and what it
-    trains on (:func:`~musenet_hf.training_config.training_coverage`, stored in the model's config,
+    trains on (:func:`~musenet_hf.training.training_config.training_coverage`, stored in the model's config,
     with the share of draws each label gets)."""
     with accelerator.main_process_first():  # one process encodes the folder, the others read its cache
         enc = load_data(cfg, tokenizer)

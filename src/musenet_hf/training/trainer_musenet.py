@@ -1,7 +1,7 @@
 """The ``transformers.Trainer`` integration: :class:`MuseNetTrainer`, ``Trainer`` with MuseNet's
 mixup on token embeddings (``examples/finetune_trainer.py`` uses it). The Accelerate loop behind
-``musenet train`` is :mod:`~musenet_hf.training`; both compute the same losses
-(:mod:`~musenet_hf.training_losses`).
+``musenet train`` is :mod:`~musenet_hf.training.loop`; both compute the same losses
+(:mod:`~musenet_hf.training.training_losses`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ class MuseNetTrainer(Trainer):
 
     Args:
         mixup_alpha: ``lambda ~ Beta(alpha, alpha)`` per training batch; 0 switches mixup off.
-        Everything else as ``Trainer``. Windows from :class:`~musenet_hf.data.MuseNetWindows`
+        Everything else as ``Trainer``. Windows from :class:`~musenet_hf.training.data.MuseNetWindows`
         get new random offsets every epoch (Trainer calls their ``set_epoch``).
     """
 

@@ -15,12 +15,12 @@ from typing import Any, Callable
 
 import torch
 
+from ..model.baseline import GPT2Baseline, gpt2_config_for
+from ..model.configuration_musenet import MuseNetConfig
+from ..model.modeling_musenet import MuseNetForCausalLM
+from ..tokenizer.tokenization_musenet import MuseNetTokenizer
 from .augmentation import REVOICE_PROGRAMS, AugmentationConfig
-from .baseline import GPT2Baseline, gpt2_config_for
-from .configuration_musenet import MuseNetConfig
 from .data import load_midi_folder
-from .modeling_musenet import MuseNetForCausalLM
-from .tokenization_musenet import MuseNetTokenizer
 
 
 @dataclasses.dataclass
@@ -125,7 +125,7 @@ class TrainConfig:
 
 
 def load_data(cfg: TrainConfig, tokenizer) -> Any:
-    """The run's encoded folder (:func:`~musenet_hf.data.load_midi_folder` with the config's data
+    """The run's encoded folder (:func:`~musenet_hf.training.data.load_midi_folder` with the config's data
     options and cache): what training, ``musenet evaluate`` and ``musenet train-critic`` all read,
     so they see the same train/validation split."""
     return load_midi_folder(cfg.data_dir, tokenizer, labels=cfg.labels, unknown_labels=cfg.unknown_labels,
@@ -172,7 +172,7 @@ def build_model(cfg: TrainConfig, tokenizer) -> torch.nn.Module:
     """From ``init_from`` (a checkpoint) or a config JSON plus the tokenizer's vocabulary facts.
 
     ``architecture: gpt2`` builds the plain GPT-2 baseline of the same size instead
-    (:class:`~musenet_hf.baseline.GPT2Baseline`), for side-by-side runs on the same windows."""
+    (:class:`~musenet_hf.model.baseline.GPT2Baseline`), for side-by-side runs on the same windows."""
     if cfg.architecture not in ("musenet", "gpt2"):
         raise ValueError(f"architecture must be 'musenet' or 'gpt2', got {cfg.architecture!r}")
     vocab = tokenizer.vocabulary

@@ -7,8 +7,8 @@ embeddings, and validation loss per token and bits per second of music.
 * :func:`evaluate` / :func:`summarize_eval`: summed validation statistics of one process's share
   of the windows, and the loss and bits per second they give once summed over processes.
 
-Shared by the Accelerate loop (:mod:`~musenet_hf.training`), the ``Trainer`` integration
-(:mod:`~musenet_hf.trainer_musenet`), the critic and ``musenet evaluate``.
+Shared by the Accelerate loop (:mod:`~musenet_hf.training.loop`), the ``Trainer`` integration
+(:mod:`~musenet_hf.training.trainer_musenet`), the critic and ``musenet evaluate``.
 """
 
 from __future__ import annotations
