@@ -1,7 +1,9 @@
 """``musenet train`` and ``musenet train-critic`` from the command line.
 
-``musenet train --config configs/train/<name>.yaml [--set key=value ...]`` reads the YAML config
-(:class:`~musenet_hf.training.training_config.TrainConfig`) and runs :func:`~musenet_hf.training.loop.train`.
+``musenet train --config configs/train/<name>.yaml [--set key=value ...] [--stage N]`` reads the YAML
+config (:class:`~musenet_hf.training.training_config.TrainConfig`) and runs
+:func:`~musenet_hf.training.loop.train`, once per stage of a recipe with ``stages:``
+(:mod:`~musenet_hf.training.recipe`): in order, skipping stages already finished, or only stage N.
 ``musenet train-critic`` is the critic phase on a finished model: the work is :func:`~musenet_hf.training.critic.train_critic_head` (the head alone, the network frozen) and
 :func:`~musenet_hf.training.critic.critic_auc_heldout`; this file reads the arguments, loads the model and
 the training config's data split, and writes the model with its trained head and a report. It
@@ -24,6 +26,7 @@ from ..loading import tokenizer_for_model
 from ..training.critic import critic_auc_heldout, train_critic_head
 from ..training.data import MuseNetWindows
 from ..training.loop import train
+from ..training.recipe import Stage, recipe_stages
 from ..training.training_config import TrainConfig, load_data
 
 
@@ -39,7 +42,35 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="'auto' (latest checkpoint in output_dir, default), 'never', or a checkpoint folder")
     parser.add_argument("--stop-after-step", type=int,
                         help="stop after this step as if interrupted (the schedule stays that of max_steps)")
+    parser.add_argument("--stage", help="a recipe with stages: run only this one (its name or number, from 1); "
+                        "its warm start, the stage before's output, must be there")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def chosen_stages(stages: list[Stage], stage: str | None) -> list[Stage]:
+    """The stages ``--stage`` asks for (by name or number from 1): all of them when not given."""
+    if stage is None:
+        return stages
+    chosen = [s for k, s in enumerate(stages, 1) if stage in (s.name, str(k))]
+    if not chosen:
+        raise SystemExit(f"--stage {stage}: the recipe's stages are "
+                         + ", ".join(f"{k} ({s.name})" for k, s in enumerate(stages, 1)))
+    return chosen
+
+
+def announce_stage(stages: list[Stage], stage: Stage, skip_finished: bool) -> bool:
+    """Print what stage ``stage`` of a recipe of several will do; return False when it is already
+    finished and ``skip_finished``. Stops when its warm start is missing."""
+    cfg, k = stage.config, stages.index(stage) + 1
+    head = f"stage {k} of {len(stages)} ({stage.name})"
+    if skip_finished and (Path(cfg.output_dir) / "final" / "config.json").is_file():
+        print(f"{head}: done, {cfg.output_dir}/final")
+        return False
+    if k > 1 and cfg.init_from and not Path(cfg.init_from).is_dir():
+        raise SystemExit(f"{head} starts from {cfg.init_from}, which is not there: run stage {k - 1} first")
+    until = f", ending after step {stage.stop_after_step}" if stage.stop_after_step else ""
+    print(f"{head}: {cfg.max_steps} steps{until} -> {cfg.output_dir}", flush=True)
+    return True
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -52,8 +83,16 @@ def run_train(args: argparse.Namespace) -> int:
     for key in ("output_dir", "data_dir", "max_steps"):
         if getattr(args, key, None) is not None:
             overrides[key] = getattr(args, key)
-    cfg = TrainConfig.from_yaml(args.config, overrides)
-    train(cfg, resume=args.resume, stop_after_step=args.stop_after_step, progress=not args.no_progress)
+    stages = recipe_stages(args.config, overrides)
+    chosen = chosen_stages(stages, getattr(args, "stage", None))
+    for stage in chosen:
+        if len(stages) > 1 and not announce_stage(stages, stage, skip_finished=len(chosen) > 1):
+            continue
+        cfg = stage.config
+        train(cfg, resume=args.resume, stop_after_step=args.stop_after_step, finish_at_step=stage.stop_after_step,
+              progress=not args.no_progress)
+        if args.stop_after_step is not None and not (Path(cfg.output_dir) / "final").is_dir():
+            break  # stopped as if interrupted: the next stage has nothing to start from
     return 0
 
 

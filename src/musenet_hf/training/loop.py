@@ -239,7 +239,7 @@ def train_step(run: Run, step: int, batches: Any, data_hash: Any) -> tuple[dict[
 
 
 def train(cfg: TrainConfig, *, resume: str = "auto", stop_after_step: int | None = None,
-          progress: bool = True) -> dict[str, Any]:
+          finish_at_step: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Train (or resume) a model as ``cfg`` says; returns the last logged metrics.
 
     Args:
@@ -248,6 +248,9 @@ def train(cfg: TrainConfig, *, resume: str = "auto", stop_after_step: int | None
             checkpoint folder.
         stop_after_step: stop after this step as if interrupted (no final save): the learning
             rate schedule stays that of ``max_steps``, so resuming later continues the same run.
+        finish_at_step: end the run after this step as if its schedule ended there (evaluate,
+            checkpoint and save ``final/``), the learning rate still that of ``max_steps``: a
+            recipe's stage that passes an early step's weights on (:mod:`~musenet_hf.training.recipe`).
         progress: show a tqdm bar on the main process.
     """
     run, step = prepare_run(cfg, resume)
@@ -260,27 +263,28 @@ def train(cfg: TrainConfig, *, resume: str = "auto", stop_after_step: int | None
     loader = torch.utils.data.DataLoader(run.train_windows, batch_sampler=sampler, collate_fn=run.collator,
                                          num_workers=cfg.num_workers, generator=torch.Generator().manual_seed(cfg.seed))
     batches = iter(loader)
-    bar = tqdm(total=cfg.max_steps, initial=step, desc="training", disable=not (progress and accelerator.is_main_process))
+    end = cfg.max_steps if finish_at_step is None else min(finish_at_step, cfg.max_steps)
+    bar = tqdm(total=end, initial=step, desc="training", disable=not (progress and accelerator.is_main_process))
     data_hash, last = hashlib.sha1(), {}
     if step == 0 and len(run.val_windows):
         last.update(evaluate_run(run, 0))  # the untrained model's loss: where the curve starts
     t0, tokens_seen = time.time(), 0
     run.model.train()
-    while step < cfg.max_steps:
+    while step < end:
         record, tokens = train_step(run, step, batches, data_hash)
         step, tokens_seen = step + 1, tokens_seen + tokens
         bar.update()
-        if step % cfg.log_every == 0 or step == cfg.max_steps:
+        if step % cfg.log_every == 0 or step == end:
             elapsed = time.time() - t0
             record.update(tokens_per_second=tokens_seen / max(elapsed, 1e-9), elapsed=elapsed)
             run.log(record)
             bar.set_postfix(loss=f"{record['loss']:.3f}")
-        if (step % cfg.eval_every == 0 or step == cfg.max_steps) and len(run.val_windows):
+        if (step % cfg.eval_every == 0 or step == end) and len(run.val_windows):
             last.update(evaluate_run(run, step))
         last.update(record)
-        if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
+        if step % cfg.checkpoint_every == 0 or step == end:
             save_checkpoint(accelerator, run.out, step, accelerator.num_processes, run.pool, cfg.keep_checkpoints)
-        if stop_after_step is not None and stop_after_step <= step < cfg.max_steps:
+        if stop_after_step is not None and stop_after_step <= step < end:
             bar.close()
             return last
     bar.close()

@@ -88,6 +88,9 @@ class TrainConfig:
     critic_sample_tokens: int = 64
     critic_pool_size: int = 64
     critic_eval_samples: int = 8
+    # a recipe of several stages: each entry overrides these settings for one stage, with its own
+    # max_steps (and optionally name and stop_after_step); see musenet_hf.training.recipe
+    stages: list = dataclasses.field(default_factory=list)
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> "TrainConfig":
@@ -168,6 +171,27 @@ def build_tokenizer(cfg: TrainConfig) -> MuseNetTokenizer:
     return MuseNetTokenizer.from_preset(cfg.tokenizer_preset)
 
 
+def new_model_config(cfg: TrainConfig, tokenizer) -> MuseNetConfig:
+    """The configuration of a model built from scratch: the config JSON, the tokenizer's
+    vocabulary facts, the context length and the recipe's ``model_overrides``."""
+    base = MuseNetConfig.from_json_file(cfg.model_config).to_dict() if cfg.model_config else {}
+    base.update(tokenizer.vocabulary.model_config_kwargs())
+    base["max_position_embeddings"] = max(base.get("max_position_embeddings", 0), cfg.context_length)
+    base.update(cfg.model_overrides)
+    for key in ("model_type", "architectures", "transformers_version"):
+        base.pop(key, None)
+    return MuseNetConfig(**base)
+
+
+def warm_start_overrides(cfg: TrainConfig, tokenizer) -> dict[str, Any]:
+    """What a warm start changes in its checkpoint's configuration: the tokenizer's note slots,
+    drum instrument and composer ids, then the recipe's ``model_overrides`` (a
+    ``max_position_embeddings`` there is a floor: the table grows, never shrinks)."""
+    extra = {k: v for k, v in tokenizer.vocabulary.model_config_kwargs().items()
+             if k in ("note_slots", "drum_instrument", "composer_token_ids")}
+    return {**extra, **cfg.model_overrides}
+
+
 def build_model(cfg: TrainConfig, tokenizer) -> torch.nn.Module:
     """From ``init_from`` (a checkpoint) or a config JSON plus the tokenizer's vocabulary facts.
 
@@ -181,23 +205,15 @@ def build_model(cfg: TrainConfig, tokenizer) -> torch.nn.Module:
             return GPT2Baseline.from_pretrained(cfg.init_from)
         # the config's overrides apply to a warm start too (e.g. switching the sounding embedding
         # on: its new table starts as the structural tables do, so the model computes what it did)
-        extra = {k: v for k, v in vocab.model_config_kwargs().items()
-                 if k in ("note_slots", "drum_instrument", "composer_token_ids")}
-        overrides = dict(cfg.model_overrides)
+        overrides = warm_start_overrides(cfg, tokenizer)
         positions = max(int(overrides.pop("max_position_embeddings", 0)), cfg.context_length)
-        model = MuseNetForCausalLM.from_pretrained(cfg.init_from, **extra, **overrides)
+        model = MuseNetForCausalLM.from_pretrained(cfg.init_from, **overrides)
         start_sounding_as_note_offs(model)
         grow_position_embeddings(model, positions)
         if model.config.vocab_size != len(vocab):
             model.resize_token_embeddings(len(vocab))
         return model
-    base = MuseNetConfig.from_json_file(cfg.model_config).to_dict() if cfg.model_config else {}
-    base.update(vocab.model_config_kwargs())
-    base["max_position_embeddings"] = max(base.get("max_position_embeddings", 0), cfg.context_length)
-    base.update(cfg.model_overrides)
-    for key in ("model_type", "architectures", "transformers_version"):
-        base.pop(key, None)
-    config = MuseNetConfig(**base)
+    config = new_model_config(cfg, tokenizer)
     if cfg.architecture == "gpt2":
         return GPT2Baseline(gpt2_config_for(config))
     return MuseNetForCausalLM(config)
@@ -282,5 +298,6 @@ def resolve_mixed_precision(setting: str) -> str:
 
 __all__ = [
     "TrainConfig", "build_model", "build_tokenizer", "cpu_supports_bf16", "load_data", "lr_lambda",
-    "resolve_mixed_precision", "start_sounding_as_note_offs", "training_coverage",
+    "new_model_config", "resolve_mixed_precision", "start_sounding_as_note_offs", "training_coverage",
+    "warm_start_overrides",
 ]
