@@ -2,7 +2,7 @@
 peak memory, at 512 to 4,096 tokens with full and sparse attention (issue 32, build item 1).
 
 Cases: 512 full, 2,048 full, 2,048 strided, 2,048 fixed, 4,096 strided, 4,096 fixed. Each is the
-model `configs/train/small-cpu.yaml` trains (musenet-small: 8 layers, 384 wide, 6 heads, with the
+model `configs/experiments/small-cpu.yaml` trains (musenet-small: 8 layers, 384 wide, 6 heads, with the
 extended vocabulary, built by `musenet_hf.training.training_config.build_model` with that YAML's overrides),
 with `max_position_embeddings` and `attention_layout` set to the case's, and the layout parameters
 of `configs/musenet-small.json` (block 64, stride 256, `c` 64, patterns split across heads).

@@ -15,7 +15,7 @@ Four measurements, one run:
    fresh process so its peak memory is its own.
 4. float32 against bfloat16 autocast (`torch.autocast(device, dtype=torch.bfloat16)`, what
    `accelerate` does with `mixed_precision="bf16"`): training tokens/s of the model
-   `configs/train/small-cpu.yaml` trains (musenet-small with the extended vocabulary, 512-token
+   `configs/experiments/small-cpu.yaml` trains (musenet-small with the extended vocabulary, 512-token
    context, full attention, batch 8), built by `musenet_hf.training.training_config.build_model` from that YAML,
    one training step as the trainer takes it (forward and backward under autocast, gradient
    clipping, AdamW with the YAML's settings). The two precisions take turns (fp32, bf16, bf16,
@@ -49,7 +49,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = REPO / "configs" / "musenet-small.json"
-SMALL_CPU = REPO / "configs" / "train" / "small-cpu.yaml"
+SMALL_CPU = REPO / "configs" / "experiments" / "small-cpu.yaml"
 LAYOUTS_4096 = {
     "full": dict(kind="full"),
     "strided": dict(kind="strided", block_size=64, stride=512, combine="split_heads"),
@@ -313,7 +313,7 @@ def load_average() -> str:
 
 
 def build_train_model(device: torch.device):
-    """The model `configs/train/small-cpu.yaml` trains, built the way `musenet train` builds it."""
+    """The model `configs/experiments/small-cpu.yaml` trains, built the way `musenet train` builds it."""
     from musenet_hf.training.training_config import TrainConfig, build_model, build_tokenizer
 
     cfg = TrainConfig.from_yaml(SMALL_CPU)

@@ -45,7 +45,7 @@ def add_finetune_arguments(p: argparse.ArgumentParser, learning_rate: float) -> 
     p.add_argument("--stretch", type=float, default=0.05,
                    help="largest time stretch, a fraction (0.05: +-5%%). Right for performed MIDI; use 0 for scores "
                         "exported from notation, whose notes last exact beats at one tempo: stretched, the model "
-                        "learns notes a little off those lengths (MODEL_CARD.md, stage 9)")
+                        "learns notes a little off those lengths (docs/experiments.md, stage 9)")
 
 
 def augmentation_from_args(args: argparse.Namespace) -> AugmentationConfig:

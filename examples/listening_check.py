@@ -23,7 +23,7 @@ Three checks, each a table (printed, and saved with everything else in ``OUT/lis
 Example (what the model card's "listening" figures come from)::
 
     python examples/listening_check.py --model checkpoints/musenet-small-music21 \\
-        --config configs/train/music-long.yaml --out runs/listen \\
+        --config configs/train/small-music21.yaml --out runs/listen \\
         --prompts bach palestrina irish folk scottish trecento \\
                   irish:violin bach:strings folk:flute palestrina:clarinet \\
         --seeds 0 1 --primer-labels bach irish palestrina scottish --steer-all

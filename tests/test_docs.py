@@ -38,7 +38,7 @@ def shown_commands(path: Path) -> list[list[str]]:
         if not args or args[0] not in RUNNABLE or "--help" in args or args in commands:
             continue
         if args[0] == "train" and not args[args.index("--config") + 1].endswith("tiny.yaml"):
-            continue  # a recipe for a corpus; configs/train's recipes are tested in test_training.py
+            continue  # a recipe for a corpus; the recipes in configs/ load in test_training.py
         commands.append(args)
     return commands
 

@@ -357,24 +357,24 @@ def test_finetune_trainer_example_on_the_shared_valid_folder(checkpoint, tmp_pat
 
 def test_train_configs_load():
     tiny = TrainConfig.from_yaml(TINY)
-    small = TrainConfig.from_yaml(REPO / "configs" / "train" / "small.yaml")
+    small = TrainConfig.from_yaml(REPO / "configs" / "experiments" / "small.yaml")
     assert tiny.context_length == 256 and small.context_length == 1024
     assert Path(small.model_config).name == "musenet-small.json" and small.mixup_alpha > 0 and small.critic_every > 0
-    cpu = TrainConfig.from_yaml(REPO / "configs" / "train" / "small-cpu.yaml")
+    cpu = TrainConfig.from_yaml(REPO / "configs" / "experiments" / "small-cpu.yaml")
     assert Path(cpu.model_config).name == "musenet-small.json" and cpu.context_length == 512
     assert cpu.model_overrides["max_position_embeddings"] == 512  # generation slides a 512-token window
     assert cpu.critic_every == 0 and cpu.model_overrides["structural_init_std"] == 0.0  # critic: musenet train-critic
-    balanced = TrainConfig.from_yaml(REPO / "configs" / "train" / "music-balanced.yaml")
+    balanced = TrainConfig.from_yaml(REPO / "configs" / "experiments" / "music-balanced.yaml")
     assert balanced.label_temperature == 0.5 and balanced.augmentation["transpose_final"] == 0
-    stage5 = TrainConfig.from_yaml(REPO / "configs" / "train" / "music-stage5.yaml")
+    stage5 = TrainConfig.from_yaml(REPO / "configs" / "experiments" / "music-stage5.yaml")
     assert stage5.label_temperature == 0.5 and stage5.label_boost["bach"] == 2.5 and balanced.label_boost == {}
-    stage8 = TrainConfig.from_yaml(REPO / "configs" / "train" / "music-stage8.yaml")  # the pieces in their own keys
+    stage8 = TrainConfig.from_yaml(REPO / "configs" / "experiments" / "music-stage8.yaml")  # the pieces in their own keys
     assert stage8.augmentation["transpose"] == stage8.augmentation["transpose_final"] == 0
     assert stage8.augmentation["drop_composer"] == 0.1 and stage8.label_boost == stage5.label_boost
-    stage9 = TrainConfig.from_yaml(REPO / "configs" / "train" / "music-stage9.yaml")  # ... and at their own tempo
+    stage9 = TrainConfig.from_yaml(REPO / "configs" / "experiments" / "music-stage9.yaml")  # ... and at their own tempo
     assert stage9.augmentation["stretch"] == stage9.augmentation["transpose"] == 0
     assert stage9.label_boost["monteverdi"] == 3.0 and stage9.label_boost["palestrina"] == 2.0
-    for path in sorted((REPO / "configs" / "train").glob("*.yaml")):  # every shipped recipe loads
+    for path in sorted([*REPO.glob("configs/train/*.yaml"), *REPO.glob("configs/experiments/*.yaml")]):
         assert TrainConfig.from_yaml(path).max_steps > 0, path
     with pytest.raises(ValueError, match="unknown training options"):
         TrainConfig.from_yaml(TINY, {"learning_rat": 1.0})
