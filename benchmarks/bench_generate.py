@@ -16,6 +16,14 @@ inside the processors, timed directly (the number least sensitive to a busy mach
 compete for the cores: the measurement behind ``musenet generate``'s default of one thread.
 
     python benchmarks/bench_generate.py --compare-threads --batch 1 --busy 1   # a 1-sample piece, 2-core CPU
+
+``--guidance`` times composer guidance (scale 1.3 against folk, the bundled model's default):
+unguided, guided with the processor's own second forward, and guided with both sides in one batch
+(``guidance_batch``, what ``generate_long`` and the pipeline use), alternating, each with the same
+processors and new tokens; it prints guided/unguided time ratios (issue 33's goal: at most 1.3x).
+
+    python benchmarks/bench_generate.py --guidance --batch 1 --new-tokens 480   # a 20 s piece
+    python benchmarks/bench_generate.py --guidance --batch 4 --new-tokens 480   # the demo's 4 candidates
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from musenet_hf.generation.generate import default_logits_processors  # noqa: E402
+from musenet_hf.generation.guidance import ComposerGuidanceLogitsProcessor  # noqa: E402
 from musenet_hf.model.configuration_musenet import MuseNetConfig  # noqa: E402
 from musenet_hf.model.modeling_musenet import MuseNetForCausalLM  # noqa: E402
 from musenet_hf.tokenizer.vocabulary import MuseNetVocabulary  # noqa: E402
@@ -62,13 +71,34 @@ class Timed(LogitsProcessor):
         return out
 
 
-def run(model, prompt, gen_config, procs, piece_seconds) -> tuple[float, torch.Tensor]:
+def run(model, prompt, gen_config, procs, piece_seconds, **kwargs) -> tuple[float, torch.Tensor]:
     torch.manual_seed(1)
     start = time.perf_counter()
     with torch.no_grad():
         out = model.generate(prompt, attention_mask=torch.ones_like(prompt), generation_config=gen_config,
-                             logits_processor=LogitsProcessorList(procs), piece_seconds=piece_seconds)
+                             logits_processor=LogitsProcessorList(procs), piece_seconds=piece_seconds, **kwargs)
     return time.perf_counter() - start, out[:, prompt.shape[1]:]
+
+
+def compare_guidance(model, prompt, gen_config, processors, piece_seconds, vocab, repeats: int) -> None:
+    """Unguided, guided by a second forward, guided in one batch: alternating runs, time ratios."""
+    times: dict[str, list[float]] = {"unguided": [], "guided, two forwards": [], "guided, one batch": []}
+    for _ in range(repeats):
+        for name in times:
+            procs = list(processors())
+            extra = {}
+            if name != "unguided":
+                guide = ComposerGuidanceLogitsProcessor(model, vocab, 1.3, against="folk")
+                procs.insert(0, guide)
+                if name == "guided, one batch":
+                    extra["guidance_batch"] = guide
+            times[name].append(run(model, prompt, gen_config, procs, piece_seconds, **extra)[0])
+    tokens = prompt.shape[0] * gen_config.max_new_tokens
+    base, base_med = min(times["unguided"]), statistics.median(times["unguided"])
+    for name, ts in times.items():
+        t, med = min(ts), statistics.median(ts)
+        print(f"{name:>22}: {t:7.2f} s fastest, {med:7.2f} s median, {tokens / t:7.1f} tokens/s; "
+              f"x{t / base:.2f} of unguided (medians x{med / base_med:.2f})")
 
 
 def compare_threads(model, prompt, gen_config, processors, piece_seconds, vocab, repeats: int, busy: int) -> None:
@@ -104,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--compare-threads", action="store_true", help="1 against 2 threads instead of plain against processed")
     p.add_argument("--busy", type=int, default=0, help="with --compare-threads: also measure under N busy-loop processes")
+    p.add_argument("--guidance", action="store_true",
+                   help="time composer guidance: unguided, two forwards a step, one batch (see above)")
     p.add_argument("--texture", action="store_true",
                    help="add the texture rules to the processors (min_voices 2, max_note_seconds 4)")
     args = p.parse_args(argv)
@@ -127,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"batch {args.batch} x {args.new_tokens} new tokens, {args.repeats} repeats, alternating runs; "
           "times: fastest run (least disturbed by other processes) and median")
     run(model, prompt, gen_config, [], piece_seconds)  # warm-up
+    if args.guidance:
+        compare_guidance(model, prompt, gen_config, processors, piece_seconds, vocab, args.repeats)
+        return 0
     if args.compare_threads:
         compare_threads(model, prompt, gen_config, processors, piece_seconds, vocab, args.repeats, args.busy)
         return 0

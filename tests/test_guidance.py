@@ -234,3 +234,51 @@ def test_pipeline_sampling_by_label_overrides_the_model_default_for_that_label(t
         type(config)(**{**config.to_dict(), "sampling_by_label": {"irish": {"scale": 2.0}}})
     with pytest.raises(ValueError, match="sampling_by_label"):
         type(config)(**{**config.to_dict(), "sampling_by_label": {"irish": {"guidance": -2.0}}})
+
+
+class _Recorder:
+    """A processor that keeps every step's scores (after guidance) as they come."""
+
+    def __init__(self):
+        self.steps = []
+
+    def __call__(self, input_ids, scores):
+        self.steps.append(scores.clone())
+        return scores
+
+
+def _guided_run(model, vocab, ids, batched, seconds=20.0, steps=40):
+    """Greedy guided decoding of ``ids`` (guidance against folk): every step's guided scores and the tokens."""
+    guide = ComposerGuidanceLogitsProcessor(model, vocab, 2.0, against="folk")
+    record = _Recorder()
+    procs = LogitsProcessorList([guide, *default_logits_processors(vocab, seconds), record])
+    piece = torch.full((ids.shape[0],), seconds, dtype=torch.float64)
+    guide.begin_window(piece, torch.zeros_like(piece))
+    extra = {"guidance_batch": guide} if batched else {}
+    with torch.no_grad():
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=steps, do_sample=False,
+                             logits_processor=procs, piece_seconds=piece, time_offset_seconds=torch.zeros_like(piece),
+                             pad_token_id=vocab.pad_id, eos_token_id=vocab.end_id, **extra)
+    return torch.stack(record.steps), out, guide
+
+
+def test_guidance_in_one_batch_matches_the_two_forward_path(vocab, tiny):
+    """Both sides as one batch of 2B rows (one cache, one forward a step) give the scores of the
+    processor's own second forward, within float tolerance, and so the same greedy tokens."""
+    ids = torch.tensor([build_prompt(vocab, "bach", "piano,violin")] * 2)
+    two, out_two, guide_two = _guided_run(tiny, vocab, ids, batched=False)
+    one, out_one, guide_one = _guided_run(tiny, vocab, ids, batched=True)
+    assert guide_two._cache is not None and guide_one._cache is None  # the batched path never ran its own
+    finite = torch.isfinite(two) & (two > -1e3)
+    assert torch.equal(finite, torch.isfinite(one) & (one > -1e3))
+    assert torch.allclose(one[finite], two[finite], atol=1e-4, rtol=1e-4)
+    assert torch.equal(out_one, out_two)
+
+
+def test_a_side_of_another_length_falls_back_to_the_processor_forward(vocab, tiny):
+    """Guidance away from no label drops the label (a shorter side): not batched, still correct."""
+    ids = torch.tensor([build_prompt(vocab, "bach", "piano")])
+    guide = ComposerGuidanceLogitsProcessor(tiny, vocab, 2.0)
+    assert guide.batch_side(ids) is None
+    assert ComposerGuidanceLogitsProcessor(tiny, vocab, 2.0, against="folk").batch_side(ids).shape == ids.shape
+    assert ComposerGuidanceLogitsProcessor(tiny, vocab, 1.0, against="folk").batch_side(ids) is None  # off

@@ -238,6 +238,12 @@ def accepts_structure(model: Any) -> bool:
     return "piece_seconds" in params and "time_offset_seconds" in params
 
 
+def takes_guidance_batch(model: Any) -> bool:
+    """Whether the model's forward runs a guidance processor's unconditional rows in its own batch
+    (MuseNet does: :mod:`musenet_hf.generation.guidance`)."""
+    return "guidance_batch" in inspect.signature(model.forward).parameters
+
+
 def _snap_cut(vocabulary: MuseNetVocabulary, body: torch.Tensor, cut: int, limit: int) -> int:
     """The first index in ``[cut, limit)`` right after a wait in every row, else ``cut``.
 
@@ -450,8 +456,11 @@ def _generate_windows(model: Any, wins: list[np.ndarray], trackers: list[NoteSta
             # float64: the model's part/countdown must not depend on float32 rounding of the length
             kwargs["piece_seconds"] = torch.full((len(members),), piece_seconds, dtype=torch.float64, device=device)
             kwargs["time_offset_seconds"] = units0[members].double() * unit
-        for g in guidance_processors(procs):  # its unconditional side sits where this window sits
+        guides = guidance_processors(procs)
+        for g in guides:  # its unconditional side sits where this window sits
             g.begin_window(kwargs.get("piece_seconds"), kwargs.get("time_offset_seconds"))
+        if len(guides) == 1 and takes_guidance_batch(model):  # both sides in one forward a step
+            kwargs["guidance_batch"] = guides[0]
         try:
             out = model.generate(input_ids=win, attention_mask=torch.ones_like(win), max_new_tokens=n_new,
                                  logits_processor=procs, **kwargs)

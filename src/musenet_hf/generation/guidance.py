@@ -28,9 +28,16 @@ shares the ``piano`` token with, and it continues them as one. Guided against ``
 what separates a motet from a folk tune (a second voice) is what gets amplified (MODEL_CARD.md,
 "Sampling against folk"). A prompt of the ``against`` label itself is left as it is.
 
-The processor works with the standard ``generate()``: it is a :class:`~transformers.LogitsProcessor`
-holding the model and its own key/value cache of the unconditional sequence, fed one token a
-step. The windows of :func:`~musenet_hf.generation.generate.generate_long` tell it where they sit in the
+The processor works with the standard ``generate()``: it is a :class:`~transformers.LogitsProcessor`.
+**One forward a step.** Passed to a MuseNet model's ``generate()`` also as ``guidance_batch=``
+(:func:`~musenet_hf.generation.generate.generate_long` does), its unconditional rows ride in the
+model's own batch: the model runs the conditional and the unconditional sequences as one batch of
+``2B`` rows with one key/value cache, keeps the first ``B`` rows' logits for ``generate()`` and
+hands the other ``B`` to the processor (:meth:`ComposerGuidanceLogitsProcessor.receive`). That
+needs both sides to be the same length, which they are when guidance is ``against`` a label (the
+label token is replaced, every preset of the bundled model); a side without its label is shorter
+(its positions differ), so there, and without ``guidance_batch``, the processor runs the model on
+the unconditional sequence itself, with a cache of its own, one token a step. The windows of :func:`~musenet_hf.generation.generate.generate_long` tell it where they sit in the
 piece (:meth:`ComposerGuidanceLogitsProcessor.begin_window`), so both sides see the same part and
 countdown positions.
 """
@@ -100,6 +107,7 @@ class ComposerGuidanceLogitsProcessor(LogitsProcessor):
         self._cache: Cache | None = None
         self._seen: torch.Tensor | None = None  # (B, T) the conditional ids the cache has followed
         self._prefix_keep: torch.Tensor | None = None  # (P,) bool: the prefix positions kept
+        self._received: tuple[int, torch.Tensor] | None = None  # (sequence length, (B, V) logits) from the batch
 
     def _prefix_kept(self, input_ids: torch.Tensor) -> torch.Tensor:
         """(P,) bool over the prefix (the tokens before the first ``start``): False at composer tokens."""
@@ -149,6 +157,24 @@ class ComposerGuidanceLogitsProcessor(LogitsProcessor):
         self._seen = input_ids
         return out.logits[:, -1].float()
 
+    def batch_side(self, input_ids: torch.LongTensor) -> torch.LongTensor | None:
+        """(B, T) the unconditional sequences to run in the model's batch beside ``input_ids`` (B, T),
+        or None when they cannot or need not ride there (guidance off, the identity, or a side of
+        another length: see the module docs). The model calls this every step of a ``generate()``
+        with ``guidance_batch=self``; the answer does not change within one call (it depends on the
+        prefix only)."""
+        if self.scale == 1.0 or self._is_identity(input_ids):
+            return None
+        self._prefix_keep = keep = self._prefix_kept(input_ids)
+        if self.against is None or int((~keep).sum()) != 1:
+            return None
+        return self.unconditional_ids(input_ids)
+
+    def receive(self, length: int, logits: torch.Tensor) -> None:
+        """The unconditional side's next-token logits ``(B, V)`` for sequences of ``length`` tokens,
+        computed in the model's batch; the next call with ``input_ids`` of that length uses them."""
+        self._received = (int(length), logits)
+
     def _is_identity(self, input_ids: torch.LongTensor) -> bool:
         """True when the guided side would be the prompt itself (its only label is ``against``)."""
         if self.against is None:
@@ -163,7 +189,12 @@ class ComposerGuidanceLogitsProcessor(LogitsProcessor):
         if self.scale == 1.0 or self._is_identity(input_ids):
             return scores
         cond = torch.log_softmax(scores.float(), dim=-1).clamp(min=_FLOOR)
-        uncond = torch.log_softmax(self.unconditional_logits(input_ids), dim=-1).clamp(min=_FLOOR)
+        received, self._received = self._received, None
+        if received is not None and received[0] == input_ids.shape[1] and received[1].shape[0] == input_ids.shape[0]:
+            uncond_logits = received[1].float()  # the model ran this side in its batch
+        else:
+            uncond_logits = self.unconditional_logits(input_ids)
+        uncond = torch.log_softmax(uncond_logits, dim=-1).clamp(min=_FLOOR)
         guided = uncond + self.scale * (cond - uncond)
         ruled_out = scores <= torch.finfo(scores.dtype).min
         if self.keep_note_off_share:

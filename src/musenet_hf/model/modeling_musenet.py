@@ -382,10 +382,15 @@ class MuseNetForCausalLM(MuseNetPreTrainedModel, GenerationMixin):
         use_cache: bool | None = None,
         output_hidden_states: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
+        guidance_batch: Any = None,
         **kwargs,
     ) -> MuseNetCausalLMOutput:
         r"""
         Args (besides those of `MuseNetModel.forward`):
+            guidance_batch: under `generate()`, a composer-guidance processor whose unconditional
+                rows `prepare_inputs_for_generation` put in the batch's second half (`2B` rows): the
+                forward hands their last logits to it (`receive`) and returns the first `B` rows.
+                None (or a plain forward): the batch as given.
             labels: (B, T) next-token targets (shifted inside; -100 is ignored).
             critic_labels: (B,) 1.0 for real music, 0.0 for generated; adds
                 `critic_loss_weight * BCEWithLogits(critic_logits, critic_labels)` to the loss.
@@ -416,6 +421,11 @@ class MuseNetForCausalLM(MuseNetPreTrainedModel, GenerationMixin):
         logits = self.lm_head(slice_logits_to_keep(hidden_states, logits_to_keep))
         if self.config.mask_silent_note_offs or self.config.mask_end_while_sounding:
             logits = self.mask_impossible_tokens(logits, input_ids, sounding_notes, past)
+        if guidance_batch is not None:  # the second half is the guidance's unconditional side
+            half = logits.shape[0] // 2
+            guidance_batch.receive(past + hidden_states.shape[1], logits[half:, -1])
+            logits, hidden_states, attention_mask = logits[:half], hidden_states[:half], (
+                attention_mask[:half] if attention_mask is not None else None)
 
         # The critic scores whole sequences: skipped in decoding steps, which only see the new tokens.
         critic_logits = self.critic(hidden_states, attention_mask) if self.critic is not None and past == 0 else None
@@ -471,14 +481,25 @@ class MuseNetForCausalLM(MuseNetPreTrainedModel, GenerationMixin):
         is_first_iteration: bool | None = False,
         piece_seconds: torch.Tensor | float | None = None,
         time_offset_seconds: torch.Tensor | float | None = None,
+        guidance_batch: Any = None,
         **kwargs,
     ):
         """The standard inputs plus the structural indices of the new tokens.
 
         `input_ids` here is always the full sequence of every row (also after beam reordering and
         `num_return_sequences` expansion), so the indices are derived from it and only the rows of
-        the tokens this step feeds are kept.
+        the tokens this step feeds are kept. With `guidance_batch` (a composer-guidance processor,
+        `musenet_hf.generation.guidance`) whose unconditional side has the rows' length, that side
+        is appended to the batch (`2B` rows, one cache) and `forward` splits the logits again.
         """
+        side = guidance_batch.batch_side(input_ids) if guidance_batch is not None else None
+        if side is not None:
+            input_ids = torch.cat([input_ids, side])
+            attention_mask = torch.cat([attention_mask, attention_mask]) if attention_mask is not None else None
+            piece_seconds, time_offset_seconds = (torch.cat([x, x]) if isinstance(x, torch.Tensor) else x
+                                                  for x in (piece_seconds, time_offset_seconds))
+            if isinstance(kwargs.get("position_ids"), torch.Tensor) and kwargs["position_ids"].shape[0] > 1:
+                kwargs["position_ids"] = torch.cat([kwargs["position_ids"]] * 2)  # the sides share positions
         model_inputs = super().prepare_inputs_for_generation(
             input_ids,
             next_sequence_length=next_sequence_length,
@@ -505,6 +526,7 @@ class MuseNetForCausalLM(MuseNetPreTrainedModel, GenerationMixin):
             model_inputs[key] = value[:, -fed.shape[1] :]
         model_inputs.pop("piece_seconds", None)
         model_inputs.pop("time_offset_seconds", None)
+        model_inputs["guidance_batch"] = guidance_batch if side is not None else None
         return model_inputs
 
 
