@@ -23,7 +23,7 @@ DEFAULT_STEERING_STRENGTH = 5.0
 
 # The pipeline's, the CLI's and the demo's scale when neither the call nor the model's config
 # (`guidance`, `guidance_against`) gives one (1 = off). The bundled model's config says 1.3 against
-# folk: 19 of 20 listening prompts and 62.9% recognised, against 16 and 52.4% at 1 (MODEL_CARD.md,
+# folk: 19 of 20 listening prompts and 62.9% recognised, against 16 and 52.4% at 1 (docs/experiments.md,
 # "Sampling against folk"); against no label, 2 gave 56.2% but 15 of 20.
 DEFAULT_GUIDANCE = 1.0
 
@@ -32,10 +32,11 @@ DEFAULT_PRIMER_SECONDS = 5.0  # how much of a primer opens the piece when neithe
 # The check every generated piece gets (musenet_hf.generation.piece_check). A piece under MIN_NOTE_RATE new
 # notes a second on the instruments asked for is too sparse (`musenet generate` exits 3). A note
 # longer than HELD_SECONDS is held: the bundled model holds 0-2.3% of its notes that long on its own
-# styles (MODEL_CARD.md), and 0-10% continuing seven pop songs it never trained on (10 s of each, then
-# 20 s, seed 0), where the eighth, the failed continuation of issue 34, held 13 of its 14 new notes;
-# over MAX_HELD_SHARE of the new notes held is a failed piece. Under MIN_ON_REQUEST_SHARE of the new notes on the instruments asked for (named,
-# the style's usual ones, or the primer's) is one too: the model went its own way.
+# styles (docs/experiments.md, "Sampling against folk"), and 0-10% continuing seven pop songs it
+# never trained on (10 s of each, then 20 s, seed 0), where the eighth, the failed continuation of
+# issue 34, held 13 of its 14 new notes; over MAX_HELD_SHARE of the new notes held is a failed piece.
+# Under MIN_ON_REQUEST_SHARE of the new notes on the instruments asked for (named, the style's usual
+# ones, or the primer's) is one too: the model went its own way.
 MIN_NOTE_RATE = 0.5
 HELD_SECONDS = 4.0
 MAX_HELD_SHARE = 0.25

@@ -96,7 +96,7 @@ class MuseNetConfig(PreTrainedConfig):
             examples write their own data's here, with ``fine_tuned_from``.
 
     Sampling defaults (what the pipeline and ``musenet generate`` use when a call does not say;
-    measured per model, MODEL_CARD.md):
+    measured per model; the bundled model's in docs/experiments.md):
         guidance: the composer guidance scale (:mod:`musenet_hf.generation.guidance`; None: the package's
             :data:`~musenet_hf.generation.guidance.DEFAULT_GUIDANCE`).
         guidance_against: the composer/style name guidance steers away from (None: no label).
