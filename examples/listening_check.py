@@ -34,7 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -177,8 +177,7 @@ def check_openings(model, tokenizer, requests, usual, samples: int, seed: int = 
 
 def label_settings(pipe: Any, asked: dict[str, Any], label: str) -> dict[str, Any]:
     """The sampling settings a prompt of ``label`` gets, on its own instruments and re-voiced."""
-    return {kind: {"guidance": pipe.guidance_settings(asked, label, revoiced),
-                   "texture": pipe.texture_settings({}, label, revoiced)}
+    return {kind: asdict(pipe.sampling_settings(label, revoiced, **asked))
             for kind, revoiced in (("own", False), ("revoiced", True))}
 
 
@@ -234,7 +233,8 @@ def main() -> None:
         defaults.top_p = args.top_p
     asked = {"guidance": defaults.guidance, "guidance_against": defaults.guidance_against}
     asked = {k: v for k, v in asked.items() if v is not None}
-    guidance, against = pipe.guidance_settings(asked)
+    unlabelled = pipe.sampling_settings(None, **asked)
+    guidance, against = unlabelled.guidance, unlabelled.guidance_against
     labels = {parse_probe_request(p)[0] for p in args.prompts} - {None}
     report: dict[str, Any] = {"model": args.model, "seconds": args.seconds, "guidance": guidance, "against": against,
                               "sampling_by_label": {c: label_settings(pipe, asked, c) for c in sorted(labels)},

@@ -5,16 +5,24 @@ bookkeeping (the unconditional side's cache follows generate() exactly), not the
 """
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 from transformers import LogitsProcessorList
 
 from musenet_hf.generation.generate import build_prompt, default_logits_processors, generate_long
+from musenet_hf.generation.generation_config import MuseNetGenerationConfig
 from musenet_hf.generation.guidance import ComposerGuidanceLogitsProcessor
 from musenet_hf.generation.logits_processors import grammar_violations
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def guidance_of(pipe, label=None, **call):
+    """(scale, label against) a request of ``label`` gets, the call's own settings on top."""
+    settings = pipe.sampling_settings(label, **call)
+    return settings.guidance, settings.guidance_against
 
 
 def unconditional_reference(model, ids, piece_seconds, offset):
@@ -166,7 +174,7 @@ def test_guidance_against_a_label_uses_that_label_as_the_other_side(vocab, tiny)
 
 
 def test_pipeline_guidance_defaults_come_from_the_model_config(tiny, tok):
-    """config.guidance / config.guidance_against are the pipeline's defaults; a call's own
+    """A checkpoint's (legacy) config.guidance / guidance_against are the pipeline's defaults; a call's own
     arguments win, ``"none"`` guides against no label, and an unknown label is a KeyError."""
     from transformers import pipeline
 
@@ -175,14 +183,14 @@ def test_pipeline_guidance_defaults_come_from_the_model_config(tiny, tok):
     register_pipeline()
     pipe = pipeline(TASK, model=tiny, tokenizer=tok, device=torch.device("cpu"))
     kw = dict(composer="bach", seconds=4.0, seed=0, max_window=64, step=16, instruments="piano", steering="none")
-    assert pipe.guidance_settings({}) == (1.0, None)
+    assert guidance_of(pipe) == (1.0, None)
     against = pipe(guidance=4.0, guidance_against="folk", **kw)[0]["tokens"]
     label_free = pipe(guidance=4.0, **kw)[0]["tokens"]
     assert against != label_free
     tiny.config.guidance, tiny.config.guidance_against = 4.0, "folk"
     try:
-        assert pipe.guidance_settings({}) == (4.0, "folk")
-        assert pipe.guidance_settings({"guidance": 1.5, "guidance_against": "none"}) == (1.5, None)
+        assert guidance_of(pipe) == (4.0, "folk")
+        assert guidance_of(pipe, guidance=1.5, guidance_against="none") == (1.5, None)
         assert pipe(**kw)[0]["tokens"] == against
         assert pipe(guidance_against="none", **kw)[0]["tokens"] == label_free
         assert pipe(guidance=1.0, **kw)[0]["tokens"] == pipe(guidance=1.0, guidance_against="none", **kw)[0]["tokens"]
@@ -191,7 +199,7 @@ def test_pipeline_guidance_defaults_come_from_the_model_config(tiny, tok):
     finally:
         tiny.config.guidance, tiny.config.guidance_against = None, None
     with pytest.raises(ValueError, match="guidance must be"):
-        type(tiny.config)(**{**tiny.config.to_dict(), "guidance": -1.0})
+        MuseNetGenerationConfig.from_legacy(SimpleNamespace(guidance=-1.0))
 
 
 def test_pipeline_sampling_by_label_overrides_the_model_default_for_that_label(tiny, tok):
@@ -218,10 +226,10 @@ def test_pipeline_sampling_by_label_overrides_the_model_default_for_that_label(t
     config.guidance, config.guidance_against = 6.0, "folk"
     config.sampling_by_label = {"Irish": {"guidance": 1.0}, "scottish": {"guidance_against": "none"}}
     try:
-        assert pipe.guidance_settings({}, "irish") == (1.0, "folk")
-        assert pipe.guidance_settings({}, "scottish") == (6.0, None)
-        assert pipe.guidance_settings({}, "bach") == pipe.guidance_settings({}) == (6.0, "folk")
-        assert pipe.guidance_settings({"guidance": 2.0, "guidance_against": "bach"}, "scottish") == (2.0, "bach")
+        assert guidance_of(pipe, "irish") == (1.0, "folk")
+        assert guidance_of(pipe, "scottish") == (6.0, None)
+        assert guidance_of(pipe, "bach") == guidance_of(pipe) == (6.0, "folk")
+        assert guidance_of(pipe, "scottish", guidance=2.0, guidance_against="bach") == (2.0, "bach")
         assert tokens("irish") == irish_plain
         assert tokens("scottish") == scottish_free
         assert tokens("bach") == bach_folk
@@ -230,10 +238,10 @@ def test_pipeline_sampling_by_label_overrides_the_model_default_for_that_label(t
         assert tokens(["irish", "bach"]) != tokens(["irish", "bach"], guidance=6.0)
     finally:
         config.guidance = config.guidance_against = config.sampling_by_label = None
-    with pytest.raises(ValueError, match="sampling_by_label"):
-        type(config)(**{**config.to_dict(), "sampling_by_label": {"irish": {"scale": 2.0}}})
-    with pytest.raises(ValueError, match="sampling_by_label"):
-        type(config)(**{**config.to_dict(), "sampling_by_label": {"irish": {"guidance": -2.0}}})
+    with pytest.raises(ValueError, match="unknown sampling setting 'scale'"):
+        MuseNetGenerationConfig.from_legacy(SimpleNamespace(sampling_by_label={"irish": {"scale": 2.0}}))
+    with pytest.raises(ValueError, match="guidance must be >= 0"):
+        MuseNetGenerationConfig.from_legacy(SimpleNamespace(sampling_by_label={"irish": {"guidance": -2.0}}))
 
 
 class _Recorder:

@@ -1,20 +1,30 @@
 """Texture rules (musenet_hf.generation.texture): the voice floor and the note-length ceiling, the note onsets
-they read from the tracker, and the pipeline's per-label defaults (config.sampling_by_label).
+they read from the tracker, and the pipeline's per-label defaults (a checkpoint's legacy config.sampling_by_label, read into the
+generation config's presets).
 
 The model is the tiny random MuseNetForCausalLM of conftest.py: it samples close to uniformly, so
 left alone it lets voices drop out and holds notes for seconds, and each rule visibly changes that.
 """
+
+from types import SimpleNamespace
 
 import pytest
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList, pipeline
 
 from musenet_hf.generation.generate import default_logits_processors
+from musenet_hf.generation.generation_config import MuseNetGenerationConfig
 from musenet_hf.generation.logits_processors import NoteStateTracker, grammar_violations
 from musenet_hf.generation.pipeline_musenet import TASK, is_revoiced, register_pipeline
 from musenet_hf.generation.texture import MaxNoteLengthLogitsProcessor, MinVoicesLogitsProcessor
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def texture_of(pipe, label=None, revoiced=False, **call):
+    """(min_voices, max_note_seconds, max_polyphony) a request of ``label`` gets, the call's own on top."""
+    settings = pipe.sampling_settings(label, revoiced, **call)
+    return settings.min_voices, settings.max_note_seconds, settings.max_polyphony
 
 
 class StrikeRarely(LogitsProcessor):
@@ -136,13 +146,13 @@ def test_pipeline_texture_defaults_come_from_the_prompts_first_label(tiny, tok):
                                 "irish": {"guidance": 1.0}}
     config.max_polyphony = 3  # the model-wide default, which Bach's entry turns off
     try:
-        assert pipe.texture_settings({}, "bach") == (2, 0.5, None)
-        assert pipe.texture_settings({}, "irish") == pipe.texture_settings({}) == (None, None, 3)
-        assert pipe.texture_settings({"min_voices": 0, "max_note_seconds": 2}, "bach") == (None, 2.0, None)
+        assert texture_of(pipe, "bach") == (2, 0.5, None)
+        assert texture_of(pipe, "irish") == texture_of(pipe) == (None, None, 3)
+        assert texture_of(pipe, "bach", min_voices=0, max_note_seconds=2) == (None, 2.0, None)
         with pytest.raises(ValueError, match="min_voices"):
-            pipe.texture_settings({"min_voices": 1.5}, "bach")
+            texture_of(pipe, "bach", min_voices=1.5)
         with pytest.raises(ValueError, match="max_polyphony"):
-            pipe.texture_settings({"max_polyphony": -1}, "bach")
+            texture_of(pipe, "bach", max_polyphony=-1)
         out = pipe(composer="bach", instruments="piano,violin", seconds=3, seed=0, max_polyphony=6)[0]
         assert thin_waits(tok.vocabulary, out["tokens"], 2) == 0
         assert longest_note_units(tok.vocabulary, out["tokens"]) * tok.vocabulary.wait_unit_seconds <= 0.5 + 1e-9
@@ -159,10 +169,12 @@ def test_pipeline_texture_defaults_come_from_the_prompts_first_label(tiny, tok):
         config.sampling_by_label = config.max_polyphony = None
     legacy = type(config)(**{**config.to_dict(), "guidance_by_label": {"irish": {"guidance": 1.0}}})
     assert legacy.sampling_by_label == {"irish": {"guidance": 1.0}} and "guidance_by_label" not in legacy.to_dict()
-    for entry in ({"voices": 2}, {"min_voices": -1}, {"max_note_seconds": "long"}, {"revoiced": {"min_voices": -1}},
-                  {"revoiced": {"revoiced": {}}}):
-        with pytest.raises(ValueError, match="sampling_by_label"):
-            type(config)(**{**config.to_dict(), "sampling_by_label": {"bach": entry}})
+    for entry, error in (({"voices": 2}, "unknown sampling setting 'voices'"), ({"min_voices": -1}, "min_voices must"),
+                         ({"max_note_seconds": "long"}, "max_note_seconds must"),
+                         ({"revoiced": {"min_voices": -1}}, "min_voices must"),
+                         ({"revoiced": {"revoiced": {}}}, "unknown sampling setting 'revoiced'")):
+        with pytest.raises(ValueError, match=error):
+            MuseNetGenerationConfig.from_legacy(SimpleNamespace(sampling_by_label={"bach": entry}))
 
 
 def test_revoiced_settings_apply_only_to_instruments_the_label_never_had(tiny, tok):
@@ -178,9 +190,9 @@ def test_revoiced_settings_apply_only_to_instruments_the_label_never_had(tiny, t
         assert not is_revoiced(config.training_coverage, tok.vocabulary, "bach", ["piano", "violin"])
         assert is_revoiced(config.training_coverage, tok.vocabulary, "bach", "flute")
         assert not is_revoiced(config.training_coverage, tok.vocabulary, "irish", "flute")  # unknown label
-        assert pipe.texture_settings({}, "bach") == (1, None, None)
-        assert pipe.texture_settings({}, "bach", revoiced=True) == (2, 0.5, None)
-        assert pipe.texture_settings({"min_voices": 3}, "bach", revoiced=True) == (3, 0.5, None)
+        assert texture_of(pipe, "bach") == (1, None, None)
+        assert texture_of(pipe, "bach", revoiced=True) == (2, 0.5, None)
+        assert texture_of(pipe, "bach", revoiced=True, min_voices=3) == (3, 0.5, None)
         kw = dict(composer="bach", seconds=3, seed=0, max_polyphony=6)
         flute = pipe(instruments="flute", **kw)[0]["tokens"]
         assert thin_waits(tok.vocabulary, flute, 2) == 0

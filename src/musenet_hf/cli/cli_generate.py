@@ -14,11 +14,15 @@ With ``--samples N`` the first (the best with ``--rerank``) goes to ``-o`` and t
 The rules (also in ``musenet generate --help``):
 
 * **Length.** ``--seconds`` counts the new music. With ``--primer`` the piece is the primer's
-  first ``--primer-seconds`` (default 5) or ``--primer-notes``, then ``--seconds`` of new music;
+  first ``--primer-seconds`` (the model's default, 5 for the bundled one) or ``--primer-notes``, then ``--seconds`` of new music;
   each piece is reported as ``primer X s + new Y s``. Above ``MAX_SECONDS`` (600) it needs
   ``--allow-long``.
-* **Instruments.** Named instruments are soft-steered by default (``--steering soft`` at
-  ``DEFAULT_STEERING_STRENGTH``), and so, with none named and no primer, is the composer's usual
+* **Sampling settings** not given (steering, its strength, guidance, the texture rules, temperature,
+  top-p) are the model's: its generation config's defaults and its presets for the label
+  (:class:`~musenet_hf.generation.generation_config.MuseNetGenerationConfig`); ``musenet list
+  --model PATH`` prints them.
+* **Instruments.** Named instruments are soft-steered by default (``--steering auto``, the
+  bundled model's), and so, with none named and no primer, is the composer's usual
   instrumentation in the model's training data; ``--steering hard`` gives every note-on to them,
   ``--steering none`` leaves only the instrumentation token. Steering picks the instrument of
   a note-on, never whether one is struck.
@@ -50,13 +54,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..defaults import (
-    DEFAULT_GUIDANCE,
-    DEFAULT_PRIMER_SECONDS,
-    DEFAULT_STEERING_STRENGTH,
-    DEFAULT_THREADS,
-    MIN_NOTE_RATE,
-)
+from ..defaults import DEFAULT_THREADS, MIN_NOTE_RATE
 from ..loading import BUNDLED, bundled_checkpoint
 
 MAX_SECONDS = 600.0  # longer needs --allow-long
@@ -64,10 +62,16 @@ MAX_SECONDS = 600.0  # longer needs --allow-long
 # sampling (no composer guidance), for the time estimate of long pieces: 240 s pieces took 154 s
 # (bach, 2,621 notes) and 52 s (irish, 686 notes), one thread, idle machine (stage 8; stage 9b has
 # its size and layout, so its speed). Composer guidance (the bundled model's default for a prompt with
-# a composer) runs the model twice a token: GUIDED_WORK times the time (stage 7 at 1.5: 255 s and 98 s).
+# a composer) runs the model on a batch of two rows a token: GUIDED_WORK times the time
+# (`benchmarks/bench_generate.py --guidance`: 1.5x for one piece, against 2.9x for two forwards).
 MUSIC_PER_WALL_SECOND = (1.5, 4.6)
-GUIDED_WORK = 2.0
+GUIDED_WORK = 1.5
 EXIT_SPARSE, EXIT_INTERRUPTED = 3, 130
+
+
+# Sampling settings not given come from the model: its generation config's defaults and its presets for
+# the label (the bundled model's are printed by `musenet list --model PATH`; none restated here).
+_MODELS = "; default: the model's (`musenet list` shows them)"
 
 
 def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,9 +79,11 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.epilog = (
         f"Length: --seconds counts the new music; with --primer the piece opens with the primer's\n"
-        f"first --primer-seconds (default {DEFAULT_PRIMER_SECONDS:g}) and reports 'primer X s + new Y s'.\n"
-        f"Steering: named instruments (none named: the composer's usual ones) are soft-steered (strength\n"
-        f"{DEFAULT_STEERING_STRENGTH:g}) unless --steering says otherwise. Steering picks the instrument of each\n"
+        f"first --primer-seconds (the model's default) and reports 'primer X s + new Y s'.\n"
+        f"Sampling settings not given (steering, guidance, texture, temperature) are the model's: its\n"
+        f"generation config and its presets for the label; `musenet list --model PATH` prints them.\n"
+        f"Steering: named instruments (none named: the composer's usual ones) are soft-steered unless\n"
+        f"--steering or the model's settings say otherwise. Steering picks the instrument of each\n"
         f"note-on, never whether one is struck: soft makes them e**strength times likelier among note-ons\n"
         f"(others stay possible), hard gives every note-on to them, none leaves only the instrumentation token.\n"
         f"Every piece is checked against the request (notes per second, held notes, instruments); one line\n"
@@ -95,36 +101,30 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-long", action="store_true", help=f"allow --seconds above {MAX_SECONDS:g}")
     p.add_argument("--primer", help="a MIDI file whose opening starts the piece")
     p.add_argument("--primer-seconds", type=float,
-                   help=f"keep the primer's first N seconds (default {DEFAULT_PRIMER_SECONDS:g})")
+                   help="keep the primer's first N seconds" + _MODELS)
     p.add_argument("--primer-notes", type=int, help="or its first N notes")
     p.add_argument("--samples", type=int, default=1, help="pieces to generate (one batch)")
     p.add_argument("--rerank", action="store_true", help="order the samples by the critic head's score")
-    p.add_argument("--steering", choices=("soft", "hard", "none"),
-                   help="push (soft) or restrict (hard) notes to --instruments, or not (none); "
-                        "default soft toward --instruments, or without them the composer's usual ones")
-    p.add_argument("--strength", type=float, default=DEFAULT_STEERING_STRENGTH,
-                   help=f"soft steering: the requested instruments' odds among note-ons, in logits "
-                        f"(x e**strength; default {DEFAULT_STEERING_STRENGTH:g})")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1; 0: greedy decoding)")
-    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--steering", choices=("auto", "soft", "hard", "none"),
+                   help="push (soft) or restrict (hard) notes to --instruments, or not (none); auto: soft toward "
+                        "--instruments, or without them the composer's usual ones" + _MODELS)
+    p.add_argument("--strength", type=float,
+                   help="soft steering: the requested instruments' odds among note-ons, in logits (x e**strength)"
+                        + _MODELS)
+    p.add_argument("--temperature", type=float, help="sampling temperature (0: greedy decoding)" + _MODELS)
+    p.add_argument("--top-p", type=float, help="nucleus sampling's probability mass" + _MODELS)
     p.add_argument("--guidance", type=float,
-                   help=f"classifier-free guidance on the composer token: how much the label's difference "
-                        f"is amplified (default: the model's for the label, the bundled one's 1.3 (Irish 1), "
-                        f"else {DEFAULT_GUIDANCE:g}; 1 = off, costs a second forward a step)")
+                   help="classifier-free guidance on the composer token: how much the label's difference is "
+                        "amplified (1 = off)" + _MODELS)
     p.add_argument("--guidance-against", metavar="LABEL",
-                   help="the label guidance steers away from, or 'none' (default: the model's for the label, "
-                        "the bundled one's folk, Palestrina's trecento, trecento's irish: a second voice is "
-                        "what sets a motet apart from a folk tune)")
+                   help="the label guidance steers away from, or 'none'" + _MODELS)
     p.add_argument("--max-polyphony", type=int, metavar="N",
-                   help="most notes sounding at once (default: the model's for the label, the bundled one's 4 for "
-                        "the string quartets of Mozart, Beethoven, Haydn and Schumann, else no limit; 0: no limit)")
+                   help="most notes sounding at once (0: no limit)" + _MODELS)
     p.add_argument("--min-voices", type=int, metavar="N",
-                   help="time moves on only while N notes sound, so polyphony does not thin to one line "
-                        "(default: the model's for the label, the bundled one's 2 for Palestrina and trecento "
-                        "on instruments they never trained on, else off; 0: off)")
+                   help="time moves on only while N notes sound, so polyphony does not thin to one line (0: off)"
+                        + _MODELS)
     p.add_argument("--max-note-seconds", type=float, metavar="S",
-                   help="no note lasts longer than S seconds (default: the model's for the label, the bundled "
-                        "one's 4 for Palestrina on instruments it never trained on, else off; 0: off)")
+                   help="no note lasts longer than S seconds (0: off)" + _MODELS)
     p.add_argument("--min-note-rate", type=float, default=MIN_NOTE_RATE,
                    help=f"fewest new notes a second on the requested instruments before the command fails "
                         f"(default {MIN_NOTE_RATE:g}; 0: no check)")
@@ -166,9 +166,9 @@ def _check_arguments(args: argparse.Namespace) -> str | None:
         return f"--primer-seconds must be a number >= 0, got {args.primer_seconds}"
     if args.primer_notes is not None and args.primer_notes < 0:
         return f"--primer-notes must be >= 0, got {args.primer_notes}"
-    if not (finite(args.temperature) and args.temperature >= 0):
+    if args.temperature is not None and not (finite(args.temperature) and args.temperature >= 0):
         return f"--temperature must be >= 0 (0: greedy decoding), got {args.temperature}"
-    if not (finite(args.top_p) and 0 < args.top_p <= 1):
+    if args.top_p is not None and not (finite(args.top_p) and 0 < args.top_p <= 1):
         return f"--top-p must be in (0, 1], got {args.top_p}"
     if not finite(args.strength):
         return f"--strength must be a number, got {args.strength}"
@@ -249,7 +249,7 @@ def run_generate(args: argparse.Namespace) -> int:
         return _error(str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err))
     if problem:
         return _error(problem)
-    steering = args.steering or "auto"  # the pipeline's: soft toward the named or the usual instruments
+    steering = args.steering  # None: the model's (usually auto: soft toward the named or the usual instruments)
     started = time.time()
     interrupted = False
     try:
@@ -257,7 +257,8 @@ def run_generate(args: argparse.Namespace) -> int:
             warnings.simplefilter("ignore", CoverageWarning)
             results = pipe(composer=composer, instruments=args.instruments, primer=args.primer,
                            primer_seconds=args.primer_seconds, primer_notes=args.primer_notes, seconds=args.seconds,
-                           steering=steering, strength=args.strength, temperature=args.temperature,
+                           **({"steering": steering} if steering else {}), strength=args.strength,
+                           temperature=args.temperature,
                            top_p=args.top_p, num_samples=args.samples, rerank=args.rerank, seed=args.seed,
                            max_polyphony=args.max_polyphony, progress=not args.no_progress, threads=threads,
                            guidance=args.guidance, guidance_against=args.guidance_against,
@@ -295,8 +296,8 @@ def _announce(args: argparse.Namespace, pipe: Any, composer: Any) -> str | None:
         print("temperature 0: greedy decoding (the most likely token every step; all samples alike)")
     if args.seconds > MAX_SECONDS:
         first = composer[0] if isinstance(composer, list) else composer
-        guided = composer is not None and pipe.guidance_settings(
-            {"guidance": args.guidance, "guidance_against": args.guidance_against}, first)[0] != 1.0
+        guided = composer is not None and pipe.sampling_settings(
+            first, guidance=args.guidance, guidance_against=args.guidance_against).guidance != 1.0
         slow, fast = (args.seconds / r * (GUIDED_WORK if guided else 1.0) for r in MUSIC_PER_WALL_SECOND)
         print(f"a long piece: expect about {_duration(fast)} to {_duration(slow)} on a 2-core CPU; "
               "Ctrl-C writes what is done so far")
@@ -392,10 +393,11 @@ def add_list_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help=f"checkpoint or LoRA adapter folder (default: the bundled checkpoints/{BUNDLED})")
 
 
-def _listed_model(args: argparse.Namespace) -> tuple[Any, dict | None, bool]:
+def _listed_model(args: argparse.Namespace) -> tuple[Any, dict | None, bool, Path]:
     """The tokenizer and ``training_coverage`` of ``--model`` (or the bundled model; a LoRA adapter:
-    its own coverage when it records one, else its base's), and whether there was a model folder.
-    Without one it is the musenet preset and no coverage. Raises FileNotFoundError."""
+    its own coverage when it records one, else its base's), whether there was a model folder, and the
+    model folder (an adapter's base). Without one it is the musenet preset and no coverage.
+    Raises FileNotFoundError."""
     import json
     from types import SimpleNamespace
 
@@ -408,7 +410,7 @@ def _listed_model(args: argparse.Namespace) -> tuple[Any, dict | None, bool]:
         if args.model:
             raise FileNotFoundError(missing_folder_message(args.model))
         print(f"no bundled checkpoint at {path}: the musenet preset's names")
-        return MuseNetTokenizer.from_preset("musenet"), None, False
+        return MuseNetTokenizer.from_preset("musenet"), None, False, path
     own = None
     if (path / "adapter_config.json").is_file():
         own, path = adapter_coverage(path), adapter_base_path(path)
@@ -419,7 +421,7 @@ def _listed_model(args: argparse.Namespace) -> tuple[Any, dict | None, bool]:
         cfg = SimpleNamespace(vocab_size=config.get("vocab_size", 0))
         tok = tokenizer_for_model(SimpleNamespace(name_or_path=str(path), config=cfg))
     print(f"model {path} ({tok.vocabulary.config.preset} vocabulary)")
-    return tok, own or config.get("training_coverage"), True
+    return tok, own or config.get("training_coverage"), True, path
 
 
 def _block(title: str, items: list[str]) -> None:
@@ -441,7 +443,7 @@ def run_list(args: argparse.Namespace) -> int:
     from ..tokenizer.vocabulary import GROUPS
 
     try:
-        tok, coverage, is_model = _listed_model(args)
+        tok, coverage, is_model, folder = _listed_model(args)
     except FileNotFoundError as err:
         print(f"musenet list: error: {err}", file=sys.stderr)
         return 2
@@ -464,7 +466,20 @@ def run_list(args: argparse.Namespace) -> int:
     _block("instruments (--instruments, any case; group in brackets)", [f"{i.name} [{i.group}]" for i in v.instruments])
     _block("groups (--instruments; each stands for its instruments)",
            [f"{g} = {'+'.join(v.instruments[i].name for i in v.instruments_for_groups([g])) or '-'}" for g in GROUPS])
+    if is_model:
+        _print_sampling(folder)
     return 0
+
+
+def _print_sampling(folder: Path) -> None:
+    """The model's sampling settings (its generation config): what `musenet generate` uses for each
+    option not given, and the presets that change them for a label."""
+    from ..generation.generation_config import MuseNetGenerationConfig
+
+    lines = MuseNetGenerationConfig.from_folder(folder).describe()
+    print("\nsampling settings (musenet generate's defaults; a preset applies to its label, a re-voiced one when "
+          "the instruments asked for are not the label's own):")
+    print("\n".join("  " + line for line in lines))
 
 
 __all__ = ["add_generate_arguments", "check_generate", "run_generate", "add_list_arguments", "run_list",

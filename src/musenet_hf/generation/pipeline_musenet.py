@@ -11,39 +11,35 @@ Example::
 
 Keyword inputs (also accepted as one dict as the first argument):
 ``composer`` (a name, or a pair to blend; any case), ``instruments`` (``"piano,violin"`` or a list;
-any case), ``primer`` (a MIDI path, bytes or ``mido.MidiFile``) with ``primer_seconds`` (default
-:data:`DEFAULT_PRIMER_SECONDS`) or ``primer_notes``, ``seconds`` (default 30), ``steering`` and
+any case), ``primer`` (a MIDI path, bytes or ``mido.MidiFile``) with ``primer_seconds`` (default: the
+generation config's, 5 s) or ``primer_notes``, ``seconds`` (default 30), ``steering`` and
 ``strength``, ``temperature`` (0: greedy decoding), ``top_p``, ``top_k``, ``num_samples``,
 ``rerank``, ``seed``, ``threads``, ``guidance``, ``guidance_against``, ``min_voices``, ``max_note_seconds``,
 ``min_note_rate`` (the check's, below), and the long-form knobs ``max_window``, ``step``, ``tolerance``, ``max_polyphony``, ``progress``.
 
 * **Length with a primer.** ``seconds`` counts the *new* music after the primer: the piece is
-  the primer's first ``primer_seconds`` (5 s unless ``primer_seconds`` or ``primer_notes`` is
-  given) and then about ``seconds`` more.
-* **Steering.** Not given, it is ``"soft"`` (strength
-  :data:`~musenet_hf.generation.logits_processors.DEFAULT_STEERING_STRENGTH`) toward the instruments named,
-  or, when none are named and there is no primer, toward the composer's usual instrumentation in
-  the model's training data (``config.training_coverage``; e.g. Mozart's strings, which the model
-  otherwise leaves for flute, harp and trumpet after about 15 s). Otherwise it is off (a primer's
-  instrumentation token alone asks for its instruments).
-  Steering picks the instrument of each note-on, never whether one is struck: ``"soft"`` makes
-  the requested instruments ``e**strength`` times likelier among note-ons (others stay possible),
-  ``"hard"`` gives every note-on to them, ``"none"`` (or ``None``) leaves the model alone.
+  the primer's first ``primer_seconds`` (the generation config's unless ``primer_seconds`` or
+  ``primer_notes`` is given) and then about ``seconds`` more.
+* **Sampling settings** not given in the call come from the model's generation config
+  (:class:`~musenet_hf.generation.generation_config.MuseNetGenerationConfig`, the checkpoint's
+  ``generation_config.json``): its defaults, then its presets for the prompt's first label (and for
+  a *re-voiced* request, one naming an instrument the label's own training pieces never had).
+  ``musenet list --model PATH`` prints them. The call's names map onto the settings as
+  ``strength`` -> ``steering_strength`` and ``tolerance`` -> ``length_tolerance``.
+* **Steering** ``"auto"`` (the usual default) is ``"soft"`` toward the instruments named, or, when
+  none are named and there is no primer, toward the composer's usual instrumentation in the
+  model's training data (``config.training_coverage``); otherwise off (a primer's
+  instrumentation token alone asks for its instruments). Steering picks the instrument of each
+  note-on, never whether one is struck: ``"soft"`` makes the requested instruments
+  ``e**strength`` times likelier among note-ons, ``"hard"`` gives every note-on to them,
+  ``"none"`` (or ``None``) leaves the model alone.
 * **Guidance.** ``guidance`` is the classifier-free guidance scale on the composer/style token
-  (:mod:`musenet_hf.generation.guidance`; 1 = off): each step the model also predicts the piece without its
-  label (or, with ``guidance_against="folk"``, as a folk tune), and the difference the label
-  makes is amplified. It costs a second forward a step and does nothing without a composer. Not
-  given, both come from the model's config: its entry for the prompt's first label
-  (``config.sampling_by_label``), else ``config.guidance`` and ``config.guidance_against`` (the
-  bundled model's are 1.3 against ``folk``), else :data:`~musenet_hf.generation.guidance.DEFAULT_GUIDANCE`
-  and no label; ``guidance_against="none"`` guides away from no label.
-* **Texture.** ``min_voices``: time moves on only while that many notes sound (keeps polyphony
-  from thinning to one line); ``max_note_seconds``: no note lasts longer
-  (:mod:`musenet_hf.generation.texture`). Not given, they come from the config's entry for the prompt's
-  first label (``config.sampling_by_label``), else off; 0 turns either off. An entry's
-  ``"revoiced"`` settings win when the request names an instrument the label's own training
-  pieces never had: the bundled model keeps re-voiced Palestrina and trecento in 2 voices, and
-  re-voiced Palestrina's notes to 4 s at most, where it otherwise drifts into one line.
+  (:mod:`musenet_hf.generation.guidance`; 1 = off): each step the model also predicts the piece
+  as if it had another label (``guidance_against``) or none (``"none"``), and the difference the
+  label makes is amplified. It does nothing without a composer.
+* **Texture.** ``min_voices``: time moves on only while that many notes sound; ``max_note_seconds``:
+  no note lasts longer; ``max_polyphony``: the most notes at once (:mod:`musenet_hf.generation.texture`;
+  0 turns each off).
 * **Threads.** ``threads`` sets torch's CPU threads for the call (restored after); without it the
   environment variable ``MUSENET_THREADS`` does, and without that torch's setting stays. On a
   busy machine one thread is much faster than torch's default of one per core.
@@ -84,18 +80,22 @@ from .generate import (
     generate_long,
     split_prompt,
 )
-from .guidance import DEFAULT_GUIDANCE, ComposerGuidanceLogitsProcessor
-from .logits_processors import DEFAULT_STEERING_STRENGTH
+from .generation_config import MuseNetGenerationConfig, SamplingSettings
+from .guidance import ComposerGuidanceLogitsProcessor
 from .piece_check import check_piece
 from .styles import trained_labels, unknown_style_message, untrained_style_message
 
 TASK = "musenet-generation"
 THREADS_ENV = "MUSENET_THREADS"  # torch CPU threads when the call does not say
 
-_PREPROCESS = ("composer", "instruments", "primer", "primer_seconds", "primer_notes", "seconds", "tempo")
-_FORWARD = ("steering", "strength", "temperature", "top_p", "top_k", "num_samples", "seed", "max_window",
-            "step", "tolerance", "max_polyphony", "min_voices", "max_note_seconds", "progress", "max_new_tokens",
-            "grammar", "threads", "guidance", "guidance_against")
+_PROMPT = ("composer", "instruments", "primer", "primer_seconds", "primer_notes", "seconds", "tempo")
+# the call's sampling settings and the generation config's names for them (resolved with the request)
+_SETTINGS = {"steering": "steering", "strength": "steering_strength", "temperature": "temperature", "top_p": "top_p",
+             "top_k": "top_k", "tolerance": "length_tolerance", "max_polyphony": "max_polyphony",
+             "min_voices": "min_voices", "max_note_seconds": "max_note_seconds", "guidance": "guidance",
+             "guidance_against": "guidance_against"}
+_PREPROCESS = _PROMPT + tuple(_SETTINGS)
+_FORWARD = ("num_samples", "seed", "max_window", "step", "progress", "max_new_tokens", "grammar", "threads")
 _POSTPROCESS = ("rerank", "min_note_rate")
 
 
@@ -210,18 +210,38 @@ class MuseNetGenerationPipeline(Pipeline):
         if unknown:
             raise TypeError(f"unknown musenet-generation arguments: {', '.join(sorted(unknown))}")
         pick = lambda names: {k: kwargs[k] for k in names if kwargs.get(k) is not None}  # noqa: E731
-        forward = pick(_FORWARD)
+        prompt = pick(_PREPROCESS)
         if "steering" in kwargs and kwargs["steering"] is None:
-            forward["steering"] = "none"  # said explicitly: no steering, whatever the default
-        return pick(_PREPROCESS), forward, pick(_POSTPROCESS)
+            prompt["steering"] = "none"  # said explicitly: no steering, whatever the default
+        return prompt, pick(_FORWARD), pick(_POSTPROCESS)
+
+    def generation_settings(self) -> MuseNetGenerationConfig:
+        """The model's sampling defaults and presets (:meth:`MuseNetGenerationConfig.from_model`)."""
+        return MuseNetGenerationConfig.from_model(self.model)
+
+    def sampling_settings(self, label: str | None = None, revoiced: bool = False, **call: Any) -> SamplingSettings:
+        """The settings of a request whose first label is ``label``: the model's defaults, its presets
+        for ``label`` (and ``revoiced``), then the call's own (the pipeline's argument names, e.g.
+        ``strength``; None: not given). Raises ``ValueError`` for a bad value and ``KeyError`` for a
+        ``guidance_against`` label the vocabulary does not have."""
+        unknown = set(call) - set(_SETTINGS)
+        if unknown:
+            raise TypeError(f"unknown sampling settings: {', '.join(sorted(unknown))}")
+        settings = self.generation_settings().resolve(label, revoiced, **{_SETTINGS[k]: v for k, v in call.items()})
+        if settings.guidance_against is not None:
+            self.tokenizer.vocabulary.composer_id(settings.guidance_against)  # KeyError naming the labels
+        return settings
 
     def preprocess(self, inputs: dict[str, Any] | str, **params: Any) -> dict[str, Any]:
+        """Reads the request once: its prompt ids, its first label, its instruments and whether they
+        re-voice the label, and its sampling settings (:meth:`sampling_settings`)."""
         if isinstance(inputs, str):
             inputs = {"composer": inputs}
         params = {**params, **{k: v for k, v in dict(inputs).items() if v is not None}}
         unknown = set(params) - set(_PREPROCESS)
         if unknown:
             raise TypeError(f"unknown prompt fields: {', '.join(sorted(unknown))}")
+        call = {k: params.pop(k) for k in list(params) if k in _SETTINGS}
         seconds = float(params.pop("seconds", 30.0))
         if not (math.isfinite(seconds) and seconds > 0):
             raise ValueError(f"seconds must be a positive finite number, got {seconds}")
@@ -229,39 +249,61 @@ class MuseNetGenerationPipeline(Pipeline):
             value = params.get(key)
             if value is not None and not (math.isfinite(float(value)) and float(value) >= 0):
                 raise ValueError(f"{key} must be a finite number >= 0, got {value}")
-        if params.get("primer") is not None and params.get("primer_seconds") is None and params.get("primer_notes") is None:
-            params["primer_seconds"] = DEFAULT_PRIMER_SECONDS
-        v = self.tokenizer.vocabulary
         composer = params.get("composer")
+        self._check_composers(composer)
+        named = bool(params.get("instruments"))
+        filled = self._fill_usual_instruments(params)
+        label = composer if isinstance(composer, str) else (list(composer)[0] if composer else None)
+        revoiced = named and is_revoiced(getattr(self.model.config, "training_coverage", None),
+                                         self.tokenizer.vocabulary, label, params["instruments"])
+        settings = self.sampling_settings(label, revoiced, **call)
+        if params.get("primer") is not None and params.get("primer_seconds") is None and params.get("primer_notes") is None:
+            params["primer_seconds"] = settings.primer_seconds
+        return self._request(params, seconds, label, named, filled, settings)
+
+    def _check_composers(self, composer: Any) -> None:
+        """``KeyError`` saying what this model knows when a requested composer/style has no token."""
+        v = self.tokenizer.vocabulary
         for name in [composer] if isinstance(composer, str) else list(composer or []):
             try:
                 v.composer_id(name)
             except KeyError:  # say first what this model knows (labels with a token of their own)
                 raise KeyError(unknown_style_message(v, name, getattr(self.model.config, "training_coverage",
                                                                       None))) from None
-        instruments = params.get("instruments")
-        named = bool(instruments)
-        filled = False  # the label's usual instruments stand in for unnamed ones
-        if instruments is None and params.get("primer") is None and isinstance(composer, str):
-            # No instruments named: the label's usual instrumentation in the model's training data.
-            # Measured on the bundled model (MODEL_CARD.md): prompts without an instrumentation
-            # token close their notes as well, but their pieces are less like the label's real ones.
-            # Steered softly too (`_generate`): the token alone does not keep a piece on it.
-            usual = usual_instrumentation(getattr(self.model.config, "training_coverage", None), composer)
-            if usual:
-                params["instruments"] = instruments = usual.split("_")
-                filled = True
+
+    def _fill_usual_instruments(self, params: dict[str, Any]) -> bool:
+        """No instruments named and no primer: the label's usual instrumentation in the model's training
+        data stands in (in ``params``); True when it did. Measured on the bundled model
+        (docs/experiments.md): prompts without an instrumentation token close their notes as well, but
+        their pieces are less like the label's real ones."""
+        composer = params.get("composer")
+        if params.get("instruments") is not None or params.get("primer") is not None or not isinstance(composer, str):
+            return False
+        usual = usual_instrumentation(getattr(self.model.config, "training_coverage", None), composer)
+        if usual:
+            params["instruments"] = usual.split("_")
+        return bool(usual)
+
+    def _request(self, params: dict[str, Any], seconds: float, label: str | None, named: bool, filled: bool,
+                 settings: SamplingSettings) -> dict[str, Any]:
+        """The request as ``_forward`` gets it: the prompt ids and what was read from the call."""
+        v = self.tokenizer.vocabulary
         ids = build_prompt(self.tokenizer, **params)
         primer_seconds = v.seconds(split_prompt(v, ids)[1]) if params.get("primer") is not None else 0.0
-        asked_from = ("the requested instruments" if named else f"{composer}'s usual instruments" if filled
+        instruments = params.get("instruments")
+        asked_from = ("the requested instruments" if named else f"{label}'s usual instruments" if filled
                       else "the primer's instruments")
         if instruments is None:  # steering follows the primer's instruments
             groups = [t for t in ids if v.is_instrumentation[t]]
             instruments = v.instrumentation_groups(groups[-1]) if groups else None
+        steering = settings.steering
+        if steering == "auto":  # soft toward the named (or the label's usual) instruments, else off
+            steering = "soft" if named or filled else "none"
         # `seconds` counts the new music: the target length is the primer's plus that
         return {"input_ids": torch.tensor(ids, dtype=torch.long), "seconds": primer_seconds + seconds,
-                "primer_seconds": primer_seconds, "instruments": instruments, "named": named, "usual": filled,
-                "asked_from": asked_from}
+                "primer_seconds": primer_seconds, "instruments": instruments, "label": label, "named": named,
+                "usual": filled,
+                "steering": None if steering == "none" else steering, "settings": settings, "asked_from": asked_from}
 
     def _forward(self, model_inputs: dict[str, Any], **params: Any) -> dict[str, Any]:
         threads = resolve_threads(params.get("threads"))
@@ -274,97 +316,32 @@ class MuseNetGenerationPipeline(Pipeline):
             if threads is not None:
                 torch.set_num_threads(before)
 
-    def label_setting(self, params: dict[str, Any], label: str | None, key: str, revoiced: bool = False) -> Any:
-        """A sampling setting for a prompt whose first composer/style label is ``label``: the call's
-        own (``params``) where given, else the model config's entry for that label
-        (``config.sampling_by_label``; for a ``revoiced`` request, its ``"revoiced"`` part first),
-        else the config's attribute ``key``, else None."""
-        config = self.model.config
-        by_label = {style_token(k, -1): e for k, e in (getattr(config, "sampling_by_label", None) or {}).items()}
-        own = by_label.get(style_token(label, -1), {}) if label else {}
-        for value in (params.get(key), (own.get("revoiced") or {}).get(key) if revoiced else None, own.get(key),
-                      getattr(config, key, None)):
-            if value is not None:
-                return value
-        return None
-
-    def guidance_settings(self, params: dict[str, Any], label: str | None = None,
-                          revoiced: bool = False) -> tuple[float, str | None]:
-        """The guidance scale and the label to guide against (:meth:`label_setting`), else
-        :data:`~musenet_hf.generation.guidance.DEFAULT_GUIDANCE` and None (``"none"``: against no label)."""
-        guidance = self.label_setting(params, label, "guidance", revoiced)
-        guidance = float(DEFAULT_GUIDANCE if guidance is None else guidance)
-        if not (math.isfinite(guidance) and guidance >= 0):
-            raise ValueError(f"guidance must be a finite number >= 0 (1: off), got {guidance}")
-        against = self.label_setting(params, label, "guidance_against", revoiced)
-        if isinstance(against, str) and against.lower() == "none":
-            against = None
-        if against is not None:
-            self.tokenizer.vocabulary.composer_id(against)  # KeyError naming the labels if unknown
-        return guidance, against
-
-    def texture_settings(self, params: dict[str, Any], label: str | None = None,
-                         revoiced: bool = False) -> tuple[int | None, float | None, int | None]:
-        """``min_voices``, ``max_note_seconds`` (:mod:`musenet_hf.generation.texture`) and ``max_polyphony`` as
-        :meth:`label_setting` resolves them; None (or 0) is off."""
-        counts = {}
-        for key in ("min_voices", "max_polyphony"):
-            value = self.label_setting(params, label, key, revoiced)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                      or int(value) != value or value < 0):
-                raise ValueError(f"{key} must be a whole number >= 0 (0: off), got {value!r}")
-            counts[key] = int(value) if value else None
-        longest = self.label_setting(params, label, "max_note_seconds", revoiced)
-        if longest is not None and (isinstance(longest, bool) or not isinstance(longest, (int, float))
-                                    or not math.isfinite(longest) or longest < 0):
-            raise ValueError(f"max_note_seconds must be a finite number of seconds >= 0 (0: off), got {longest!r}")
-        return counts["min_voices"], (float(longest) if longest else None), counts["max_polyphony"]
+    def _processors(self, request: dict[str, Any]) -> list[Any]:
+        """The logits processors of a request: guidance first (the rest act on it), then steering,
+        texture, grammar and target length (:func:`default_logits_processors`)."""
+        v, settings, steering = self.tokenizer.vocabulary, request["settings"], request["steering"]
+        procs = default_logits_processors(
+            v, request["seconds"], instruments=request["instruments"] if steering else None, steering=steering,
+            strength=settings.steering_strength, tolerance=settings.length_tolerance, grammar=request["grammar"],
+            max_polyphony=settings.max_polyphony, min_voices=settings.min_voices,
+            max_note_seconds=settings.max_note_seconds)
+        if settings.guidance != 1.0 and request["label"] is not None:
+            procs.insert(0, ComposerGuidanceLogitsProcessor(self.model, v, settings.guidance,
+                                                            against=settings.guidance_against))
+        return procs
 
     def _generate(self, model_inputs: dict[str, Any], **params: Any) -> dict[str, Any]:
-        v = self.tokenizer.vocabulary
         seconds = model_inputs["seconds"]
         if params.get("seed") is not None:
             torch.manual_seed(int(params["seed"]))
-        steering = params.get("steering", "auto")
-        if steering == "auto":  # not given: soft toward the named (or the label's usual) instruments
-            steering = "soft" if model_inputs.get("named") or model_inputs.get("usual") else None
-        elif steering in ("none", False):
-            steering = None
-        elif steering not in ("soft", "hard"):
-            raise ValueError(f"steering must be 'soft', 'hard' or 'none', got {steering!r}")
-        strength = float(params.get("strength", DEFAULT_STEERING_STRENGTH))
-        if not math.isfinite(strength):
-            raise ValueError(f"strength must be a finite number, got {strength}")
-        prefix = split_prompt(v, model_inputs["input_ids"].tolist())[0]
-        labels = [v.tokens[t] for t in prefix if v.is_composer[t]]
-        label = labels[0] if labels else None
-        revoiced = bool(model_inputs.get("named")) and is_revoiced(
-            getattr(self.model.config, "training_coverage", None), v, label, model_inputs["instruments"])
-        min_voices, max_note_seconds, max_polyphony = self.texture_settings(params, label, revoiced)
-        procs = default_logits_processors(
-            v, seconds, instruments=model_inputs["instruments"] if steering else None, steering=steering,
-            strength=strength, tolerance=params.get("tolerance", 0.1),
-            grammar=params.get("grammar", True), max_polyphony=max_polyphony,
-            min_voices=min_voices, max_note_seconds=max_note_seconds)
-        guidance, against = self.guidance_settings(params, label, revoiced)
-        if guidance != 1.0 and labels:  # guidance first: the rest act on it
-            procs.insert(0, ComposerGuidanceLogitsProcessor(self.model, v, guidance, against=against))
-        temperature = params.get("temperature")
-        if temperature is not None and not (math.isfinite(float(temperature)) and float(temperature) >= 0):
-            raise ValueError(f"temperature must be a finite number >= 0 (0: greedy decoding), got {temperature}")
-        if temperature is not None and float(temperature) == 0:
-            sampling: dict[str, Any] = {"do_sample": False}  # greedy: the most likely token every step
-        else:
-            sampling = {k: params[k] for k in ("temperature", "top_p", "top_k") if k in params}
-            sampling.setdefault("top_p", 0.95)
-            sampling.setdefault("top_k", 0)
+        procs = self._processors({**model_inputs, "grammar": params.get("grammar", True)})
         interrupted = False
         try:
             out = generate_long(
                 self.model, self.tokenizer, model_inputs["input_ids"].tolist(), seconds,
                 num_samples=int(params.get("num_samples", 1)), max_window=params.get("max_window"),
                 step=params.get("step"), logits_processor=procs, max_new_tokens=params.get("max_new_tokens"),
-                progress=params.get("progress", False), **sampling)
+                progress=params.get("progress", False), **model_inputs["settings"].generate_kwargs())
         except GenerationInterrupted as err:  # Ctrl-C: keep what was made, skip the critic
             out, interrupted = err.output, True
         scores = [math.nan] * len(out.sequences)

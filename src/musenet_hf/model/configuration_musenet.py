@@ -95,19 +95,11 @@ class MuseNetConfig(PreTrainedConfig):
             :mod:`musenet_hf.generation.styles` reads which styles are trained from it. The fine-tuning
             examples write their own data's here, with ``fine_tuned_from``.
 
-    Sampling defaults (what the pipeline and ``musenet generate`` use when a call does not say;
-    measured per model; the bundled model's in docs/experiments.md):
-        guidance: the composer guidance scale (:mod:`musenet_hf.generation.guidance`; None: the package's
-            :data:`~musenet_hf.generation.guidance.DEFAULT_GUIDANCE`).
-        guidance_against: the composer/style name guidance steers away from (None: no label).
-        sampling_by_label: per-label settings for prompts whose first composer/style label is
-            ``label``: ``{label: {key: value}}`` with any of ``guidance`` and ``guidance_against``
-            (exceptions to the two above: one setting does not suit every label), ``min_voices`` and
-            ``max_note_seconds`` (the texture rules of :mod:`musenet_hf.generation.texture`; otherwise off),
-            ``max_polyphony`` (the most notes sounding at once: a string quartet's four players), and
-            ``"revoiced": {key: value}``, settings that win when the request names an instrument
-            the label's own training pieces never had (Palestrina on the clarinet).
-            Saved before December 2026 as ``guidance_by_label``, which is still read.
+    Sampling settings (checkpoints saved before the generation config held them): ``guidance``,
+        ``guidance_against`` and ``sampling_by_label`` (``{label: {setting: value, "revoiced": {...}}}``;
+        before that ``guidance_by_label``) are kept as they were saved and read into the presets of
+        :class:`~musenet_hf.generation.generation_config.MuseNetGenerationConfig` (which checks them);
+        new checkpoints keep every sampling setting in ``generation_config.json``.
     """
 
     model_type = "musenet"
@@ -181,7 +173,7 @@ class MuseNetConfig(PreTrainedConfig):
     # what the model was trained on
     training_coverage: dict | None = None
 
-    # sampling defaults
+    # sampling settings of checkpoints saved before generation_config.json held them (kept as loaded)
     guidance: float | None = None
     guidance_against: str | None = None
     sampling_by_label: dict | None = None
@@ -194,21 +186,6 @@ class MuseNetConfig(PreTrainedConfig):
             self.sampling_by_label = legacy
         super().__post_init__(**kwargs)
         self.validate()
-
-    def _validate_sampling_by_label(self) -> None:
-        numbers = ("guidance", "max_note_seconds", "max_polyphony", "min_voices")
-        for label, entry in (self.sampling_by_label or {}).items():
-            revoiced = entry.get("revoiced", {}) if isinstance(entry, dict) else {}
-            for where, part in ((f"[{label!r}]", entry), (f"[{label!r}]['revoiced']", revoiced)):
-                allowed = {*numbers, "guidance_against"} | ({"revoiced"} if part is entry else set())
-                if not isinstance(part, dict) or set(part) - allowed:
-                    raise ValueError(f"sampling_by_label{where} must be a dict with some of {sorted(allowed)}, "
-                                     f"got {part!r}")
-                for key in numbers:
-                    value = part.get(key)
-                    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                              or value < 0):
-                        raise ValueError(f"sampling_by_label{where}[{key!r}] must be a number >= 0, got {value!r}")
 
     @property
     def tracks_sounding_notes(self) -> bool:
@@ -223,9 +200,6 @@ class MuseNetConfig(PreTrainedConfig):
         if self.use_composer_embedding and not self.composer_token_ids:
             raise ValueError("use_composer_embedding needs composer_token_ids "
                              "(from MuseNetVocabulary.model_config_kwargs())")
-        if self.guidance is not None and not (isinstance(self.guidance, (int, float)) and self.guidance >= 0):
-            raise ValueError(f"guidance must be a number >= 0 (1 = off) or None, got {self.guidance!r}")
-        self._validate_sampling_by_label()
         if self.hidden_size % self.num_attention_heads != 0:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads ({self.num_attention_heads})"
