@@ -148,6 +148,12 @@ def _error(message: str, code: int = 2) -> int:
     return code
 
 
+def _time_range(seconds: float) -> tuple[float, float]:
+    """Wall seconds a piece of ``seconds`` may take on a 2-core CPU: (an unguided fast style, a guided
+    dense one). A range, not one figure: whether the request is guided is the pipeline's to resolve."""
+    return seconds / MUSIC_PER_WALL_SECOND[1], seconds / MUSIC_PER_WALL_SECOND[0] * GUIDED_WORK
+
+
 def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} hours" if seconds >= 5400 else f"{seconds / 60:.0f} minutes"
 
@@ -157,8 +163,8 @@ def _check_arguments(args: argparse.Namespace) -> str | None:
     finite = lambda x: x is None or math.isfinite(x)  # noqa: E731
     if not (finite(args.seconds) and args.seconds > 0):
         return f"--seconds must be a positive number of seconds, got {args.seconds}"
-    if args.seconds > MAX_SECONDS and not args.allow_long:  # (the model is not loaded yet: guided or not)
-        slow, fast = args.seconds / MUSIC_PER_WALL_SECOND[0] * GUIDED_WORK, args.seconds / MUSIC_PER_WALL_SECOND[1]
+    if args.seconds > MAX_SECONDS and not args.allow_long:
+        fast, slow = _time_range(args.seconds)
         return (f"--seconds {args.seconds:g} is above {MAX_SECONDS:g} s: on a 2-core CPU that takes about "
                 f"{_duration(fast)} to {_duration(slow)}; pass --allow-long to generate it anyway "
                 "(Ctrl-C then writes what is done so far)")
@@ -295,10 +301,7 @@ def _announce(args: argparse.Namespace, pipe: Any, composer: Any) -> str | None:
     if args.temperature == 0:
         print("temperature 0: greedy decoding (the most likely token every step; all samples alike)")
     if args.seconds > MAX_SECONDS:
-        first = composer[0] if isinstance(composer, list) else composer
-        guided = composer is not None and pipe.sampling_settings(
-            first, guidance=args.guidance, guidance_against=args.guidance_against).guidance != 1.0
-        slow, fast = (args.seconds / r * (GUIDED_WORK if guided else 1.0) for r in MUSIC_PER_WALL_SECOND)
+        fast, slow = _time_range(args.seconds)
         print(f"a long piece: expect about {_duration(fast)} to {_duration(slow)} on a 2-core CPU; "
               "Ctrl-C writes what is done so far")
     return None

@@ -387,10 +387,8 @@ class MuseNetForCausalLM(MuseNetPreTrainedModel, GenerationMixin):
     ) -> MuseNetCausalLMOutput:
         r"""
         Args (besides those of `MuseNetModel.forward`):
-            guidance_batch: under `generate()`, a composer-guidance processor whose unconditional
-                rows `prepare_inputs_for_generation` put in the batch's second half (`2B` rows): the
-                forward hands their last logits to it (`receive`) and returns the first `B` rows.
-                None (or a plain forward): the batch as given.
+            guidance_batch: a composer-guidance processor whose unconditional rows are the batch's second
+                half (`prepare_inputs_for_generation`): their last logits go to its `receive`.
             labels: (B, T) next-token targets (shifted inside; -100 is ignored).
             critic_labels: (B,) 1.0 for real music, 0.0 for generated; adds
                 `critic_loss_weight * BCEWithLogits(critic_logits, critic_labels)` to the loss.
@@ -424,12 +422,20 @@ class MuseNetForCausalLM(MuseNetPreTrainedModel, GenerationMixin):
         if guidance_batch is not None:  # the second half is the guidance's unconditional side
             half = logits.shape[0] // 2
             guidance_batch.receive(past + hidden_states.shape[1], logits[half:, -1])
-            logits, hidden_states, attention_mask = logits[:half], hidden_states[:half], (
-                attention_mask[:half] if attention_mask is not None else None)
+            logits, hidden_states = logits[:half], hidden_states[:half]
+            attention_mask = attention_mask[:half] if attention_mask is not None else None
 
         # The critic scores whole sequences: skipped in decoding steps, which only see the new tokens.
         critic_logits = self.critic(hidden_states, attention_mask) if self.critic is not None and past == 0 else None
 
+        loss, lm_loss, critic_loss = self._losses(logits, labels, critic_logits, critic_labels, **kwargs)
+        return MuseNetCausalLMOutput(loss=loss, logits=logits, cache=outputs.cache, hidden_states=outputs.hidden_states,
+                                     critic_logits=critic_logits, lm_loss=lm_loss, critic_loss=critic_loss)
+
+    def _losses(self, logits: torch.Tensor, labels: torch.LongTensor | None, critic_logits: torch.Tensor | None,
+                critic_labels: torch.Tensor | None, **kwargs) -> tuple[torch.Tensor | None, ...]:
+        """(loss, lm_loss, critic_loss): the language-modelling loss on `labels` (B, T), the weighted critic
+        loss on `critic_labels` (B,), their sum; None where not asked for."""
         lm_loss = critic_loss = None
         if labels is not None:
             lm_loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
@@ -439,10 +445,7 @@ class MuseNetForCausalLM(MuseNetPreTrainedModel, GenerationMixin):
             bce = F.binary_cross_entropy_with_logits(critic_logits.float(), critic_labels.to(critic_logits.device).float())
             critic_loss = self.config.critic_loss_weight * bce
         losses = [x for x in (lm_loss, critic_loss) if x is not None]
-        loss = sum(losses) if losses else None
-
-        return MuseNetCausalLMOutput(loss=loss, logits=logits, cache=outputs.cache, hidden_states=outputs.hidden_states,
-                                     critic_logits=critic_logits, lm_loss=lm_loss, critic_loss=critic_loss)
+        return (sum(losses) if losses else None), lm_loss, critic_loss
 
     def mask_impossible_tokens(self, logits: torch.Tensor, input_ids: torch.LongTensor | None,
                                sounding_notes: torch.Tensor | None, past: int) -> torch.Tensor:
