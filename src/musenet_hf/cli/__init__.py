@@ -1,5 +1,5 @@
-"""The ``musenet`` command: generate, list, prepare-corpus, train, train-critic, encode, evaluate, demo,
-embeddings-plot.
+"""The ``musenet`` command: generate, list, prepare-corpus, train, train-critic, encode, evaluate,
+derive-sampling, demo, embeddings-plot.
 
 Each subcommand's module (``cli_<name>`` in this folder, or the app it drives) exposes
 ``add_<name>_arguments(parser)``, ``run_<name>(args) -> int`` and optionally
@@ -25,6 +25,7 @@ COMMANDS = {
     "train-critic": ("musenet_hf.cli.cli_train", "train_critic", "train a finished model's critic head on its own samples"),
     "encode": ("musenet_hf.cli.cli_encode", "encode", "encode MIDI files or folders to token ids / text"),
     "evaluate": ("musenet_hf.cli.cli_evaluate", "evaluate", "measure a model: bits per second against GPT-2, composers, steering, length"),
+    "derive-sampling": ("musenet_hf.cli.cli_derive", "derive_sampling", "derive a model's per-label sampling presets by measurement on validation pieces"),
     "demo": ("musenet_hf.demo.app", "demo", "the demo app in a browser: 4 candidates, continue, undo, the composer map"),
     "embeddings-plot": ("musenet_hf.demo.embeddings_plot", "embeddings_plot", "draw the composer and instrument map (t-SNE of the embeddings)"),
 }
