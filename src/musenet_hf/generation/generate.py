@@ -283,11 +283,9 @@ def generate_long(
     ``body[cut:]``, where ``cut`` drops the oldest body tokens so that ``step`` new tokens fit in
     ``max_window``. The model is told the piece's length and the window's absolute start time
     (``piece_seconds``, ``time_offset_seconds``, when its forward accepts them) so its part and
-    countdown embeddings follow the whole piece. The window holds the whole musical state (every
-    sounding note is in it), so processors that hold a :class:`NoteStateTracker` read the notes
-    from the window and only the clock from the cut. Rows whose windows differ in length (they
-    strike different numbers of notes again) run as separate ``generate()`` batches. Samples that
-    end leave the batch.
+    countdown embeddings follow the whole piece. The window holds the whole musical state, so the
+    processors' :class:`NoteStateTracker` reads the notes from the window and only the clock from the
+    cut. Rows whose windows differ in length run as separate batches; samples that end leave.
 
     Args:
         model: any causal LM with ``generate()`` (MuseNetForCausalLM, or GPT-2 for tests).
@@ -300,41 +298,27 @@ def generate_long(
         logits_processor: default :func:`default_logits_processors` (grammar + target length).
         max_new_tokens: a safety cap on body tokens per sample (default 200 per second + a window).
         progress: show a tqdm bar in seconds of music (the slowest sample).
-        generate_kwargs: passed to ``generate()`` (``do_sample`` defaults to True, e.g.
-            ``temperature``, ``top_p``).
-
-    Ctrl-C during a ``generate()`` call raises :class:`GenerationInterrupted` carrying the
-    samples as far as they got (the tokens of the interrupted call included, read from the
-    processors' state tracker).
+        generate_kwargs: passed to ``generate()`` (``do_sample`` defaults to True).
+    Ctrl-C during a ``generate()`` call raises :class:`GenerationInterrupted` carrying the samples
+    as far as they got (the interrupted call's tokens too, read from the processors' tracker).
     """
     from tqdm.auto import tqdm
 
     v = vocabulary_of(tokenizer)
-    window = max_window or model_context_length(model)
-    step = step or max(1, window // 4)
     prefix, primer = split_prompt(v, prompt_ids)
-    if len(prefix) + step >= window:
-        raise ValueError(f"window {window} too small for a {len(prefix)}-token prefix and {step}-token steps")
+    window, step = _window_and_step(model, len(prefix), max_window, step)
     procs = LogitsProcessorList(default_logits_processors(v, seconds) if logits_processor is None else logits_processor)
-    trackers = _trackers(procs)
-    has_target = any(isinstance(p, TargetLengthLogitsProcessor) for p in procs)
+    trackers, has_target = _trackers(procs), any(isinstance(p, TargetLengthLogitsProcessor) for p in procs)
     budget = max_new_tokens if max_new_tokens is not None else int(200 * seconds) + window
-    unit = v.wait_unit_seconds
-    device = model.device
-    generate_kwargs.setdefault("do_sample", True)
-    generate_kwargs.setdefault("pad_token_id", padding_id(model, v))
-    generate_kwargs.setdefault("eos_token_id", v.end_id)
-    piece_seconds = float(seconds) if accepts_structure(model) else None  # None: the model takes no positions
+    unit, device = v.wait_unit_seconds, model.device
+    piece_seconds = _fill_generate_kwargs(model, v, seconds, generate_kwargs)
 
     body = torch.tensor(primer, dtype=torch.long, device=device).reshape(1, -1).repeat(num_samples, 1)
     rows = list(range(num_samples))  # sample index of each active row
-    done: dict[int, list[int]] = {}
-    finished = [False] * num_samples
-    state_tracker = NoteStateTracker(v)
-    windows: list[dict[str, Any]] = []
+    done: dict[int, list[int]] = {}  # the samples that stopped: their body ids
+    finished, windows, state_tracker = [False] * num_samples, [], NoteStateTracker(v)
     bar = tqdm(total=round(seconds, 1), unit="s", desc="music", disable=not progress)
-    generated = 0
-    interrupted = False
+    generated, interrupted = 0, False
     while rows and generated < budget and not interrupted:
         length = body.shape[1]
         cut, units0, wins = _place_window(v, body, np.asarray(prefix, dtype=np.int64), state_tracker, window, step)
@@ -348,22 +332,52 @@ def generate_long(
         body = torch.cat([body, new], dim=1)
         units = units0 + v.torch_tables(device)["wait_units"][body[:, cut:]].sum(dim=1)  # each row's clock now
         keep = _retire(v, rows, body, new, length, units, None if has_target else seconds, done, finished)
-        if keep:
-            bar.n = min(bar.total, round(min(float(units[r]) * unit for r in keep), 1))
-            bar.refresh()
-        rows = [rows[r] for r in keep]
-        body = body[keep]
+        _show_progress(bar, [float(units[r]) * unit for r in keep])
+        rows, body = [rows[r] for r in keep], body[keep]
     for r_i, r in enumerate(rows):  # out of budget
         done[r] = body[r_i].tolist()
-    if interrupted:  # rows of a batch the interrupt cut short were padded to the others' width
-        for r, ids in done.items():
-            while not finished[r] and ids and ids[-1] == generate_kwargs["pad_token_id"]:
-                ids.pop()
     bar.n = bar.total
     bar.close()
-    for t in trackers:
+    for t in trackers:  # what they hold is the last window's
         t.reset()
-    sequences = [list(prefix) + done[i] for i in range(num_samples)]
+    return _long_form_result(v, prefix, done, finished, windows, interrupted, generate_kwargs["pad_token_id"])
+
+
+def _window_and_step(model: Any, prefix_length: int, max_window: int | None, step: int | None) -> tuple[int, int]:
+    """Tokens a window holds (default the model's context) and new tokens a round after the first
+    (default a quarter of it); ``ValueError`` when the prefix and a step do not fit."""
+    window = max_window or model_context_length(model)
+    step = step or max(1, window // 4)
+    if prefix_length + step >= window:
+        raise ValueError(f"window {window} too small for a {prefix_length}-token prefix and {step}-token steps")
+    return window, step
+
+
+def _show_progress(bar: Any, seconds: list[float]) -> None:
+    """The bar at the slowest row still going (``seconds``: each one's music so far; none: unchanged)."""
+    if seconds:
+        bar.n = min(bar.total, round(min(seconds), 1))
+        bar.refresh()
+
+
+def _fill_generate_kwargs(model: Any, v: MuseNetVocabulary, seconds: float, generate_kwargs: dict[str, Any]) -> float | None:
+    """Sampling, the padding id and ``end`` as EOS unless given (in ``generate_kwargs``); the piece's
+    length for the model's part and countdown positions (None: its forward takes none)."""
+    generate_kwargs.setdefault("do_sample", True)
+    generate_kwargs.setdefault("pad_token_id", padding_id(model, v))
+    generate_kwargs.setdefault("eos_token_id", v.end_id)
+    return float(seconds) if accepts_structure(model) else None
+
+
+def _long_form_result(v: MuseNetVocabulary, prefix: list[int], done: dict[int, list[int]], finished: list[bool],
+                      windows: list[dict[str, Any]], interrupted: bool, pad: int) -> LongFormOutput:
+    """Every sample's sequence (prefix + body) as :class:`LongFormOutput`; after Ctrl-C, raised in a
+    :class:`GenerationInterrupted`, the padding of rows the interrupt cut short taken off."""
+    if interrupted:  # rows of a batch the interrupt cut short were padded to the others' width
+        for r, ids in done.items():
+            while not finished[r] and ids and ids[-1] == pad:
+                ids.pop()
+    sequences = [list(prefix) + done[i] for i in range(len(finished))]
     result = LongFormOutput(sequences, len(prefix), finished, [v.seconds(s) for s in sequences], windows)
     if interrupted:
         raise GenerationInterrupted(result)
