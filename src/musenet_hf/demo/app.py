@@ -119,11 +119,12 @@ def build_demo(studio: Studio) -> Any:
     import gradio as gr
 
     v = studio.vocabulary()
-    # the model's own default (the bundled one's: 1.3 against folk), so Advanced starts where Simple is;
-    # left there, each label keeps its own setting (config.sampling_by_label)
-    default_guidance, against = studio.pipeline().guidance_settings({})
-    by_label = getattr(studio.pipeline().model.config, "sampling_by_label", None) or {}
-    exceptions = [c for c, entry in by_label.items() if {"guidance", "guidance_against"} & set(entry)]
+    # the model's own settings (its generation config), so Advanced starts where Simple is; guidance left
+    # at the model's default keeps each label's own preset
+    settings = studio.pipeline().sampling_settings()
+    default_guidance, against = settings.guidance, settings.guidance_against
+    exceptions = sorted({p["when"]["label"] for p in studio.pipeline().generation_settings().presets
+                         if {"guidance", "guidance_against"} & set(p["set"])})
     instrument_names = [i.name for i in v.instruments]
     composers = studio.composer_choices()
     no_audio = audio_available()
@@ -141,7 +142,8 @@ def build_demo(studio: Studio) -> Any:
     # the four simple ones (Gradio reads a None default, or the component's initial value).
     @_guarded
     def generate(tree, mode, composer, ticked, seconds, inst_text="", primer=None, primer_seconds=10.0,
-                 temperature=1.0, top_p=0.95, top_k=0, guidance=default_guidance, steering="auto", strength=5.0,
+                 temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k,
+                 guidance=default_guidance, steering=settings.steering, strength=settings.steering_strength,
                  samples=SHOWN, rerank=False, polyphony=0, seed=-1, model=""):
         tree = tree or HistoryTree()
         instruments = list(ticked or []) or None
@@ -239,21 +241,21 @@ def build_demo(studio: Studio) -> Any:
                     inst_text = gr.Textbox("", label="Instruments or groups (overrides the ticks)",
                                            placeholder="piano,strings", elem_id="inst-text")
                 with gr.Row():
-                    temperature = gr.Slider(0, 2, 1.0, step=0.05, label="Temperature (0: greedy)")
-                    top_p = gr.Slider(0.05, 1.0, 0.95, step=0.01, label="Top-p")
-                    top_k = gr.Number(0, precision=0, label="Top-k (0: off)")
+                    temperature = gr.Slider(0, 2, settings.temperature, step=0.05, label="Temperature (0: greedy)")
+                    top_p = gr.Slider(0.05, 1.0, settings.top_p, step=0.01, label="Top-p")
+                    top_k = gr.Number(settings.top_k, precision=0, label="Top-k (0: off)")
                     guidance = gr.Slider(0, 3, default_guidance, step=0.1, label="Composer guidance",
                                          info="how strongly the composer is followed"
                                               + (f" (set apart from {against})" if against else "")
-                                              + "; 1: off, about twice as fast"
+                                              + "; 1: off, about 1.4x as fast"
                                               + (f"; left at {default_guidance:g}, the model's own setting "
                                                  f"for {', '.join(sorted(exceptions))}" if exceptions else ""),
                                          elem_id="guidance")
                 with gr.Row():
-                    steering = gr.Radio(["auto", "none", "soft", "hard"], value="auto", label="Steering",
+                    steering = gr.Radio(["auto", "none", "soft", "hard"], value=settings.steering, label="Steering",
                                         info="auto: soft toward the named (or the composer's usual) instruments",
                                         elem_id="steering")
-                    strength = gr.Slider(0, 20, 5, step=0.5, label="Soft-steering strength")
+                    strength = gr.Slider(0, 20, settings.steering_strength, step=0.5, label="Soft-steering strength")
                     polyphony = gr.Number(0, precision=0,
                                           label="Max polyphony (0: the model's own for the label, else no limit)")
                 with gr.Row():

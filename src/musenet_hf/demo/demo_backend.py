@@ -34,8 +34,8 @@ class Request:
     ``instruments`` are instrument or group names (None: the composer's usual ones, or the
     primer's); ``primer`` is MIDI bytes; ``steering`` is ``"auto"`` (soft toward the named
     instruments, or the composer's usual ones), ``"none"``, ``"soft"`` or ``"hard"``; ``model`` is a local checkpoint folder (None:
-    the app's own); ``guidance`` is the composer guidance scale (None: the pipeline's default,
-    1: off, which is about twice as fast).
+    the app's own); ``guidance`` is the composer guidance scale (1: off, about 1.4x as fast). A
+    sampling setting left None is the model's own (its generation config, its preset for the label).
     """
 
     composer: str | None = None
@@ -43,9 +43,9 @@ class Request:
     seconds: float = 20.0
     primer: bytes | None = None
     primer_seconds: float | None = None
-    temperature: float = 1.0
-    top_p: float = 0.95
-    top_k: int = 0
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
     guidance: float | None = None
     steering: str = "auto"
     strength: float | None = None
@@ -81,11 +81,13 @@ def check_request(req: Request) -> Request:
                         "(or use `musenet generate --seconds N` for one long piece).")
     if req.seconds is None or seconds <= 0:
         raise DemoError("Length must be a positive number of seconds.")
-    out = replace(req, seconds=seconds,
-                  temperature=_number("Temperature", req.temperature, 0, 5),
-                  top_p=_number("Top-p", req.top_p, 0, 1, low_open=True),
-                  top_k=int(_number("Top-k", req.top_k or 0, 0, 10000)),
-                  samples=int(_number("Samples", req.samples, 1, MAX_SAMPLES)))
+    out = replace(req, seconds=seconds, samples=int(_number("Samples", req.samples, 1, MAX_SAMPLES)))
+    if req.temperature is not None:
+        out.temperature = _number("Temperature", req.temperature, 0, 5)
+    if req.top_p is not None:
+        out.top_p = _number("Top-p", req.top_p, 0, 1, low_open=True)
+    if req.top_k is not None:
+        out.top_k = int(_number("Top-k", req.top_k or 0, 0, 10000))
     if req.strength is not None:
         out.strength = _number("Strength", req.strength, 0, 50)
     if req.guidance is not None:
@@ -219,8 +221,11 @@ class Studio:
                 raise DemoError(str(err)) from None
         kwargs: dict[str, Any] = dict(
             composer=req.composer or None, instruments=req.instruments or None, seconds=req.seconds,
-            temperature=req.temperature, top_p=req.top_p, top_k=req.top_k, num_samples=req.samples,
-            rerank=req.rerank, seed=req.seed, max_polyphony=req.max_polyphony, threads=self.threads)
+            num_samples=req.samples, rerank=req.rerank, seed=req.seed, max_polyphony=req.max_polyphony,
+            threads=self.threads)
+        for name in ("temperature", "top_p", "top_k"):  # None: the model's own
+            if getattr(req, name) is not None:
+                kwargs[name] = getattr(req, name)
         if req.steering != "auto":
             kwargs["steering"] = None if req.steering == "none" else req.steering
         if req.strength is not None:
@@ -262,8 +267,8 @@ class Studio:
         req = Request(composer=piece.get("composer"), instruments=piece.get("instruments"), seconds=seconds,
                       primer=midi, primer_seconds=whole, steering=piece.get("steering") or "auto",
                       strength=piece.get("strength"), samples=samples, seed=seed, model=piece.get("model"),
-                      temperature=piece.get("temperature", 1.0), top_p=piece.get("top_p", 0.95),
-                      top_k=piece.get("top_k", 0), guidance=piece.get("guidance"),
+                      temperature=piece.get("temperature"), top_p=piece.get("top_p"),
+                      top_k=piece.get("top_k"), guidance=piece.get("guidance"),
                       max_polyphony=piece.get("max_polyphony"))
         return self.generate(req)
 
