@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
+from ..tokenizer.sounding import NoteKeys
 from ..tokenizer.vocabulary import MuseNetVocabulary
 from ..training.data import continuation_ids, sounding_note_ons
 from .guidance import guidance_processors
@@ -434,13 +435,14 @@ def _held_at_cut(v: MuseNetVocabulary, body: np.ndarray, cut: int) -> torch.Tens
     window does not strike them again (past ``max_again``) or releases them in its first moment
     (neither struck nor released in it): the piece's state through the body's first moment after
     the cut. The window's own events override it."""
-    sounding = torch.zeros(len(body), len(v.instruments) * 128, dtype=torch.bool)
-    for r, row in enumerate(body):
-        waits = np.flatnonzero(v.is_wait[row[cut:]])
-        held = sounding_note_ons(v, row[:cut + (int(waits[0]) if len(waits) else len(row) - cut)]) if cut else []
-        if len(held):
-            sounding[r, torch.as_tensor(v.note_instrument[held] * 128 + v.note_pitch[held])] = True
-    return sounding
+    keys = NoteKeys.of_vocabulary(v)
+    if not cut:
+        return torch.zeros(len(body), keys.num_keys, dtype=torch.bool)
+    # each row through its first moment after the cut: up to its first wait from there (or its end)
+    waits = np.concatenate([v.is_wait[body[:, cut:]], np.ones((len(body), 1), dtype=bool)], axis=1)
+    through = cut + waits.argmax(axis=1)  # (B,)
+    held = np.where(np.arange(body.shape[1]) < through[:, None], body, v.pad_id)  # pad: not a note, changes nothing
+    return keys.sounding_after(torch.from_numpy(held.astype(np.int64)))[0][:, : keys.num_keys].contiguous()
 
 
 def _generate_windows(model: Any, wins: list[np.ndarray], trackers: list[NoteStateTracker],

@@ -38,7 +38,8 @@ import torch
 from transformers import LogitsProcessor
 
 from ..defaults import DEFAULT_STEERING_STRENGTH  # measured there, where the CLI reads it without torch
-from ..tokenizer.vocabulary import GROUPS, NUM_PITCHES, MuseNetVocabulary
+from ..tokenizer.sounding import NoteKeys
+from ..tokenizer.vocabulary import GROUPS, MuseNetVocabulary
 
 # The grammar's bound on the silence before a piece's first note (seconds).
 MAX_SILENCE_SECONDS = 2.0
@@ -82,45 +83,23 @@ class _Tables:
         t = vocabulary.torch_tables(device)
         v = vocabulary
         self.device = device
+        self.keys = NoteKeys.of_vocabulary(v, device)  # which notes sound, and the grammar rule
         self.num_notes = v.num_note_tokens
-        self.num_keys = len(v.instruments) * NUM_PITCHES
+        self.num_keys = self.keys.num_keys
         self.is_note, self.is_note_on, self.is_note_off = t["is_note"], t["is_note_on"], t["is_note_off"]
         self.is_wait, self.wait_units, self.is_prefix = t["is_wait"], t["wait_units"], t["is_prefix"]
-        # key of every id (notes: instrument * 128 + pitch; others: a spare slot past the end)
-        self.key = torch.where(self.is_note, t["note_instrument"] * NUM_PITCHES + t["note_pitch"],
-                               torch.full_like(t["note_pitch"], self.num_keys))
-        self.note_key = self.key[: self.num_notes]  # (N,)
-        drum = torch.zeros(self.num_keys + 1, dtype=torch.bool, device=device)
-        if v.drum_index is not None:
-            drum[v.drum_index * NUM_PITCHES:(v.drum_index + 1) * NUM_PITCHES] = True
-        self.is_drum_key = drum
-        self.note_is_drum = drum[self.note_key]  # (N,)
-        self.note_on = self.is_note_on[: self.num_notes]  # (N,)
         self.note_off = self.is_note_off[: self.num_notes]
         self.note_instrument = t["note_instrument"][: self.num_notes]
         self.start_id, self.end_id, self.pad_id = v.start_id, v.end_id, v.pad_id
         self.size = len(v)
         self.first_wait, self.max_wait = v.first_wait_id, v.config.max_wait
         self.wait_lengths = torch.arange(1, v.config.max_wait + 1, device=device)  # (W,)
-        self.pitched_on = self.note_on & ~self.note_is_drum  # (N,)
-        self.num_instruments = len(v.instruments)
-        self.slot_instrument = torch.tensor([inst for inst, _ in v.slots], dtype=torch.long, device=device)  # (S,)
+        self.pitched_on = self.keys.strikes[: self.num_notes]  # (N,) note-ons but the drums'
         # Additive masks (V,) of 0 / -inf. In the body: notes (refined by state), waits and tempo
         # changes; `end` is decided per row. Before `start`: the conditioning prefix only.
         body_ok = t["is_note"] | t["is_wait"] | t["is_tempo"]
         self.body_bias = torch.zeros(self.size, device=device).masked_fill_(~body_ok, -math.inf)
         self.prefix_bias = torch.zeros(self.size, device=device).masked_fill_(~t["is_prefix"], -math.inf)
-
-
-    def sounding_at_notes(self, sounding: torch.Tensor) -> torch.Tensor:
-        """(B, K + 1) sounding keys -> (B, N): whether each note id's (instrument, pitch) sounds.
-
-        Note ids are ``slot * 128 + pitch``, so selecting each slot's instrument row of the
-        (B, instruments, 128) view is the same gather as ``sounding[:, key_of_id]``, ~10x faster.
-        """
-        batch = sounding.shape[0]
-        rows = sounding[:, : self.num_keys].view(batch, self.num_instruments, NUM_PITCHES)
-        return rows.index_select(1, self.slot_instrument).reshape(batch, self.num_notes)
 
 
 _TABLES: "weakref.WeakKeyDictionary[MuseNetVocabulary, dict[tuple[str, int], _Tables]]" = weakref.WeakKeyDictionary()
@@ -198,30 +177,24 @@ class NoteStateTracker:
         if batch % b0:
             raise ValueError(f"initial state has {b0} rows; cannot expand to a batch of {batch}")
         sounding = torch.zeros(b0, tab.num_keys + 1, dtype=torch.bool, device=device)
-        sounding[:, : tab.num_keys] = self._init_sounding.to(device)
+        # drums never sound, whatever the caller passed (they have no note-off to end them)
+        sounding[:, : tab.num_keys] = self._init_sounding.to(device) & (tab.keys.off_id >= 0)
         units = self._init_units.to(device=device, dtype=torch.long)
         return sounding.repeat_interleave(batch // b0, 0), units.repeat_interleave(batch // b0, 0)
 
     def compute(self, input_ids: torch.Tensor) -> NoteState:
         """The state of every row from scratch: O(B * L), vectorized.
 
-        A key sounds when its last note event is a note-on (this is also how the tokenizer
-        decodes: a note-on of a sounding note restarts it, a note-off of a silent note is
-        ignored); keys with no event in ``input_ids`` keep their initial state.
+        Which notes sound is :meth:`NoteKeys.sounding_after
+        <musenet_hf.tokenizer.sounding.NoteKeys.sounding_after>`; keys with no event in
+        ``input_ids`` keep their initial state.
         """
         device = input_ids.device
         tab = _tables(self.vocabulary, device)
-        batch, length = input_ids.shape
-        sounding0, units0 = self._initial(batch, device)
+        sounding0, units0 = self._initial(input_ids.shape[0], device)
         ids = input_ids.clamp(0, tab.size - 1)
-        key = tab.key[ids]  # (B, L), spare slot for non-notes
-        pos = torch.arange(length, device=device).expand(batch, length)
-        last = torch.full((batch, tab.num_keys + 1), -1, dtype=torch.long, device=device)
-        last.scatter_reduce_(1, key, pos, reduce="amax")
+        sounding, last = tab.keys.sounding_after(ids, sounding0)
         has_event = last >= 0
-        last_on = tab.is_note_on[ids.gather(1, last.clamp(min=0))]
-        sounding = torch.where(has_event, last_on, sounding0) & ~tab.is_drum_key
-        sounding[:, tab.num_keys] = False
         units = units0 + tab.wait_units[ids].sum(dim=1)
         started = (input_ids == tab.start_id).any(dim=1) | self._init_started
         ended = (input_ids == tab.end_id).any(dim=1)
@@ -234,11 +207,8 @@ class NoteStateTracker:
         """The state after one more token per row. ``token``: (B,)."""
         tab = _tables(self.vocabulary, token.device)
         tok = token.clamp(0, tab.size - 1)
-        key = tab.key[tok]  # (B,)
-        on = tab.is_note_on[tok] & ~tab.is_drum_key[key]
         sounding = state.sounding
-        # Non-note tokens write False into the spare column, which is never read.
-        sounding.scatter_(1, key[:, None], on[:, None])
+        key, on = tab.keys.strike(sounding, tok)  # (B,) each: the token's key, whether it struck it
         units = state.units + tab.wait_units[tok]
         started = state.started | (token == tab.start_id)
         ended = state.ended | (token == tab.end_id)
@@ -292,14 +262,13 @@ class MusicGrammarLogitsProcessor(LogitsProcessor):
         st = self.tracker.state(input_ids)
         vocab = scores.shape[1]
         out = scores + tab.body_bias[:vocab]
-        # A note-off needs its note sounding, a note-on needs it silent: exactly `sounding XOR off`
-        # (drum keys never sound, so drum hits are always allowed).
-        bad = tab.sounding_at_notes(st.sounding) ^ tab.note_off  # (B, N)
+        # no note-off of a silent note, no note-on of a sounding one (drums may always strike)
+        bad = tab.keys.impossible_notes(st.sounding)  # (B, N)
         if self.max_polyphony is not None:
             full = st.num_sounding >= self.max_polyphony
             bad |= full[:, None] & tab.pitched_on
         out[:, : tab.num_notes].masked_fill_(bad, -math.inf)
-        may_end = st.started & (st.num_sounding == 0) & (st.units >= self.min_units)
+        may_end = st.started & ~tab.keys.impossible_end(st.sounding) & (st.units >= self.min_units)
         if self.max_silence_units is not None:
             may_end &= st.struck  # no empty piece
         out[:, tab.end_id] = scores[:, tab.end_id].masked_fill(~may_end, -math.inf)
@@ -460,9 +429,9 @@ class TargetLengthLogitsProcessor(LogitsProcessor):
             waits.masked_fill_(near[:, None] & (tab.wait_lengths[None, :] > room[:, None]), -math.inf)
         over = live & (st.units >= self.target_units)
         if bool(over.any()):  # past the target: close the sounding notes, then end
-            closing = torch.zeros_like(out, dtype=torch.bool)
-            closing[:, : tab.num_notes] = tab.note_off & tab.sounding_at_notes(st.sounding)
-            closing[:, tab.end_id] = st.num_sounding == 0
+            closing = torch.zeros_like(out, dtype=torch.bool)  # the grammar's note-offs (of sounding notes), `end`
+            closing[:, : tab.num_notes] = tab.note_off & ~tab.keys.impossible_notes(st.sounding, note_ons=False)
+            closing[:, tab.end_id] = ~tab.keys.impossible_end(st.sounding)
             out.masked_fill_(over[:, None] & ~closing, -math.inf)
         return out
 

@@ -101,6 +101,6 @@ class MaxNoteLengthLogitsProcessor(LogitsProcessor):
         if bool(due.any()):  # only the note-offs of the notes that are due
             over = st.sounding & (held >= self.max_units)
             keep = torch.zeros_like(out, dtype=torch.bool)
-            keep[:, : tab.num_notes] = tab.note_off & tab.sounding_at_notes(over)
+            keep[:, : tab.num_notes] = tab.note_off & tab.keys.at_notes(over)
             out.masked_fill_(due[:, None] & ~keep, -math.inf)
         return out

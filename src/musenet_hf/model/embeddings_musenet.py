@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from transformers.utils import logging
 
+from ..tokenizer.sounding import NoteKeys
 from .configuration_musenet import MuseNetConfig
 
 logger = logging.get_logger(__name__)
@@ -39,24 +40,10 @@ def is_note_table(config: MuseNetConfig) -> torch.Tensor:
     return table
 
 
-def note_key_tables(config: MuseNetConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The sounding-notes facts: ``key`` (V,) long, the key ``instrument * 128 + pitch`` of every
-    pitched note id and -1 for everything else (drums included: they have no note-off and never
-    sound); ``on`` (V,) bool, note-ons; ``off_id`` (K,) long, the note-off id of every key (-1:
-    none). ``K = len(off_id)`` keys in all."""
-    key = torch.full((config.vocab_size,), -1, dtype=torch.long)
-    on = torch.zeros(config.vocab_size, dtype=torch.bool)
-    slots = config.note_slots or []
-    num_instruments = max((i for i, _ in slots), default=-1) + 1
-    off_id = torch.full((num_instruments * 128,), -1, dtype=torch.long)
-    for slot, (instrument, volume) in enumerate(slots):
-        ids = torch.arange(slot * 128, slot * 128 + 128)
-        if instrument != config.drum_instrument:
-            key[ids] = instrument * 128 + torch.arange(128)
-            on[ids] = volume > 0
-            if volume == 0:
-                off_id[instrument * 128: instrument * 128 + 128] = ids
-    return key, on, off_id
+def note_key_tables(config: MuseNetConfig) -> NoteKeys:
+    """The sounding-notes tables of the config's note slots (:class:`~musenet_hf.tokenizer.sounding.NoteKeys`:
+    each id's key, note-ons, each key's note-off id, ...); drums never sound."""
+    return NoteKeys.build(config.note_slots or [], config.drum_instrument, config.vocab_size)
 
 
 def composer_slot_table(config: MuseNetConfig) -> torch.Tensor:
@@ -88,8 +75,8 @@ class MuseNetEmbeddings(nn.Module):
         self.embed_chord = nn.Embedding(config.num_chord_positions, h) if config.use_chord_embedding else None
         self.embed_part = nn.Embedding(config.num_parts, h) if config.use_part_embedding else None
         self.embed_countdown = nn.Embedding(config.num_countdown, h) if config.use_countdown_embedding else None
-        key, on, off_id = note_key_tables(config)
-        self.num_keys = len(off_id)
+        note_keys = note_key_tables(config)
+        self.num_keys = note_keys.num_keys
         self.track_sounding = config.tracks_sounding_notes
         self.embed_sounding = nn.Embedding(self.num_keys, h) if config.use_sounding_embedding else None
         num_composers = len(config.composer_token_ids or [])
@@ -98,20 +85,23 @@ class MuseNetEmbeddings(nn.Module):
         # Derived from the config, not learned: kept out of the checkpoint, refilled by `_init_weights`.
         self.register_buffer("wait_units", wait_units_table(config), persistent=False)
         self.register_buffer("is_note", is_note_table(config), persistent=False)
-        self.register_buffer("note_key", key, persistent=False)
-        self.register_buffer("note_on", on, persistent=False)
-        self.register_buffer("off_id", off_id, persistent=False)
+        for name, table in note_keys.tables().items():  # note_key, strikes, off_id, slot_instrument, is_off
+            self.register_buffer(name, table, persistent=False)
         self.register_buffer("composer_slot", composer_slot_table(config), persistent=False)
 
     def refill_vocabulary_tables(self, config: MuseNetConfig) -> None:
         """Rebuild the buffers derived from the vocabulary for ``config`` (after the vocabulary
         grew: ``resize_token_embeddings`` adds token rows, these tables must grow with them)."""
         device = self.wait_units.device
-        key, on, off_id = note_key_tables(config)
-        for name, table in (("wait_units", wait_units_table(config)), ("is_note", is_note_table(config)),
-                            ("note_key", key), ("note_on", on), ("off_id", off_id),
-                            ("composer_slot", composer_slot_table(config))):
+        tables = {"wait_units": wait_units_table(config), "is_note": is_note_table(config),
+                  "composer_slot": composer_slot_table(config), **note_key_tables(config).tables()}
+        for name, table in tables.items():
             setattr(self, name, table.to(device))
+
+    @property
+    def note_keys(self) -> NoteKeys:
+        """The sounding-notes tables, from this module's buffers (so on its device)."""
+        return NoteKeys(**{name: getattr(self, name) for name in NoteKeys.__dataclass_fields__})
 
     def needs_history(self, given: dict, piece_seconds) -> bool:
         """Whether some enabled index would have to be derived from earlier tokens."""
@@ -198,19 +188,7 @@ class MuseNetEmbeddings(nn.Module):
         """(B, T, num_keys) bool: which notes sound after each token of the window (a note sounds
         from its note-on to its note-off; a window strikes again what sounded at its cut, see
         `musenet_hf.training.data.continuation_ids`)."""
-        batch, length = input_ids.shape
-        num_keys = self.num_keys
-        key = self.note_key[input_ids]  # (B, T), -1 for non-notes
-        on = self.note_on[input_ids]
-        pos = torch.arange(1, length + 1, device=input_ids.device, dtype=torch.int32).expand(batch, length)
-        # the latest note-on and note-off position of every key up to each token (0: none yet)
-        last_on = torch.zeros(batch, length, num_keys + 1, dtype=torch.int32, device=input_ids.device)
-        last_off = torch.zeros_like(last_on)
-        slot = key.clamp(min=-1) % (num_keys + 1)  # -1 -> the spare column
-        last_on.scatter_(2, slot.unsqueeze(-1), torch.where(on & (key >= 0), pos, 0).unsqueeze(-1))
-        last_off.scatter_(2, slot.unsqueeze(-1), torch.where(~on & (key >= 0), pos, 0).unsqueeze(-1))
-        sounding = last_on.cummax(1).values > last_off.cummax(1).values
-        return sounding[..., :num_keys]
+        return self.note_keys.sounding_after_each(input_ids)
 
     def forward(
         self,

@@ -228,10 +228,8 @@ class MuseNetPreTrainedModel(PreTrainedModel):
         if isinstance(module, MuseNetEmbeddings):
             init.copy_(module.wait_units, wait_units_table(self.config))
             init.copy_(module.is_note, is_note_table(self.config))
-            key, on, off_id = note_key_tables(self.config)
-            init.copy_(module.note_key, key)
-            init.copy_(module.note_on, on)
-            init.copy_(module.off_id, off_id)
+            for name, table in note_key_tables(self.config).tables().items():
+                init.copy_(getattr(module, name), table)
             init.copy_(module.composer_slot, composer_slot_table(self.config))
             std = self.config.structural_init_std
             if std is not None:  # after the tables' own (generic) initialization: apply() visits children first
@@ -464,14 +462,13 @@ class MuseNetForCausalLM(MuseNetPreTrainedModel, GenerationMixin):
         state = sounding_notes[:, -logits.shape[1]:]  # (B, T', K)
         low = torch.finfo(logits.dtype).min
         logits = logits.clone()
+        keys = embeddings.note_keys  # the grammar rule's owner; the config picks which parts apply
         if self.config.mask_silent_note_offs:
-            keys = (embeddings.off_id >= 0).nonzero().flatten()
-            off_ids = embeddings.off_id[keys]
-            silent = ~state[..., keys]  # (B, T', K')
-            logits[..., off_ids] = logits[..., off_ids].masked_fill(silent, low)
+            notes = logits[..., : keys.num_notes]
+            notes.masked_fill_(keys.impossible_notes(state, note_offs=True, note_ons=False), low)
         end = self.config.eos_token_id
         if self.config.mask_end_while_sounding and end is not None and end < logits.shape[-1]:
-            logits[..., end] = logits[..., end].masked_fill(state.any(-1), low)
+            logits[..., end] = logits[..., end].masked_fill(keys.impossible_end(state), low)
         return logits
 
     def prepare_inputs_for_generation(

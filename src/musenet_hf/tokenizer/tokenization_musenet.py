@@ -35,7 +35,8 @@ from ..errors import MidiReadError, MidiReadWarning
 from ..midi.midi_io import read_midi_arrays, write_midi
 from ..midi.midi_notes import Note, NoteArrays, Score
 from ..worker_pool import map_with_timeout
-from .vocabulary import GROUPS, MuseNetVocabulary, VocabularyConfig, preset_config
+from .sounding import note_key
+from .vocabulary import GROUPS, NUM_PITCHES, MuseNetVocabulary, VocabularyConfig, preset_config
 
 VOCAB_FILE = "vocabulary.json"
 MIDI_SUFFIXES = (".mid", ".midi", ".kar", ".rmi")
@@ -252,7 +253,7 @@ class MuseNetTokenizer(PreTrainedTokenizer):
 
         # One sounding note per (instrument, pitch): drop doubled onsets (the longest, then the
         # loudest stays), cut re-struck notes. Sorted through two packed int64 keys.
-        voice = inst * 128 + pitch
+        voice = note_key(inst, pitch)
         order = np.lexsort((((MAX_CLOCK_UNITS - 1 - off_t) << 7) | (127 - velocity), (voice << 24) | on_t))
         voice, velocity, on_t, off_t, drum = (a[order] for a in (voice, velocity, on_t, off_t, drum))
         same = voice[1:] == voice[:-1]
@@ -263,7 +264,7 @@ class MuseNetTokenizer(PreTrainedTokenizer):
             same = voice[1:] == voice[:-1]
         off_t[:-1] = np.where(same, np.minimum(off_t[:-1], on_t[1:]), off_t[:-1])
 
-        inst, pitch = voice >> 7, voice & 127
+        inst, pitch = np.divmod(voice, NUM_PITCHES)
         on_ids = v.slot_table[inst, velocity] * 128 + pitch
         pitched = ~drum
         off_ids = v.slot_table[inst[pitched], 0] * 128 + pitch[pitched]

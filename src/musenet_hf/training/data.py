@@ -39,6 +39,7 @@ import torch
 
 from ..midi.midi_notes import NoteArrays
 from ..tokenizer.tokenization_musenet import EncodedPiece, MuseNetTokenizer, list_midi_files
+from ..tokenizer.sounding import note_key, sounding_note_ons
 from ..tokenizer.vocabulary import MuseNetVocabulary
 from .augmentation import AugmentationConfig, augment
 
@@ -517,23 +518,6 @@ class MuseNetWindows(torch.utils.data.Dataset):
         }
 
 
-def sounding_note_ons(vocabulary: MuseNetVocabulary, ids: np.ndarray) -> np.ndarray:
-    """The note-on ids of the notes still sounding after ``ids`` (struck and not yet released),
-    in the order they were struck. Drums have no note-off and never sound. Shape ``(K,)``."""
-    v = vocabulary
-    ids = np.asarray(ids, dtype=np.int64)
-    notes = ids[v.is_note[ids]]
-    if v.drum_index is not None:
-        notes = notes[v.note_instrument[notes] != v.drum_index]
-    if not len(notes):
-        return notes
-    key = v.note_instrument[notes] * 128 + v.note_pitch[notes]
-    # the last event of each key decides: struck (note-on) or released (note-off)
-    _, first_from_end = np.unique(key[::-1], return_index=True)
-    last = np.sort(len(key) - 1 - first_from_end)
-    return notes[last[v.is_note_on[notes[last]]]]
-
-
 def continuation_ids(vocabulary: MuseNetVocabulary, prefix: np.ndarray, body: np.ndarray, offset: int,
                      context_length: int, add_end: bool = True,
                      max_again: int | None = None) -> tuple[np.ndarray, int, int]:
@@ -569,8 +553,8 @@ def continuation_ids(vocabulary: MuseNetVocabulary, prefix: np.ndarray, body: np
     if len(again):
         waits = np.flatnonzero(v.is_wait[rest])
         first = rest[:waits[0] if len(waits) else len(rest)]
-        key_again = v.note_instrument[again] * 128 + v.note_pitch[again]
-        key_first = np.where(v.is_note_off[first], v.note_instrument[first] * 128 + v.note_pitch[first], -1)
+        key_again = note_key(v.note_instrument[again], v.note_pitch[again])
+        key_first = np.where(v.is_note_off[first], note_key(v.note_instrument[first], v.note_pitch[first]), -1)
         released_now = np.isin(key_again, key_first)
         drop_first = np.isin(key_first, key_again[released_now])
         again, skipped = again[~released_now], int(drop_first.sum())
