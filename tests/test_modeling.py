@@ -818,3 +818,24 @@ def test_end_has_zero_probability_while_a_note_sounds(song):
     masked = torch.stack([step[0, v.end_id] == low for step in out.logits])  # (40,)
     sounding_before = model.model.embeddings.sounding_notes(seq)[0, prompt.shape[1] - 1: -1].any(-1)
     assert torch.equal(masked, sounding_before) and masked.any()
+
+
+@pytest.mark.parametrize("last", [1, 3])
+def test_structure_of_the_last_tokens_equals_the_full_calls_last_rows(song, last):
+    """What a decoding step computes (the last tokens' indices, the state after the sequence for one)
+    is exactly the full computation's last rows: sounding notes, composers seen, time, chord, part."""
+    tokens, seconds = midi_tokens(song)
+    from musenet_hf.tokenizer.vocabulary import MuseNetVocabulary
+
+    composers = MuseNetVocabulary.from_preset("musenet").model_config_kwargs()["composer_token_ids"]
+    model = tiny_model(use_sounding_embedding=True, use_composer_embedding=True, composer_token_ids=composers,
+                       **_musenet_note_layout())
+    ids = torch.tensor([tokens[:700], tokens[300:1000]])
+    ids[:, 0] = composers[3]  # a label at the window's start, seen by every later token
+    piece, offset = torch.tensor([seconds, seconds], dtype=torch.float64), torch.tensor([0.0, 12.5], dtype=torch.float64)
+    full = model.structure_ids(ids, piece, offset)
+    tail = model.structure_ids(ids, piece, offset, last=last)
+    assert set(full) == set(tail) and {"sounding_notes", "composers_seen"} <= set(full)
+    for name, value in full.items():
+        assert torch.equal(tail[name], value[:, -last:]), name
+    assert bool(full["sounding_notes"][:, -1].any())  # something sounds: the check is not vacuous

@@ -148,8 +148,7 @@ class ComposerGuidanceLogitsProcessor(LogitsProcessor):
         new = 1 if incremental else uncond.shape[1]
         structure = {}
         if hasattr(self.model, "structure_ids"):  # MuseNet: time, chord, part, countdown, sounding notes
-            full = self.model.structure_ids(uncond, self.piece_seconds, self.time_offset_seconds)
-            structure = {k: v[:, -new:] for k, v in full.items()}
+            structure = self.model.structure_ids(uncond, self.piece_seconds, self.time_offset_seconds, last=new)
         with torch.no_grad():
             out = self.model(input_ids=uncond[:, -new:], cache=self._cache, use_cache=True, logits_to_keep=1,
                              **structure)

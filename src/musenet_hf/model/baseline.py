@@ -57,7 +57,7 @@ class GPT2Baseline(GPT2LMHeadModel):
     critic = None
 
     def structure_ids(self, input_ids: torch.Tensor, piece_seconds: Any = None,
-                      time_offset_seconds: Any = None) -> dict[str, torch.Tensor]:
+                      time_offset_seconds: Any = None, last: int | None = None) -> dict[str, torch.Tensor]:
         return {}
 
     def forward(self, *args: Any, **kwargs: Any):

@@ -125,6 +125,7 @@ class MuseNetEmbeddings(nn.Module):
         input_ids: torch.LongTensor,
         piece_seconds: torch.Tensor | float | None = None,
         time_offset_seconds: torch.Tensor | float | None = None,
+        last: int | None = None,
     ) -> dict[str, torch.LongTensor]:
         """Time, chord, part and countdown indices of every token of `input_ids`.
 
@@ -132,11 +133,14 @@ class MuseNetEmbeddings(nn.Module):
             input_ids: (B, T), the window from its first token.
             piece_seconds: (B,) or a float, the whole piece's length; None = unknown.
             time_offset_seconds: (B,) or a float, absolute time of the window's first token (default 0).
+            last: only the last `last` tokens' indices (what a decoding step feeds): the same values
+                as the full call's last rows, and for one token the sounding notes and composers
+                seen come from the state after the sequence, O(T + K) instead of O(T * K).
         Returns:
             `time_ids`, `chord_ids`, `part_ids`, `countdown_ids`, each (B, T) long, and with the
             sounding embedding `sounding_notes` (B, T, num_keys) bool: the notes sounding after
             each token; with the composer embedding `composers_seen` (B, T, num_composers) bool: the
-            composer/style tokens at or before each token.
+            composer/style tokens at or before each token. With `last`, T is `last`.
         """
         # Runs at every generate() step on the whole sequence: kept to few tensor ops.
         c = self.config
@@ -172,11 +176,21 @@ class MuseNetEmbeddings(nn.Module):
                 left = left.masked_fill_(~known, c.num_countdown - 1)
             part_ids, countdown_ids = part.long(), left.long()
         out = {"time_ids": time_ids, "chord_ids": chord_ids, "part_ids": part_ids, "countdown_ids": countdown_ids}
+        if last is not None:
+            out = {name: ids[:, -last:] for name, ids in out.items()}
         if self.track_sounding:
-            out["sounding_notes"] = self.sounding_notes(input_ids)
+            out["sounding_notes"] = self._sounding_notes_of_last(input_ids, last)
         if self.embed_composer is not None:
-            out["composers_seen"] = self.composers_seen(input_ids)
+            seen = self.composers_seen(input_ids)  # (B, T, C): C is a few dozen, so no shortcut
+            out["composers_seen"] = seen if last is None else seen[:, -last:]
         return out
+
+    def _sounding_notes_of_last(self, input_ids: torch.LongTensor, last: int | None) -> torch.Tensor:
+        """(B, T or `last`, num_keys): the sounding notes after each token, or after the last `last`."""
+        if last == 1:  # a decoding step: the state after the whole sequence
+            return self.note_keys.sounding_after(input_ids)[0][:, None, : self.num_keys]
+        state = self.sounding_notes(input_ids)
+        return state if last is None else state[:, -last:]
 
     def composers_seen(self, input_ids: torch.LongTensor) -> torch.Tensor:
         """(B, T, num_composers) bool: the composer/style tokens among each token and those before it."""

@@ -354,9 +354,11 @@ class MuseNetForCausalLM(MuseNetPreTrainedModel, GenerationMixin):
         self.critic = MuseNetCriticHead(config) if config.use_critic else None
         self.post_init()
 
-    def structure_ids(self, input_ids, piece_seconds=None, time_offset_seconds=None) -> dict[str, torch.LongTensor]:
-        """Time, chord, part and countdown indices (each (B, T)) the model derives for `input_ids`."""
-        return self.model.embeddings.structure_ids(input_ids, piece_seconds, time_offset_seconds)
+    def structure_ids(self, input_ids, piece_seconds=None, time_offset_seconds=None,
+                      last: int | None = None) -> dict[str, torch.LongTensor]:
+        """Time, chord, part and countdown indices (each (B, T), or (B, `last`) for the last tokens only)
+        the model derives for `input_ids` (`MuseNetEmbeddings.structure_ids`)."""
+        return self.model.embeddings.structure_ids(input_ids, piece_seconds, time_offset_seconds, last=last)
 
     @can_return_tuple
     @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
@@ -521,9 +523,7 @@ class MuseNetForCausalLM(MuseNetPreTrainedModel, GenerationMixin):
                 f"{input_ids.shape[1]} tokens with {past} cached and {fed.shape[1]} new: pass the whole sequence "
                 "(prompt included) to generate(), without prefill_chunk_size"
             )
-        structure = self.structure_ids(input_ids, piece_seconds, time_offset_seconds)
-        for key, value in structure.items():
-            model_inputs[key] = value[:, -fed.shape[1] :]
+        model_inputs.update(self.structure_ids(input_ids, piece_seconds, time_offset_seconds, last=fed.shape[1]))
         model_inputs.pop("piece_seconds", None)
         model_inputs.pop("time_offset_seconds", None)
         model_inputs["guidance_batch"] = guidance_batch if side is not None else None
