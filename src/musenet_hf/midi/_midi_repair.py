@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import MidiReadError
 
@@ -264,14 +265,11 @@ def parse_track(data: bytes, start: int, end: int, repairs: list[str], index: in
     and symusic do) and, leniently, across sysex events (which should cancel it). Repairs are
     appended to ``repairs``; ``index`` is the track's number.
 
-    Returns:
-        the events in file order and the end tick.
+    Returns the events in file order and the end tick.
     """
     events: list[Event] = []
     append = events.append
-    tick = 0
-    pos = start
-    running = 0  # last channel status byte; 0 = none yet
+    tick, pos, running = 0, start, 0  # running: the last channel status byte; 0 = none yet
     clamped = skipped = 0
     problem = ""
     while pos < end:
@@ -305,39 +303,18 @@ def parse_track(data: bytes, start: int, end: int, repairs: list[str], index: in
             status = running
         else:
             pos += 1
-            if status == 0xFF:  # meta event: type, length, payload
-                if pos + 1 >= end:
-                    problem = "ends inside a meta event"
+            if status >= 0xF0:  # meta, sysex or a stray system byte: nothing a channel plays
+                pos, kind, value = _system_event(data, pos, end, status)
+                if kind == "problem":
+                    problem = value
                     break
-                mtype = data[pos]
-                pos += 1
-                length, pos = _varlen(data, pos, end)
-                if pos + length > end:
-                    problem = "ends inside a meta event"
-                    break
-                if mtype == 0x2F:  # end of track: what follows is not part of the track
-                    rest = end - pos - length
+                if kind == "end":  # end of track: what follows is not part of the track
                     return _done(events, tick, index, repairs, clamped, skipped,
-                                 f"has {rest} bytes after its end-of-track" if rest > 0 else "")
-                if mtype == 0x51 and length >= 3:
-                    mspq = (data[pos] << 16) | (data[pos + 1] << 8) | data[pos + 2]
-                    if mspq:  # a tempo of 0 would stop time: ignore it
-                        append((tick, index, len(events), TEMPO, -1, mspq, 0))
-                pos += length
-                continue
-            if status == 0xF0 or status == 0xF7:  # sysex: length, payload
-                length, pos = _varlen(data, pos, end)
-                if pos + length > end:
-                    problem = "ends inside a sysex event"
-                    break
-                pos += length
-                continue
-            if status > 0xF0:  # system common / real-time bytes do not belong in files
-                nxt = pos
-                while nxt < end and data[nxt] < 0x80:
-                    nxt += 1
-                skipped += nxt - pos + 1
-                pos = nxt
+                                 f"has {value} bytes after its end-of-track" if value > 0 else "")
+                if kind == "tempo":
+                    append((tick, index, len(events), TEMPO, -1, value, 0))
+                elif kind == "skipped":
+                    skipped += value
                 continue
             running = status
         kind = status & 0xF0
@@ -360,6 +337,39 @@ def parse_track(data: bytes, start: int, end: int, repairs: list[str], index: in
         elif kind == 0xB0 and a == 64:
             append((tick, index, len(events), PEDAL, status & 0x0F, bb, 0))
     return _done(events, tick, index, repairs, clamped, skipped, problem or "has no end-of-track event")
+
+
+def _system_event(data: bytes, pos: int, end: int, status: int) -> tuple[int, str, Any]:
+    """The meta, sysex or system event whose status byte ``status`` came just before ``data[pos]``.
+
+    Returns ``(pos after it, kind, value)``: ``("problem", what)`` when the track ends inside it,
+    ``("end", bytes after it)`` for end-of-track, ``("tempo", microseconds a beat)`` for a usable
+    tempo, ``("skipped", bytes)`` for stray system bytes (they do not belong in files), else
+    ``("", None)``: an event skipped by its length.
+    """
+    if status == 0xFF:  # meta event: type, length, payload
+        if pos + 1 >= end:
+            return pos, "problem", "ends inside a meta event"
+        mtype = data[pos]
+        length, pos = _varlen(data, pos + 1, end)
+        if pos + length > end:
+            return pos, "problem", "ends inside a meta event"
+        if mtype == 0x2F:
+            return pos + length, "end", end - pos - length
+        if mtype == 0x51 and length >= 3:
+            mspq = (data[pos] << 16) | (data[pos + 1] << 8) | data[pos + 2]
+            if mspq:  # a tempo of 0 would stop time: ignore it
+                return pos + length, "tempo", mspq
+        return pos + length, "", None
+    if status == 0xF0 or status == 0xF7:  # sysex: length, payload
+        length, pos = _varlen(data, pos, end)
+        if pos + length > end:
+            return pos, "problem", "ends inside a sysex event"
+        return pos + length, "", None
+    nxt = pos  # system common / real-time: skip it and its data bytes
+    while nxt < end and data[nxt] < 0x80:
+        nxt += 1
+    return nxt, "skipped", nxt - pos + 1
 
 
 def _varlen(data: bytes, pos: int, end: int) -> tuple[int, int]:
