@@ -113,22 +113,10 @@ def _guarded(fn: Callable[..., list[Any]]) -> Callable[..., list[Any]]:
 
 
 # ------------------------------------------------------------------------------------ the app
-def build_demo(studio: Studio) -> Any:
-    """The Gradio Blocks of the app around a :class:`~musenet_hf.demo.demo_backend.Studio`."""
-    _no_network()
-    import gradio as gr
-
-    v = studio.vocabulary()
-    # the model's own settings (its generation config), so Advanced starts where Simple is; guidance left
-    # at the model's default keeps each label's own preset
-    settings = studio.pipeline().sampling_settings()
-    default_guidance, against = settings.guidance, settings.guidance_against
-    exceptions = sorted({p["when"]["label"] for p in studio.pipeline().generation_settings().presets
-                         if {"guidance", "guidance_against"} & set(p["set"])})
-    instrument_names = [i.name for i in v.instruments]
-    composers = studio.composer_choices()
-    no_audio = audio_available()
-
+def _generation_handlers(studio: Studio, settings: Any) -> tuple[Callable, Callable]:
+    """The Generate and Continue handlers (each returns the page's outputs, :func:`view`); ``settings``
+    are the model's own sampling settings, what the Advanced inputs start at."""
+    default_guidance = settings.guidance
     def add_and_render(tree: HistoryTree, parent: int | None, candidates: list[dict[str, Any]]) -> list[int]:
         ids = tree.add_batch(parent, candidates)
         nodes = [tree.node(i) for i in ids]
@@ -177,6 +165,11 @@ def build_demo(studio: Studio) -> Any:
         return view(tree, f"Continued candidate {node.label} by {float(seconds):g} s: "
                           f"{len(candidates)} new candidates.")
 
+    return generate, go_on
+
+
+def _history_handlers(studio: Studio) -> tuple[Callable, Callable, Callable, Callable]:
+    """The Undo, Go back, candidate choice and composer-map handlers."""
     @_guarded
     def undo(tree):
         if tree is None or not tree.undo():
@@ -215,6 +208,103 @@ def build_demo(studio: Studio) -> Any:
         except Exception as err:  # noqa: BLE001
             traceback.print_exc(file=sys.stderr)
             return None, f"**Something went wrong** drawing the map ({type(err).__name__}: {str(err)[:300]})."
+    return undo, go_to, choose, draw_map
+
+
+def _advanced_panel(gr: Any, studio: Studio, settings: Any, exceptions: list[str]) -> dict[str, Any]:
+    """The Advanced settings (hidden in Simple mode), starting at the model's own sampling settings;
+    the panel itself under ``"advanced"`` and each input under its name."""
+    default_guidance, against = settings.guidance, settings.guidance_against
+    with gr.Column(visible=False, elem_id="advanced") as advanced:
+        gr.Markdown("### Advanced")
+        with gr.Row():
+            primer = gr.File(label="MIDI primer (its opening starts the piece)", file_types=[".mid", ".midi"],
+                             type="filepath", elem_id="primer")
+            primer_seconds = gr.Number(10, label="Primer seconds kept", elem_id="primer-seconds")
+            inst_text = gr.Textbox("", label="Instruments or groups (overrides the ticks)",
+                                   placeholder="piano,strings", elem_id="inst-text")
+        with gr.Row():
+            temperature = gr.Slider(0, 2, settings.temperature, step=0.05, label="Temperature (0: greedy)")
+            top_p = gr.Slider(0.05, 1.0, settings.top_p, step=0.01, label="Top-p")
+            top_k = gr.Number(settings.top_k, precision=0, label="Top-k (0: off)")
+            guidance = gr.Slider(0, 3, default_guidance, step=0.1, label="Composer guidance",
+                                 info="how strongly the composer is followed"
+                                      + (f" (set apart from {against})" if against else "")
+                                      + "; 1: off, about 1.4x as fast"
+                                      + (f"; left at {default_guidance:g}, the model's own setting "
+                                         f"for {', '.join(sorted(exceptions))}" if exceptions else ""),
+                                 elem_id="guidance")
+        with gr.Row():
+            steering = gr.Radio(["auto", "none", "soft", "hard"], value=settings.steering, label="Steering",
+                                info="auto: soft toward the named (or the composer's usual) instruments",
+                                elem_id="steering")
+            strength = gr.Slider(0, 20, settings.steering_strength, step=0.5, label="Soft-steering strength")
+            polyphony = gr.Number(0, precision=0,
+                                  label="Max polyphony (0: the model's own for the label, else no limit)")
+        with gr.Row():
+            samples = gr.Slider(1, MAX_SAMPLES, SHOWN, step=1, label="Samples (the best 4 are shown)")
+            rerank = gr.Checkbox(False, label="Rerank by the critic")
+            seed = gr.Number(-1, precision=0, label="Seed (-1: random)")
+            model = gr.Textbox(studio.default_model, label="Model folder (any local checkpoint)",
+                               elem_id="model")
+    return dict(advanced=advanced, primer=primer, primer_seconds=primer_seconds, inst_text=inst_text,
+                temperature=temperature, top_p=top_p, top_k=top_k, guidance=guidance, steering=steering,
+                strength=strength, polyphony=polyphony, samples=samples, rerank=rerank, seed=seed, model=model)
+
+
+def _candidates_panel(gr: Any) -> tuple[list[Any], Any, Any, Any, Any]:
+    """The candidates (text, audio, piano roll, MIDI each), the choice, the history and going back to it."""
+    slots: list[Any] = []
+    for row in range(SHOWN // 2):
+        with gr.Row():
+            for col in range(2):
+                k = row * 2 + col + 1
+                with gr.Column(elem_id=f"candidate-{k}", elem_classes=["candidate"]):
+                    slots += [gr.Markdown(elem_id=f"info-{k}"),
+                              gr.Audio(type="filepath", interactive=False, label=f"Candidate {k}",
+                                       buttons=["download"], elem_id=f"audio-{k}"),
+                              gr.Image(type="filepath", format="png", interactive=False,
+                                       buttons=["download", "fullscreen"], label=f"Piano roll {k}",
+                                       elem_id=f"roll-{k}"),
+                              gr.File(interactive=False, label=f"MIDI {k}", elem_id=f"midi-{k}")]
+    with gr.Row():
+        choice = gr.Radio([str(k) for k in range(1, SHOWN + 1)], value="1",
+                          label="Chosen candidate (Continue goes on from it)",
+                          elem_id="choice")
+        goto = gr.Dropdown([], label="Go back to a piece of the history", elem_id="goto")
+        goto_btn = gr.Button("Go back", elem_id="goto-button")
+    history = gr.Markdown("_nothing generated yet_", elem_id="history")
+    return slots, choice, goto, goto_btn, history
+
+
+def _map_tab(gr: Any) -> tuple[Any, Any, Any]:
+    """The composer map tab: its button, image and caption."""
+    with gr.Tab("Composer map", elem_id="tab-map"):
+        gr.Markdown("The learned embeddings of the composer/style and instrumentation tokens, projected to 2-D "
+                    "with t-SNE (`musenet embeddings-plot` draws the same).")
+        map_btn = gr.Button("Draw the map", elem_id="map-button")
+        map_img = gr.Image(type="filepath", format="png", interactive=False, label="Composer and instrument map",
+                           buttons=["download", "fullscreen"], elem_id="map")
+        map_caption = gr.Markdown(elem_id="map-caption")
+    return map_btn, map_img, map_caption
+
+
+def build_demo(studio: Studio) -> Any:
+    """The Gradio Blocks of the app around a :class:`~musenet_hf.demo.demo_backend.Studio`."""
+    _no_network()
+    import gradio as gr
+
+    v = studio.vocabulary()
+    # the model's own settings (its generation config), so Advanced starts where Simple is; guidance left
+    # at the model's default keeps each label's own preset
+    settings = studio.pipeline().sampling_settings()
+    exceptions = sorted({p["when"]["label"] for p in studio.pipeline().generation_settings().presets
+                         if {"guidance", "guidance_against"} & set(p["set"])})
+    instrument_names = [i.name for i in v.instruments]
+    generate, go_on = _generation_handlers(studio, settings)
+    undo, go_to, choose, draw_map = _history_handlers(studio)
+    composers = studio.composer_choices()
+    no_audio = audio_available()
 
     theme = gr.themes.Base(font=SYSTEM_FONTS, font_mono=MONO_FONTS)
     with gr.Blocks(analytics_enabled=False, title="MuseNet") as demo:
@@ -232,84 +322,29 @@ def build_demo(studio: Studio) -> Any:
                 seconds = gr.Number(20, label=f"Length (seconds, up to {MAX_SECONDS:g})", elem_id="seconds")
             ticked = gr.CheckboxGroup(instrument_names, label="Instruments (none ticked: the composer's usual ones)",
                                       elem_id="instruments")
-            with gr.Column(visible=False, elem_id="advanced") as advanced:
-                gr.Markdown("### Advanced")
-                with gr.Row():
-                    primer = gr.File(label="MIDI primer (its opening starts the piece)", file_types=[".mid", ".midi"],
-                                     type="filepath", elem_id="primer")
-                    primer_seconds = gr.Number(10, label="Primer seconds kept", elem_id="primer-seconds")
-                    inst_text = gr.Textbox("", label="Instruments or groups (overrides the ticks)",
-                                           placeholder="piano,strings", elem_id="inst-text")
-                with gr.Row():
-                    temperature = gr.Slider(0, 2, settings.temperature, step=0.05, label="Temperature (0: greedy)")
-                    top_p = gr.Slider(0.05, 1.0, settings.top_p, step=0.01, label="Top-p")
-                    top_k = gr.Number(settings.top_k, precision=0, label="Top-k (0: off)")
-                    guidance = gr.Slider(0, 3, default_guidance, step=0.1, label="Composer guidance",
-                                         info="how strongly the composer is followed"
-                                              + (f" (set apart from {against})" if against else "")
-                                              + "; 1: off, about 1.4x as fast"
-                                              + (f"; left at {default_guidance:g}, the model's own setting "
-                                                 f"for {', '.join(sorted(exceptions))}" if exceptions else ""),
-                                         elem_id="guidance")
-                with gr.Row():
-                    steering = gr.Radio(["auto", "none", "soft", "hard"], value=settings.steering, label="Steering",
-                                        info="auto: soft toward the named (or the composer's usual) instruments",
-                                        elem_id="steering")
-                    strength = gr.Slider(0, 20, settings.steering_strength, step=0.5, label="Soft-steering strength")
-                    polyphony = gr.Number(0, precision=0,
-                                          label="Max polyphony (0: the model's own for the label, else no limit)")
-                with gr.Row():
-                    samples = gr.Slider(1, MAX_SAMPLES, SHOWN, step=1, label="Samples (the best 4 are shown)")
-                    rerank = gr.Checkbox(False, label="Rerank by the critic")
-                    seed = gr.Number(-1, precision=0, label="Seed (-1: random)")
-                    model = gr.Textbox(studio.default_model, label="Model folder (any local checkpoint)",
-                                       elem_id="model")
+            adv = _advanced_panel(gr, studio, settings, exceptions)
             with gr.Row():
                 gen_btn = gr.Button("Generate", variant="primary", elem_id="generate")
                 cont_seconds = gr.Number(10, label="Continue by (seconds)", elem_id="continue-seconds")
                 cont_btn = gr.Button("Continue", elem_id="continue")
                 undo_btn = gr.Button("Undo", elem_id="undo")
             status = gr.Markdown("Choose a composer and instruments, then press Generate.", elem_id="status")
-            slots: list[Any] = []
-            for row in range(SHOWN // 2):
-                with gr.Row():
-                    for col in range(2):
-                        k = row * 2 + col + 1
-                        with gr.Column(elem_id=f"candidate-{k}", elem_classes=["candidate"]):
-                            slots += [gr.Markdown(elem_id=f"info-{k}"),
-                                      gr.Audio(type="filepath", interactive=False, label=f"Candidate {k}",
-                                               buttons=["download"], elem_id=f"audio-{k}"),
-                                      gr.Image(type="filepath", format="png", interactive=False,
-                                               buttons=["download", "fullscreen"], label=f"Piano roll {k}",
-                                               elem_id=f"roll-{k}"),
-                                      gr.File(interactive=False, label=f"MIDI {k}", elem_id=f"midi-{k}")]
-            with gr.Row():
-                choice = gr.Radio([str(k) for k in range(1, SHOWN + 1)], value="1",
-                                  label="Chosen candidate (Continue goes on from it)",
-                                  elem_id="choice")
-                goto = gr.Dropdown([], label="Go back to a piece of the history", elem_id="goto")
-                goto_btn = gr.Button("Go back", elem_id="goto-button")
-            history = gr.Markdown("_nothing generated yet_", elem_id="history")
-        with gr.Tab("Composer map", elem_id="tab-map"):
-            gr.Markdown("The learned embeddings of the composer/style and instrumentation tokens, projected to 2-D "
-                        "with t-SNE (`musenet embeddings-plot` draws the same).")
-            map_btn = gr.Button("Draw the map", elem_id="map-button")
-            map_img = gr.Image(type="filepath", format="png", interactive=False, label="Composer and instrument map",
-                               buttons=["download", "fullscreen"], elem_id="map")
-            map_caption = gr.Markdown(elem_id="map-caption")
-
+            slots, choice, goto, goto_btn, history = _candidates_panel(gr)
+        map_btn, map_img, map_caption = _map_tab(gr)
         outs = [state, status, *slots, choice, history, goto]
         heavy = dict(concurrency_limit=1, concurrency_id="model")  # one generation at a time on the CPU
-        mode.change(lambda m: gr.update(visible=m == "Advanced"), mode, advanced, queue=False,
+        mode.change(lambda m: gr.update(visible=m == "Advanced"), mode, adv["advanced"], queue=False,
                     api_visibility="private")
-        gen_btn.click(generate, [state, mode, composer, ticked, seconds, inst_text, primer, primer_seconds,
-                                 temperature, top_p, top_k, guidance, steering, strength, samples, rerank, polyphony,
-                                 seed, model], outs, api_name="generate", **heavy)
+        advanced_inputs = [adv[k] for k in ("inst_text", "primer", "primer_seconds", "temperature", "top_p", "top_k",
+                                            "guidance", "steering", "strength", "samples", "rerank", "polyphony",
+                                            "seed", "model")]  # generate()'s parameters, in order
+        gen_btn.click(generate, [state, mode, composer, ticked, seconds, *advanced_inputs], outs, api_name="generate",
+                      **heavy)
         cont_btn.click(go_on, [state, choice, cont_seconds], outs, api_name="continue", **heavy)
         undo_btn.click(undo, [state], outs, api_name="undo", **heavy)
         goto_btn.click(go_to, [state, goto], outs, api_name="go_to", **heavy)
         choice.input(choose, [state, choice], [state, history], api_visibility="private", queue=False)
-        map_btn.click(draw_map, [model], [map_img, map_caption], api_name="map", **heavy)
+        map_btn.click(draw_map, [adv["model"]], [map_img, map_caption], api_name="map", **heavy)
     demo.queue(default_concurrency_limit=1, max_size=64)
     return demo
 
