@@ -5,6 +5,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import mido
@@ -135,7 +136,7 @@ def test_the_model_cards_python_runs(tmp_path):
     snippet = next(b for b in code_blocks(REPO / "MODEL_CARD.md") if "pipeline(" in b)
     snippet = snippet.replace("str(musenet_hf.bundled_checkpoint())", repr(str(TINY_CHECKPOINT)))
     snippet = re.sub(r"seconds=\d+", "seconds=4", snippet)
-    done = subprocess.run(["python", "-c", snippet], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    done = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True, timeout=600,
                           env={"OMP_NUM_THREADS": "1", "PATH": __import__("os").environ["PATH"]})
     assert done.returncode == 0, done.stderr[-3000:]
     assert any(m.type == "note_on" and m.velocity for m in mido.MidiFile(tmp_path / "bach.mid"))
