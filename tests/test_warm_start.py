@@ -96,3 +96,21 @@ def test_a_step_checkpoint_of_a_run_that_added_labels_exports(made_midi, tmp_pat
     spec.loader.exec_module(export)
     model, tok = export.load_training_checkpoint(tmp_path / "run" / "checkpoints" / "step-0000002", tiny, more)
     assert model.config.vocab_size == len(tok.vocabulary) == len(saved.vocabulary)
+
+
+def test_a_warm_start_does_not_inherit_the_starting_checkpoints_sampling_settings(tmp_path):
+    """The bundled model's presets are its own: a model warm-started from it gets a fresh generation
+    config (derived later by musenet derive-sampling), and the recipe's model overrides stay out of it."""
+    from musenet_hf.generation.generation_config import MuseNetGenerationConfig
+    from musenet_hf.loading import bundled_checkpoint
+    from musenet_hf.tokenizer.tokenization_musenet import MuseNetTokenizer
+    from musenet_hf.training.training_config import TrainConfig, build_model
+
+    bundled = bundled_checkpoint()
+    cfg = TrainConfig(init_from=str(bundled), tokenizer_path=str(bundled), context_length=512,
+                      model_overrides={"embd_dropout": 0.0, "attention_layout": "full"})
+    model = build_model(cfg, MuseNetTokenizer.from_pretrained(bundled))
+    saved = model.generation_config.to_dict()
+    assert "presets" not in saved and "attention_layout" not in saved and "embd_dropout" not in saved
+    assert MuseNetGenerationConfig.from_model(model).presets == []
+    assert model.generation_config.eos_token_id == model.config.eos_token_id

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from transformers import GenerationConfig
 
 from ..model.baseline import GPT2Baseline, gpt2_config_for
 from ..model.configuration_musenet import MuseNetConfig
@@ -208,6 +209,9 @@ def build_model(cfg: TrainConfig, tokenizer) -> torch.nn.Module:
         overrides = warm_start_overrides(cfg, tokenizer)
         positions = max(int(overrides.pop("max_position_embeddings", 0)), cfg.context_length)
         model = MuseNetForCausalLM.from_pretrained(cfg.init_from, **overrides)
+        # A new model's sampling settings are its own, derived after training (musenet derive-sampling),
+        # not the checkpoint it started from (whose generation_config.json would also take the overrides)
+        model.generation_config = GenerationConfig.from_model_config(model.config)
         start_sounding_as_note_offs(model)
         grow_position_embeddings(model, positions)
         if model.config.vocab_size != len(vocab):
