@@ -142,14 +142,17 @@ def test_the_grammar_rule_and_both_of_its_users(tok, rows):
     keys = NoteKeys.of_vocabulary(v)
     ids = torch.as_tensor(rows)
     each = keys.sounding_after_each(ids)  # (B, T, K)
-    bad, bad_offs, bad_end = keys.impossible_notes(each), keys.impossible_notes(each, note_ons=False), keys.impossible_end(each)
+    bad, bad_offs = keys.impossible_notes(each), keys.impossible_notes(each, note_ons=False)
+    bad_end = keys.impossible_end(each)
+    assert torch.equal(bad_end, keys.impossible_end(num_sounding=each.sum(-1)))  # from a count alike
     notes = np.arange(v.num_note_tokens)
     pitched = v.note_instrument[notes] != v.drum_index
     note_keys = v.note_instrument[notes] * 128 + v.note_pitch[notes]
     for r, t in [(0, 0), (0, 11), (1, 150), (2, ids.shape[1] - 1)]:
         now = each[r, t].numpy()
         sounds = pitched & now[np.where(pitched, note_keys, 0)]
-        assert bad[r, t].numpy().tolist() == ((v.is_note_off[notes] & ~sounds) | (v.is_note_on[notes] & sounds)).tolist()
+        expected = (v.is_note_off[notes] & ~sounds) | (v.is_note_on[notes] & sounds)
+        assert bad[r, t].numpy().tolist() == expected.tolist()
         assert bad_offs[r, t].numpy().tolist() == (v.is_note_off[notes] & ~sounds).tolist()
         assert bool(bad_end[r, t]) == bool(now.any())
     # the processor: after `start`, the notes it forbids are the rule's, `end` only when it allows

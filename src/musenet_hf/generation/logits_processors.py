@@ -57,7 +57,8 @@ class NoteState:
         num_sounding: (B,) long, how many notes sound.
         struck: (B,) bool, a note-on (drums included) has come in the piece (default: all True).
         onset: (B, num_instruments * 128 + 1) long, the clock (units) at each key's last note-on;
-            meaningful where the key sounds (None: not tracked). Under a sliding window a note
+            meaningful where the key sounds (None: not tracked; drum keys never sound and keep the
+            start's clock). Under a sliding window a note
             sounding at the window's start counts from there (the window strikes it again).
     """
 
@@ -268,7 +269,7 @@ class MusicGrammarLogitsProcessor(LogitsProcessor):
             full = st.num_sounding >= self.max_polyphony
             bad |= full[:, None] & tab.pitched_on
         out[:, : tab.num_notes].masked_fill_(bad, -math.inf)
-        may_end = st.started & ~tab.keys.impossible_end(st.sounding) & (st.units >= self.min_units)
+        may_end = st.started & ~tab.keys.impossible_end(num_sounding=st.num_sounding) & (st.units >= self.min_units)
         if self.max_silence_units is not None:
             may_end &= st.struck  # no empty piece
         out[:, tab.end_id] = scores[:, tab.end_id].masked_fill(~may_end, -math.inf)
@@ -431,7 +432,7 @@ class TargetLengthLogitsProcessor(LogitsProcessor):
         if bool(over.any()):  # past the target: close the sounding notes, then end
             closing = torch.zeros_like(out, dtype=torch.bool)  # the grammar's note-offs (of sounding notes), `end`
             closing[:, : tab.num_notes] = tab.note_off & ~tab.keys.impossible_notes(st.sounding, note_ons=False)
-            closing[:, tab.end_id] = ~tab.keys.impossible_end(st.sounding)
+            closing[:, tab.end_id] = ~tab.keys.impossible_end(num_sounding=st.num_sounding)
             out.masked_fill_(over[:, None] & ~closing, -math.inf)
         return out
 

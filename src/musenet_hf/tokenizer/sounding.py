@@ -103,11 +103,11 @@ class NoteKeys:
 
     @property
     def num_keys(self) -> int:
-        return len(self.off_id)
+        return self.off_id.shape[0]
 
     @property
     def num_notes(self) -> int:
-        return len(self.is_off)
+        return self.is_off.shape[0]
 
     # ------------------------------------------------------------------ the state
     def sounding_after_each(self, ids: torch.LongTensor) -> torch.Tensor:
@@ -160,7 +160,7 @@ class NoteKeys:
         Note ids are ``slot * 128 + pitch``, so selecting each slot's instrument row of the
         (..., instruments, 128) view is the same gather as ``keys[..., note_key]``, ~10x faster.
         """
-        rows = keys[..., : self.num_keys].unflatten(-1, (-1, NUM_PITCHES))
+        rows = keys[..., : self.num_keys].view(*keys.shape[:-1], -1, NUM_PITCHES)
         return rows.index_select(-2, self.slot_instrument).flatten(-2)
 
     # ------------------------------------------------------------------ the grammar rule
@@ -176,9 +176,15 @@ class NoteKeys:
         return sounds & ~self.is_off if note_ons else torch.zeros_like(sounds)
 
     @staticmethod
-    def impossible_end(sounding: torch.Tensor) -> torch.Tensor:
-        """(..., K or K + 1) sounding keys -> (...) bool: ``end`` cannot come while a key sounds."""
-        return sounding.any(-1)
+    def impossible_end(sounding: torch.Tensor | None = None,
+                       num_sounding: torch.Tensor | None = None) -> torch.Tensor:
+        """(...) bool: ``end`` cannot come while a key sounds. From the sounding keys
+        (..., K or K + 1), or from their count (...) where the caller keeps one (the processors'
+        state does: a step then spends no reduction on it)."""
+        if num_sounding is not None:
+            return num_sounding > 0
+        # any(), as the max of the bytes: 2x faster on a step's (B, K + 1), 20x on a window's (B, T, K)
+        return sounding.view(torch.uint8).amax(-1).bool()
 
 
 _CACHE: "weakref.WeakKeyDictionary[MuseNetVocabulary, dict[tuple[str, int], NoteKeys]]" = weakref.WeakKeyDictionary()
