@@ -839,3 +839,36 @@ def test_structure_of_the_last_tokens_equals_the_full_calls_last_rows(song, last
     for name, value in full.items():
         assert torch.equal(tail[name], value[:, -last:]), name
     assert bool(full["sounding_notes"][:, -1].any())  # something sounds: the check is not vacuous
+
+
+def test_the_growing_cache_gives_the_dynamic_caches_logits_through_growth_and_crops():
+    """Decoding step by step past several doublings of its buffers, with a crop and a row selection on
+    the way: the logits equal those of Transformers' DynamicCache."""
+    from transformers.cache_utils import DynamicCache
+
+    from musenet_hf.model.cache import MIN_CAPACITY, GrowingCache
+
+    model = tiny_model(max_position_embeddings=512)
+    tokens = torch.randint(0, model.config.vocab_size, (2, 400), generator=torch.Generator().manual_seed(0))
+
+    def decode(cache) -> list[torch.Tensor]:
+        ids, logits = tokens.clone(), []
+        step = lambda t: model(input_ids=ids[:, t - 1: t], cache=cache, use_cache=True,  # noqa: E731
+                               **model.structure_ids(ids[:, :t], last=1)).logits[:, -1]
+        with torch.no_grad():
+            model(input_ids=ids[:, :10], cache=cache, use_cache=True)
+            for t in range(11, 5 * MIN_CAPACITY):
+                if t == 150:  # back 5 tokens, fed again
+                    cache.crop(-5)
+                    for s in range(t - 5, t):
+                        step(s)
+                if t == 250:  # the rows swapped
+                    cache.batch_select_indices(torch.tensor([1, 0]))
+                    ids = ids.flip(0)
+                logits.append(step(t))
+        return logits
+
+    dynamic, growing = decode(DynamicCache(config=model.config)), decode(cache := GrowingCache(config=model.config))
+    assert cache.layers[0]._buffers[0].shape[-2] >= 4 * MIN_CAPACITY  # it grew, several times
+    for a, b in zip(dynamic, growing):
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-5)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
+from ..model.cache import GrowingCache
 from ..tokenizer.sounding import NoteKeys
 from ..tokenizer.vocabulary import MuseNetVocabulary
 from ..training.data import continuation_ids, sounding_note_ons
@@ -477,6 +478,8 @@ def _generate_windows(model: Any, wins: list[np.ndarray], trackers: list[NoteSta
             g.begin_window(kwargs.get("piece_seconds"), kwargs.get("time_offset_seconds"))
         if len(guides) == 1 and takes_guidance_batch(model):  # both sides in one forward a step
             kwargs["guidance_batch"] = guides[0]
+        if takes_guidance_batch(model):  # MuseNet: a cache that grows without copying itself each step
+            kwargs["cache"] = GrowingCache(config=model.config)
         try:
             out = model.generate(input_ids=win, attention_mask=torch.ones_like(win), max_new_tokens=n_new,
                                  logits_processor=procs, **kwargs)

@@ -37,7 +37,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 from transformers import initialization as init
 from transformers.activations import ACT2FN
-from transformers.cache_utils import Cache, DynamicCache
+from transformers.cache_utils import Cache
 from transformers.generation import GenerationMixin
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
@@ -46,6 +46,7 @@ from transformers.utils import can_return_tuple, logging
 from transformers.utils.deprecation import deprecate_kwarg
 
 from .attention import AttentionPlan, SparseLayout, requested_backend, resolve_backend
+from .cache import GrowingCache
 from .attention_xformers import register_xformers_attention
 from .configuration_musenet import MuseNetConfig
 from .embeddings_musenet import (
@@ -285,7 +286,7 @@ class MuseNetModel(MuseNetPreTrainedModel):
             input_ids: (B, T) token ids (only the new ones when `cache` holds the earlier ones).
             attention_mask: (B, past + T), 1 for real tokens and 0 for padding.
             position_ids: (B or 1, T); default past .. past + T - 1.
-            cache: a `Cache` (e.g. `DynamicCache`) with the keys/values of earlier tokens.
+            cache: a `Cache` (`GrowingCache` when none is given) with the keys/values of earlier tokens.
             inputs_embeds: (B, T, hidden) instead of `input_ids` (e.g. mixup).
             time_ids, chord_ids, part_ids, countdown_ids: (B, T) explicit structural indices.
             sounding_notes: (B, T, num_keys) bool, the notes sounding after each token (sounding embedding).
@@ -300,7 +301,7 @@ class MuseNetModel(MuseNetPreTrainedModel):
         if use_cache is None:
             use_cache = self.config.use_cache and not self.training
         if use_cache and cache is None:
-            cache = DynamicCache(config=self.config)
+            cache = GrowingCache(config=self.config)
         past = cache.get_seq_length() if cache is not None else 0
 
         structure = dict(time_ids=time_ids, chord_ids=chord_ids, part_ids=part_ids, countdown_ids=countdown_ids,
