@@ -423,3 +423,14 @@ def test_finetune_lora_example_records_an_absolute_base(tmp_path, tok):
                            "--no-progress"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "x.mid").is_file()
+
+
+def test_list_piped_into_a_reader_that_stops_early_ends_quietly():
+    """`musenet list | head -1`: one line out, no BrokenPipeError traceback."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(f"'{sys.executable}' -m musenet_hf.cli list | head -1", shell=True, capture_output=True,
+                          text=True, timeout=120)
+    assert done.stdout.count("\n") == 1
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr

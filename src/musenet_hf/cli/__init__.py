@@ -77,8 +77,17 @@ def check(args: argparse.Namespace) -> int | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run a parsed and checked command (0 when no subcommand was named: the help was printed)."""
-    return int(args._run(args) or 0) if hasattr(args, "_run") else 0
+    """Run a parsed and checked command (0 when no subcommand was named: the help was printed).
+
+    Output piped into a reader that stops early (``musenet list | head``) ends the command quietly,
+    as ``git`` and ``ls`` do (exit status 141, a broken pipe), not with a traceback."""
+    try:
+        return int(args._run(args) or 0) if hasattr(args, "_run") else 0
+    except BrokenPipeError:
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit stays silent
+        return 141
 
 
 def main(argv: list[str] | None = None) -> int:
