@@ -457,6 +457,7 @@ def _generate_windows(model: Any, wins: list[np.ndarray], trackers: list[NoteSta
     groups after it add none)."""
     device = model.device
     sounding0, by_length = sounding0.to(device), {}
+    musenet = takes_guidance_batch(model)
     for r, w in enumerate(wins):
         by_length.setdefault(len(w), []).append(r)
     new_rows: list[torch.Tensor | None] = [None] * len(wins)
@@ -476,10 +477,10 @@ def _generate_windows(model: Any, wins: list[np.ndarray], trackers: list[NoteSta
         guides = guidance_processors(procs)
         for g in guides:  # its unconditional side sits where this window sits
             g.begin_window(kwargs.get("piece_seconds"), kwargs.get("time_offset_seconds"))
-        if len(guides) == 1 and takes_guidance_batch(model):  # both sides in one forward a step
-            kwargs["guidance_batch"] = guides[0]
-        if takes_guidance_batch(model):  # MuseNet: a cache that grows without copying itself each step
+        if musenet:  # a cache that grows without copying itself each step; both guidance sides in one forward
             kwargs["cache"] = GrowingCache(config=model.config)
+            if len(guides) == 1:
+                kwargs["guidance_batch"] = guides[0]
         try:
             out = model.generate(input_ids=win, attention_mask=torch.ones_like(win), max_new_tokens=n_new,
                                  logits_processor=procs, **kwargs)

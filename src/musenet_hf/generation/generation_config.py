@@ -214,11 +214,7 @@ class MuseNetGenerationConfig(GenerationConfig):
         saved before this class, its ``config.json``), without loading the model."""
         folder = Path(folder)
         read = lambda name: json.loads((folder / name).read_text()) if (folder / name).is_file() else {}  # noqa: E731
-        saved = {k: v for k, v in read("generation_config.json").items()
-                 if k not in ("transformers_version", "_from_model_config")}
-        if "presets" in saved or "steering" in saved:
-            return cls(**saved)
-        return cls.from_legacy(SimpleNamespace(**read("config.json")), **saved)
+        return cls._from_saved(read("generation_config.json"), SimpleNamespace(**read("config.json")))
 
     def describe(self) -> list[str]:
         """The settings in words, one line each: the defaults, then each preset (``musenet list``)."""
@@ -237,12 +233,16 @@ class MuseNetGenerationConfig(GenerationConfig):
         current = getattr(model, "generation_config", None)
         if isinstance(current, cls):
             return current
-        saved = current.to_diff_dict() if current is not None else {}
-        saved.pop("transformers_version", None)
-        saved.pop("_from_model_config", None)
+        return cls._from_saved(current.to_diff_dict() if current is not None else {}, model.config)
+
+    @classmethod
+    def _from_saved(cls, saved: dict[str, Any], model_config: Any) -> "MuseNetGenerationConfig":
+        """A saved generation config's fields as this class: as they are when they are MuseNet's own
+        (``presets``, ``steering``), else with the older layout's settings from ``model_config``."""
+        saved = {k: v for k, v in saved.items() if k not in ("transformers_version", "_from_model_config")}
         if "presets" in saved or "steering" in saved:
             return cls(**saved)
-        return cls.from_legacy(model.config, **saved)
+        return cls.from_legacy(model_config, **saved)
 
 
 __all__ = ["MuseNetGenerationConfig", "SETTING_NAMES", "STEERING_MODES", "SamplingSettings", "check_preset",
